@@ -1,0 +1,3 @@
+from releasegate.app import main
+
+main()

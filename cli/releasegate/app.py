@@ -1,0 +1,224 @@
+"""The ``releasegate`` command line: parse, call the pipeline, print, choose the exit code.
+
+Only typer and the error types are imported at start-up; the pipeline and the SDKs behind
+it are imported inside the commands, so ``releasegate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .errors import BadInput, Refused, ReleasegateError
+
+if TYPE_CHECKING:
+    from .config import Environment, Project
+    from .pipeline import Result
+    from .report import Console
+
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    help="Deploy a published, semver-tagged release to Kubernetes with Skaffold, and prove it is Ready.",
+    rich_markup_mode=None,  # plain help: no rich import, fast start-up
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+)
+
+EnvOption = Annotated[
+    str, typer.Option("--env", envvar="RELEASEGATE_ENV", help="Environment: a file in k8s/environments/.")
+]
+TagOption = Annotated[
+    str,
+    typer.Option(
+        "--tag", envvar="RELEASEGATE_TAG", help="Release tag, e.g. v1.4.2 (a published GitHub release)."
+    ),
+]
+
+
+@dataclass
+class Globals:
+    as_json: bool
+    verbose: bool
+    project_dir: Path
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON result object on stdout.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks for internal errors.")
+    ] = False,
+    project_dir: Annotated[
+        Path, typer.Option("--project-dir", help="Folder holding releasegate.yaml, k8s/ and skaffold.yaml.")
+    ] = Path("."),
+) -> None:
+    ctx.obj = Globals(as_json=as_json, verbose=verbose, project_dir=project_dir.resolve())
+
+
+@app.command()
+def releases(ctx: typer.Context) -> None:
+    """List the repository's published semver releases, newest first."""
+
+    def run(console: Console) -> Result:
+        from . import config, pipeline
+
+        return pipeline.releases(config.load_project(ctx.obj.project_dir), console)
+
+    _run(ctx.obj, "releases", run)
+
+
+@app.command()
+def check(ctx: typer.Context, env: EnvOption, tag: TagOption) -> None:
+    """Run every pre-flight check (release, image, manifests, cluster access); change nothing."""
+
+    def run(console: Console) -> Result:
+        from . import pipeline
+
+        project, environment = _load(ctx.obj, env)
+        return pipeline.check(project, environment, tag, console)
+
+    _run(ctx.obj, "check", run)
+
+
+@app.command()
+def render(
+    ctx: typer.Context,
+    env: EnvOption,
+    tag: TagOption,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default build/<env>/).")] = None,
+) -> None:
+    """Render the environment's manifests with the release image pinned by digest."""
+
+    def run(console: Console) -> Result:
+        from . import pipeline
+
+        project, environment = _load(ctx.obj, env)
+        return pipeline.render(project, environment, tag, out, console)
+
+    _run(ctx.obj, "render", run)
+
+
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    env: EnvOption,
+    tag: TagOption,
+    confirm: Annotated[
+        str | None,
+        typer.Option(
+            "--confirm",
+            envvar="RELEASEGATE_CONFIRM",
+            help="y: deploy; n: skip cleanly (exit 0). Protected environments need y without a terminal.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and render, print the skaffold command.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds for skaffold and the rollout together.")
+    ] = 600,
+    allow_local_prod: Annotated[
+        bool, typer.Option("--allow-local-prod", help="Allow a protected environment outside CI.")
+    ] = False,
+) -> None:
+    """Deploy TAG to ENV: validate, render, ECR, skaffold deploy, verify the pods are Ready."""
+
+    def run(console: Console) -> Result:
+        from . import pipeline
+        from .version import parse_tag
+
+        answer = _confirm_value(confirm)
+        project, environment = _load(ctx.obj, env)
+        parse_tag(tag, project.tag_prefix)  # bad input is exit 2 whatever the answer
+        if answer == "n" or (not dry_run and not _confirmed(environment, tag, answer, allow_local_prod)):
+            return pipeline.Result(
+                command="deploy",
+                outcome="skipped",
+                env=environment.name,
+                tag=tag,
+                namespace=environment.namespace,
+                message=f"skipped: {tag} was not deployed to {environment.name}",
+            )
+        options = pipeline.DeployOptions(dry_run=dry_run, timeout=timeout)
+        return pipeline.deploy(project, environment, tag, options, console)
+
+    _run(ctx.obj, "deploy", run)
+
+
+def _load(options: Globals, env: str) -> tuple[Project, Environment]:
+    from .config import load_environment, load_project
+
+    project = load_project(options.project_dir)
+    return project, load_environment(project, env)
+
+
+def _confirm_value(value: str | None) -> str | None:
+    if value is None:
+        return None
+    answer = value.strip().lower()
+    if answer in ("y", "yes"):
+        return "y"
+    if answer in ("n", "no"):
+        return "n"
+    raise BadInput(f"--confirm must be y or n, not {value[:20]!r}", "pass --confirm y to deploy or n to skip")
+
+
+def _confirmed(environment: Environment, tag: str, answer: str | None, allow_local_prod: bool) -> bool:
+    """Whether to go on. Protected environments need CI (or --allow-local-prod) and a yes."""
+    if not environment.protected:
+        return True
+    if not _in_ci() and not allow_local_prod:
+        raise Refused(
+            f"{environment.name} is protected and this is not CI",
+            "deploy through the GitHub workflow, or pass --allow-local-prod",
+        )
+    if answer == "y":
+        return True
+    if not sys.stdin.isatty():
+        raise BadInput(
+            f"deploying to {environment.name} needs --confirm y when there is no terminal to ask",
+            "pass --confirm y (or RELEASEGATE_CONFIRM=y)",
+        )
+    return typer.confirm(f"Deploy {tag} to {environment.name} ({environment.namespace})?", default=False)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> None:
+    from .report import Console
+
+    console = Console(as_json=options.as_json, verbose=options.verbose)
+    try:
+        console.result(body(console))
+    except ReleasegateError as error:
+        console.failure(error)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        console.failure(ReleasegateError("interrupted", "run the command again when ready"))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as error:  # a bug: one line, the traceback only when asked for
+        if options.verbose:
+            traceback.print_exc()
+        console.failure(
+            ReleasegateError(
+                f"internal error in {command}: {error.__class__.__name__}: {error}".replace("\n", " "),
+                "run again with --verbose and report the traceback",
+            )
+        )
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    app(prog_name="releasegate")

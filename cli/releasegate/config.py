@@ -1,0 +1,169 @@
+"""Load and validate ``releasegate.yaml`` and ``k8s/environments/<env>.yaml``.
+
+Every problem becomes a ``BadInput`` naming the file and the key, so a typo in an
+environment file is exit 2 before anything talks to GitHub, AWS or the cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+
+from .errors import BadInput
+from .version import PrefixPolicy
+
+ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+# Kubernetes DNS-1123 label: namespaces, and the ECR repository name's allowed characters.
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+ECR_REPOSITORY = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
+AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    app: str
+    github_repository: str
+    tag_prefix: PrefixPolicy
+
+    @property
+    def environments_dir(self) -> Path:
+        return self.root / "k8s" / "environments"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "k8s" / "templates"
+
+    @property
+    def skaffold_file(self) -> Path:
+        return self.root / "skaffold.yaml"
+
+    def build_dir(self, env: str) -> Path:
+        return self.root / "build" / env
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    namespace: str
+    aws_region: str
+    ecr_repository: str
+    skaffold_profile: str
+    kube_context: str | None
+    allow_prerelease: bool
+    protected: bool
+    branches: tuple[str, ...]
+    values: dict[str, Any]
+
+
+def load_project(root: Path) -> Project:
+    path = root / "releasegate.yaml"
+    data = _read_mapping(path)
+    reader = _Reader(path, data)
+    repository = reader.optional_str("github_repository") or os.environ.get("GITHUB_REPOSITORY", "")
+    if not GITHUB_REPO.fullmatch(repository):
+        raise BadInput(
+            f"{path}: github_repository is missing or not OWNER/NAME",
+            "set github_repository in releasegate.yaml or export GITHUB_REPOSITORY=owner/name",
+        )
+    prefix = reader.optional_str("tag_prefix") or "required"
+    if prefix not in ("required", "optional", "forbidden"):
+        raise BadInput(f"{path}: tag_prefix must be required, optional or forbidden", "fix releasegate.yaml")
+    return Project(
+        root=root,
+        app=reader.name("app"),
+        github_repository=repository,
+        tag_prefix=cast(PrefixPolicy, prefix),
+    )
+
+
+def available_environments(project: Project) -> list[str]:
+    return sorted(p.stem for p in project.environments_dir.glob("*.yaml"))
+
+
+def load_environment(project: Project, name: str) -> Environment:
+    known = available_environments(project)
+    if not ENV_NAME.fullmatch(name) or name not in known:
+        shown = name if ENV_NAME.fullmatch(name) else repr(name[:40])
+        raise BadInput(
+            f"unknown environment {shown}",
+            f"use one of: {', '.join(known) or '(none: add k8s/environments/<env>.yaml)'}",
+        )
+    path = project.environments_dir / f"{name}.yaml"
+    reader = _Reader(path, _read_mapping(path))
+    aws = _Reader(path, reader.mapping("aws"), prefix="aws.")
+    return Environment(
+        name=name,
+        namespace=reader.matching("namespace", DNS_LABEL, "a DNS label such as model-api-prod"),
+        aws_region=aws.matching("region", AWS_REGION, "an AWS region such as eu-west-1"),
+        ecr_repository=aws.matching("ecr_repository", ECR_REPOSITORY, "an ECR repository name"),
+        skaffold_profile=reader.name("skaffold_profile"),
+        kube_context=reader.optional_str("kube_context"),
+        allow_prerelease=reader.boolean("allow_prerelease", default=False),
+        protected=reader.boolean("protected", default=False),
+        branches=tuple(reader.string_list("branches")),
+        values=reader.mapping("values"),
+    )
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BadInput(f"{path} not found", "run from the project folder or pass --project-dir") from exc
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{path} is not valid YAML ({exc.__class__.__name__})", "fix the file") from exc
+    if not isinstance(data, dict):
+        raise BadInput(f"{path} must hold a mapping", "fix the file")
+    return data
+
+
+class _Reader:
+    """Typed access to one YAML mapping, with errors that name the file and the key."""
+
+    def __init__(self, path: Path, data: dict[str, Any], prefix: str = "") -> None:
+        self.path, self.data, self.prefix = path, data, prefix
+
+    def _fail(self, key: str, expected: str) -> BadInput:
+        return BadInput(f"{self.path}: {self.prefix}{key} must be {expected}", f"fix {self.path.name}")
+
+    def optional_str(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self._fail(key, "a string")
+        return value
+
+    def matching(self, key: str, pattern: re.Pattern[str], expected: str) -> str:
+        value = self.data.get(key)
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise self._fail(key, expected)
+        return value
+
+    def name(self, key: str) -> str:
+        return self.matching(key, DNS_LABEL, "a lower-case name (letters, digits, '-')")
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false")
+        return value
+
+    def string_list(self, key: str) -> list[str]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "a list of strings")
+        return value
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.data.get(key)
+        if not isinstance(value, dict):
+            raise self._fail(key, "a mapping")
+        return value

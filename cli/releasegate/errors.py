@@ -1,0 +1,43 @@
+"""The errors releasegate reports, each carrying its exit code and the next step.
+
+Adapters translate SDK exceptions into these at the boundary (``raise ... from exc``);
+only ``app.py`` turns them into a process exit code.
+
+    ReleasegateError (1: a bug or an unexpected state)
+    ├── BadInput       (2: malformed tag, unknown environment, invalid config or flags)
+    ├── Refused        (3: refused before any change to the cluster)
+    ├── RolledBack     (4: failed, previous release restored and verified)
+    └── NeedsAttention (5: failed, the cluster is not known-good)
+"""
+
+from __future__ import annotations
+
+
+class ReleasegateError(Exception):
+    exit_code = 1
+
+    def __init__(self, cause: str, hint: str = "", details: tuple[str, ...] = ()) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.hint = hint
+        # Lines worth showing above the one-line summary (pod diagnostics, log tails).
+        self.details = details
+
+    def one_line(self) -> str:
+        return f"{self.cause}. Next: {self.hint}" if self.hint else self.cause
+
+
+class BadInput(ReleasegateError):
+    exit_code = 2
+
+
+class Refused(ReleasegateError):
+    exit_code = 3
+
+
+class RolledBack(ReleasegateError):
+    exit_code = 4
+
+
+class NeedsAttention(ReleasegateError):
+    exit_code = 5

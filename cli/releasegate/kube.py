@@ -1,0 +1,227 @@
+"""The Kubernetes API through the official client: access check, rollout watch, diagnosis.
+
+The rollout is followed with two API watches (the Deployment, and the pods its selector
+matches) feeding one queue, so the verdict is re-evaluated the moment anything changes: a
+crash loop is reported as soon as the kubelet reports it, not at the next poll. Objects are
+kept as the API's JSON and judged by the pure functions in ``rollout.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import NeedsAttention, Refused
+from .rollout import PodProblem, Verdict, evaluate, is_ready
+
+LOG_LINES = 20
+EVENTS_PER_POD = 5
+HEARTBEAT_SECONDS = 5.0
+
+
+class Cluster:
+    """One kube-context (None: the current one in KUBECONFIG). The client is created lazily."""
+
+    def __init__(self, context: str | None) -> None:
+        self.context = context
+        self._client: Any = None
+
+    def _api(self) -> Any:
+        if self._client is None:
+            from kubernetes import config
+            from kubernetes.config.config_exception import ConfigException
+
+            try:
+                self._client = config.new_client_from_config(context=self.context)
+            except (ConfigException, OSError) as exc:
+                raise Refused(
+                    f"no usable Kubernetes configuration ({exc})".replace("\n", " "),
+                    "set KUBECONFIG, or run `aws eks update-kubeconfig`",
+                ) from exc
+        return self._client
+
+    def _get(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call one client method and return the decoded JSON (the API's own shape)."""
+        import kubernetes.client as k8s
+
+        client = getattr(k8s, api)(self._api())
+        response = getattr(client, method)(*args, _preload_content=False, **kwargs)
+        return json.loads(response.data)
+
+    def check_access(self, namespace: str) -> None:
+        """Fail before any change when the cluster cannot be reached or read."""
+        with _translated_errors("cannot read Deployments in", namespace, Refused):
+            self._get("AppsV1Api", "list_namespaced_deployment", namespace, limit=1, _request_timeout=10)
+
+    def wait_for_rollout(
+        self, namespace: str, name: str, image: str, timeout: float, on_progress: Callable[[str], None]
+    ) -> Verdict:
+        deadline = time.monotonic() + timeout
+        with _translated_errors("cannot watch the rollout in", namespace, NeedsAttention):
+            deployment = self._get("AppsV1Api", "read_namespaced_deployment", name, namespace)
+            selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+            with self._watches(namespace, name, selector, timeout) as events:
+                return _follow(events, deployment, image, deadline, on_progress)
+
+    @contextmanager
+    def _watches(
+        self, namespace: str, name: str, selector: str, timeout: float
+    ) -> Iterator[queue.Queue[Any]]:
+        import kubernetes.client as k8s
+        from kubernetes import watch
+
+        events: queue.Queue[Any] = queue.Queue()
+        apps, core = k8s.AppsV1Api(self._api()), k8s.CoreV1Api(self._api())
+        streams = [
+            (
+                "deployment",
+                watch.Watch(),
+                apps.list_namespaced_deployment,
+                {"field_selector": f"metadata.name={name}"},
+            ),
+            ("pod", watch.Watch(), core.list_namespaced_pod, {"label_selector": selector}),
+        ]
+        for source, stream, list_fn, selectors in streams:
+            threading.Thread(
+                target=_pump,
+                args=(source, stream, list_fn, namespace, selectors, int(timeout) + 2, events),
+                daemon=True,  # a stream blocked in a read must not keep the process alive
+            ).start()
+        try:
+            yield events
+        finally:
+            for _, stream, _, _ in streams:
+                stream.stop()
+
+    def diagnose(self, namespace: str, verdict: Verdict, image: str) -> list[str]:
+        """Events and log tails that explain a failed or stuck rollout (best effort)."""
+        problems = list(verdict.problems) or self._unready_pods(namespace, verdict, image)
+        lines: list[str] = []
+        for problem in _one_per_pod(problems)[:3]:
+            lines.append(f"pod {problem.pod}: {problem.reason}: {problem.message or problem.explanation}")
+            lines += [f"  event: {e}" for e in self._warning_events(namespace, problem.pod)]
+            lines += [f"  log: {line}" for line in self._log_tail(namespace, problem)]
+        return lines
+
+    def _unready_pods(self, namespace: str, verdict: Verdict, image: str) -> list[PodProblem]:
+        del verdict
+        try:
+            pods = self._get("CoreV1Api", "list_namespaced_pod", namespace)["items"]
+        except Exception:  # diagnosis is best effort: the failure itself is already known
+            return []
+        return [
+            PodProblem(p["metadata"]["name"], "", "NotReady", "", "the pod never became Ready")
+            for p in pods
+            if any(c.get("image") == image for c in p["spec"]["containers"]) and not is_ready(p)
+        ]
+
+    def _warning_events(self, namespace: str, pod: str) -> list[str]:
+        try:
+            items = self._get(
+                "CoreV1Api", "list_namespaced_event", namespace, field_selector=f"involvedObject.name={pod}"
+            )["items"]
+        except Exception:
+            return []
+        warnings = [e for e in items if e.get("type") == "Warning"]
+        warnings.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return [
+            f"{e.get('reason')}: {e.get('message')} (x{e.get('count', 1)})"
+            for e in warnings[-EVENTS_PER_POD:]
+        ]
+
+    def _log_tail(self, namespace: str, problem: PodProblem) -> list[str]:
+        import kubernetes.client as k8s
+
+        try:
+            text = k8s.CoreV1Api(self._api()).read_namespaced_pod_log(
+                problem.pod,
+                namespace,
+                container=problem.container or None,
+                tail_lines=LOG_LINES,
+                previous=problem.restarts > 0,  # the crashed run's output, not the fresh one's
+            )
+        except Exception:  # no logs yet (image never pulled): nothing to show
+            return []
+        return str(text).splitlines()[-LOG_LINES:]
+
+
+def _pump(
+    source: str, stream: Any, list_fn: Any, namespace: str, selectors: dict[str, str], seconds: int, out: Any
+) -> None:
+    try:
+        for event in stream.stream(list_fn, namespace, timeout_seconds=seconds, **selectors):
+            out.put((source, event["type"], event["raw_object"]))
+    except Exception as exc:  # surfaced to the follower, which decides what it means
+        out.put((source, "ERROR", exc))
+
+
+def _follow(
+    events: queue.Queue[Any],
+    deployment: dict[str, Any],
+    image: str,
+    deadline: float,
+    on_progress: Callable[[str], None],
+) -> Verdict:
+    pods: dict[str, dict[str, Any]] = {}
+    shown = ""
+    verdict = evaluate(deployment, [], image)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return Verdict("failed", f"timed out: {verdict.summary}", verdict.ready, verdict.desired)
+        try:
+            source, kind, obj = events.get(timeout=min(remaining, HEARTBEAT_SECONDS))
+        except queue.Empty:
+            on_progress(f"still waiting: {verdict.summary}")
+            continue
+        if kind == "ERROR":
+            raise obj
+        if source == "deployment":
+            deployment = obj
+        elif kind == "DELETED":
+            pods.pop(obj["metadata"]["name"], None)
+        else:
+            pods[obj["metadata"]["name"]] = obj
+        verdict = evaluate(deployment, list(pods.values()), image)
+        if verdict.summary != shown:
+            shown = verdict.summary
+            on_progress(shown)
+        if verdict.state != "progressing":
+            return verdict
+
+
+def _one_per_pod(problems: list[PodProblem]) -> list[PodProblem]:
+    seen: dict[str, PodProblem] = {}
+    for problem in problems:
+        seen.setdefault(problem.pod, problem)
+    return list(seen.values())
+
+
+@contextmanager
+def _translated_errors(
+    action: str, namespace: str, error: type[Refused] | type[NeedsAttention]
+) -> Iterator[None]:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status in (401, 403):
+            raise error(
+                f"Kubernetes {action} namespace {namespace} ({exc.status} {exc.reason})",
+                "check the kube-context's credentials and RBAC",
+            ) from exc
+        raise error(
+            f"Kubernetes API error: {action} {namespace} ({exc.status} {exc.reason})", "check the cluster"
+        ) from exc
+    except HTTPError as exc:
+        raise error(
+            f"Kubernetes API unreachable ({exc.__class__.__name__})",
+            "check KUBECONFIG and the cluster endpoint",
+        ) from exc

@@ -1,0 +1,124 @@
+"""ECR via boto3: the image digest for a tag, and registry credentials for Skaffold.
+
+No docker daemon is involved: ``get_authorization_token`` gives the registry credential,
+which is written to a docker ``config.json`` (0600) in a private temporary folder, handed
+to Skaffold through ``DOCKER_CONFIG``, and deleted afterwards. The credential is never put
+on a command line or printed. botocore errors become ``Refused`` here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import Refused
+
+CREDENTIAL_ERRORS = {
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "ExpiredTokenException",
+    "ExpiredToken",
+    "RequestExpired",
+}
+MISSING_ERRORS = {"ImageNotFoundException", "RepositoryNotFoundException"}
+
+
+@dataclass(frozen=True)
+class Image:
+    repository_uri: str
+    tag: str
+    digest: str
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.repository_uri}@{self.digest}"
+
+
+class Registry:
+    """One ECR region. The boto3 client is created on first use."""
+
+    def __init__(self, region: str, on_secret: Callable[[str], None] = lambda _: None) -> None:
+        self.region = region
+        # Called with every secret this adapter handles, so the reporter can mask it.
+        self._on_secret = on_secret
+        self._client: Any = None
+
+    def _ecr(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            # AWS_ENDPOINT_URL, AWS_PROFILE and the credential variables are read by boto3 itself.
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=15
+            )
+            self._client = boto3.client("ecr", region_name=self.region, config=config)
+        return self._client
+
+    def find_image(self, repository: str, tag: str) -> Image:
+        """The image pushed to ``repository`` under ``tag``, with its digest."""
+        with self._translated_errors(repository, tag):
+            details = self._ecr().describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+            digest = details["imageDetails"][0]["imageDigest"]
+            uri = self._ecr().describe_repositories(repositoryNames=[repository])["repositories"][0]
+        return Image(repository_uri=uri["repositoryUri"], tag=tag, digest=digest)
+
+    @contextmanager
+    def docker_config(self) -> Iterator[Path]:
+        """A private DOCKER_CONFIG folder holding the ECR credential; removed on exit."""
+        with self._translated_errors(None, None):
+            data = self._ecr().get_authorization_token()["authorizationData"][0]
+        token, endpoint = data["authorizationToken"], data["proxyEndpoint"]
+        self._on_secret(token)
+        folder = Path(tempfile.mkdtemp(prefix="releasegate-docker-"))  # mode 0700
+        try:
+            path = folder / "config.json"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"auths": {endpoint: {"auth": token}}}, handle)
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @contextmanager
+    def _translated_errors(self, repository: str | None, tag: str | None) -> Iterator[None]:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            yield
+        except NoCredentialsError as exc:
+            raise Refused(
+                "no AWS credentials found", "set AWS_PROFILE or AWS credentials (OIDC role in Actions)"
+            ) from exc
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in MISSING_ERRORS and repository:
+                where = f"{repository}:{tag}" if tag else repository
+                raise Refused(
+                    f"image {where} not found in ECR ({self.region})",
+                    "push the image for this tag first, or check aws.ecr_repository and aws.region",
+                ) from exc
+            if code in CREDENTIAL_ERRORS:
+                raise Refused(
+                    f"AWS denied the ECR request ({code})",
+                    "refresh the AWS credentials, or grant ecr:DescribeImages and ecr:GetAuthorizationToken",
+                ) from exc
+            raise Refused(
+                f"ECR request failed ({code or 'unknown error'})", "retry, or check the AWS status"
+            ) from exc
+        except BotoCoreError as exc:
+            raise Refused(
+                f"ECR unreachable ({exc.__class__.__name__})",
+                "check the network, AWS_REGION or AWS_ENDPOINT_URL",
+            ) from exc

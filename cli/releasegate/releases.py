@@ -1,0 +1,172 @@
+"""GitHub releases via PyGithub: is this tag a published release, and what does exist.
+
+A validation costs one request when the tag is a published release (``releases/tags/{tag}``)
+and two when it is not (plus the newest page of releases, for the hint and to tell a draft
+from a typo), whatever the number of releases. PyGithub errors become ``Refused`` here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .errors import BadInput, Refused
+from .version import PrefixPolicy, ReleaseTag, nearest_tags, parse_tag
+
+if TYPE_CHECKING:
+    from github.Repository import Repository
+
+DEFAULT_API_URL = "https://api.github.com"
+HINT_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Release:
+    tag: str
+    name: str
+    draft: bool
+    prerelease: bool
+    published_at: str | None
+    html_url: str
+
+
+class ReleaseSource:
+    """The releases of one repository. The PyGithub client is created on first use."""
+
+    def __init__(self, repository: str, api_url: str | None = None, token: str | None = None) -> None:
+        self.repository = repository
+        self.api_url = (api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+        self._token = token if token is not None else os.environ.get("GITHUB_TOKEN") or None
+        self._repo: Repository | None = None
+
+    def _repository(self) -> Repository:
+        if self._repo is None:
+            from github import Auth, Github
+            from urllib3.util.retry import Retry
+
+            self._repo = Github(
+                base_url=self.api_url,
+                auth=Auth.Token(self._token) if self._token else None,
+                timeout=10,
+                per_page=HINT_PAGE_SIZE,
+                # Reads are not throttled; 5xx answers are retried a couple of times, quickly.
+                seconds_between_requests=None,
+                retry=Retry(
+                    total=2,
+                    backoff_factor=0.3,
+                    status_forcelist=(500, 502, 503, 504),
+                    allowed_methods=frozenset({"GET"}),
+                    raise_on_status=False,
+                ),
+            ).get_repo(self.repository, lazy=True)  # lazy: no request for the repository itself
+        return self._repo
+
+    def published(self, tag: str) -> Release | None:
+        """The published (non-draft) release for ``tag``, or None when there is none."""
+        from github import UnknownObjectException
+
+        with self._translated_errors():
+            try:
+                return _to_release(self._repository().get_release(tag).raw_data)
+            except UnknownObjectException:
+                return None
+
+    def newest(self) -> list[Release]:
+        """The newest page of releases (drafts included when the token may see them)."""
+        with self._translated_errors():
+            page = self._repository().get_releases().get_page(0)
+            return [_to_release(r.raw_data) for r in page]
+
+    @contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        import requests
+        from github import BadCredentialsException, GithubException, RateLimitExceededException
+
+        where = f"GitHub ({self.api_url}, {self.repository})"
+        try:
+            yield
+        except BadCredentialsException as exc:
+            raise Refused(f"{where} rejected the token (401)", "set GITHUB_TOKEN to a valid token") from exc
+        except RateLimitExceededException as exc:
+            raise Refused(f"{where} rate limit exhausted{_reset_time(exc.headers)}", _rate_hint()) from exc
+        except GithubException as exc:
+            if exc.status == 404:
+                raise Refused(
+                    f"{where}: repository not found or not visible to this token",
+                    "check github_repository in releasegate.yaml and the token's access",
+                ) from exc
+            if exc.status == 403:
+                raise Refused(f"{where} refused access (403)", "give the token contents:read") from exc
+            raise Refused(f"{where} answered {exc.status}", "retry later; see githubstatus.com") from exc
+        except requests.RequestException as exc:
+            raise Refused(
+                f"{where} unreachable ({exc.__class__.__name__})", "check the network or GITHUB_API_URL"
+            ) from exc
+
+
+def validate_release(
+    source: ReleaseSource, text: str, prefix: PrefixPolicy, allow_prerelease: bool, env_name: str
+) -> tuple[ReleaseTag, Release]:
+    """The tag, parsed and checked against GitHub: published, and a prerelease only where allowed."""
+    tag = parse_tag(text, prefix)  # BadInput before any network call
+    release = source.published(tag.text)
+    if release is None:
+        raise _not_published(source, tag.text)
+    if release.prerelease and not allow_prerelease:
+        raise Refused(
+            f"{tag} is a prerelease and {env_name} does not take prereleases",
+            "deploy a full release, or set allow_prerelease: true for this environment",
+        )
+    return tag, release
+
+
+def list_releases(source: ReleaseSource, prefix: PrefixPolicy) -> list[tuple[ReleaseTag, Release]]:
+    """Published semver releases, newest version first."""
+    found = []
+    for release in source.newest():
+        try:
+            tag = parse_tag(release.tag, prefix)
+        except BadInput:
+            continue  # not a semver release: not deployable, not listed
+        if not release.draft:
+            found.append((tag, release))
+    return sorted(found, key=lambda pair: pair[0].version, reverse=True)
+
+
+def _not_published(source: ReleaseSource, tag: str) -> Refused:
+    newest = source.newest()
+    drafts = {r.tag for r in newest if r.draft}
+    if tag in drafts:
+        return Refused(f"{tag} is a draft release, not published", "publish the release on GitHub first")
+    published = [r.tag for r in newest if not r.draft]
+    near = nearest_tags(tag, published)
+    hint = f"nearest releases: {', '.join(near)}" if near else "the repository has no published release yet"
+    return Refused(f"{tag} is not a published release of {source.repository}", hint)
+
+
+def _to_release(raw: dict[str, Any]) -> Release:
+    return Release(
+        tag=str(raw["tag_name"]),
+        name=str(raw.get("name") or raw["tag_name"]),
+        draft=bool(raw["draft"]),
+        prerelease=bool(raw["prerelease"]),
+        published_at=raw.get("published_at"),
+        html_url=str(raw.get("html_url", "")),
+    )
+
+
+def _reset_time(headers: Any) -> str:
+    reset = (headers or {}).get("x-ratelimit-reset")
+    if not reset or not str(reset).isdigit():
+        return ""
+    return f" until {datetime.fromtimestamp(int(reset)).astimezone().strftime('%H:%M:%S %Z')}"
+
+
+def _rate_hint() -> str:
+    if os.environ.get("GITHUB_TOKEN"):
+        return "wait for the reset, or use a token with a higher limit"
+    return "set GITHUB_TOKEN: unauthenticated requests get 60 an hour"

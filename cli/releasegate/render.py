@@ -1,0 +1,162 @@
+"""Render k8s/templates/*.yaml.j2 into the manifests Skaffold deploys.
+
+Pure apart from writing files: the same inputs give byte-identical output. Every value
+reaches YAML through the ``q`` filter (JSON is valid YAML flow syntax, so a value can never
+open a new key, document or tag), ``StrictUndefined`` turns a missing value into an error,
+and every rendered object is validated against the Kubernetes schemas.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from .config import Environment, Project
+from .errors import BadInput
+from .version import ReleaseTag
+
+# The Kubernetes version whose schemas rendered objects must satisfy (EKS standard support).
+KUBERNETES_VERSION = "1.33.0"
+PINNED_IMAGE = re.compile(r"[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+@sha256:[a-f0-9]{64}")
+NAMESPACED_KINDS = {
+    "Deployment",
+    "Service",
+    "ServiceAccount",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "ConfigMap",
+}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    filename: str
+    text: str
+    obj: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj["kind"])
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+
+def quote_for_yaml(value: Any) -> str:
+    """A Jinja filter: any value as a single YAML flow scalar or collection."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=True, default=_not_serialisable)
+
+
+def _not_serialisable(value: Any) -> Any:
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises UndefinedError naming the missing value
+    raise TypeError(f"{type(value).__name__} cannot be rendered into YAML")
+
+
+def version_label(tag: ReleaseTag) -> str:
+    # Label values allow [A-Za-z0-9._-]; semver build metadata uses '+'.
+    return tag.text.replace("+", "_")[:63]
+
+
+def render(project: Project, env: Environment, tag: ReleaseTag, image: str) -> list[Manifest]:
+    if not PINNED_IMAGE.fullmatch(image):
+        raise BadInput(f"image {image!r} is not pinned by digest", "pass REPOSITORY@sha256:<64 hex>")
+    context = {
+        "app": project.app,
+        "instance": f"{project.app}-{env.name}",
+        "namespace": env.namespace,
+        "env": env.name,
+        "tag": tag.text,
+        "version_label": version_label(tag),
+        "image": image,
+        "values": env.values,
+    }
+    templates = _jinja(project.templates_dir)
+    names = sorted(n for n in templates.list_templates() if n.endswith(".yaml.j2") and "/" not in n)
+    if not names:
+        raise BadInput(f"no templates in {project.templates_dir}", "add k8s/templates/<kind>.yaml.j2")
+    manifests = [_render_one(templates, name, context) for name in names]
+    for manifest in manifests:
+        _check(manifest, env, image)
+    return manifests
+
+
+def write(manifests: list[Manifest], out_dir: Path) -> list[Path]:
+    """Write the manifests, replacing any earlier render in ``out_dir`` so that an object
+    removed from the templates is not deployed from a stale file."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.yaml"):
+        stale.unlink()
+    paths = []
+    for manifest in manifests:
+        path = out_dir / manifest.filename
+        path.write_text(manifest.text, encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def _jinja(templates_dir: Path) -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - YAML, not HTML: values are quoted by the q filter
+        keep_trailing_newline=True,
+    )
+    environment.filters["q"] = quote_for_yaml
+    return environment
+
+
+def _render_one(templates: jinja2.Environment, name: str, context: dict[str, Any]) -> Manifest:
+    filename = name.removesuffix(".j2")
+    try:
+        text = templates.get_template(name).render(context)
+    except jinja2.UndefinedError as exc:
+        raise BadInput(f"template {name}: {exc.message}", "add the value to the environment file") from exc
+    except jinja2.TemplateError as exc:
+        raise BadInput(f"template {name}: {exc}", "fix the template") from exc
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise BadInput(f"template {name} does not render to valid YAML", "fix the template") from exc
+    if len(documents) != 1 or not isinstance(documents[0], dict):
+        raise BadInput(f"template {name} must render exactly one object", "split it into one file per object")
+    return Manifest(filename=filename, text=text, obj=documents[0])
+
+
+def _check(manifest: Manifest, env: Environment, image: str) -> None:
+    where = f"rendered {manifest.filename}"
+    if manifest.kind in NAMESPACED_KINDS and manifest.obj["metadata"].get("namespace") != env.namespace:
+        raise BadInput(
+            f"{where}: namespace must be {env.namespace}", "use {{ namespace | q }} in the template"
+        )
+    for container_image in _container_images(manifest.obj):
+        if container_image != image:
+            raise BadInput(
+                f"{where}: image {container_image} is not the pinned release image", "use {{ image | q }}"
+            )
+    _validate_schema(manifest, where)
+
+
+def _container_images(obj: dict[str, Any]) -> list[str]:
+    pod_spec = obj.get("spec", {}).get("template", {}).get("spec", {})
+    containers = pod_spec.get("containers", []) + pod_spec.get("initContainers", [])
+    return [str(c.get("image")) for c in containers]
+
+
+def _validate_schema(manifest: Manifest, where: str) -> None:
+    import kubernetes_validate  # heavy (schemas for every Kubernetes version): only when rendering
+
+    try:
+        kubernetes_validate.validate(manifest.obj, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.path) or "(top level)"
+        raise BadInput(f"{where}: {path}: {exc.message}", "fix the template or the values") from exc
+    except kubernetes_validate.SchemaNotFoundError as exc:
+        raise BadInput(f"{where}: unknown kind or apiVersion", "use a Kubernetes 1.33 API") from exc

@@ -1,0 +1,135 @@
+"""Is the rollout done, still going, or certain to fail? Pure functions of API objects.
+
+The objects are the API's own JSON shapes (camelCase dicts), so these functions are tested
+with plain data and read the same as the Kubernetes documentation. A rollout is complete by
+``kubectl rollout status``'s rule, and additionally every new pod must be Ready running the
+pinned image. States a pod does not recover from without a change fail at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Waiting reasons that mean this release will not become Ready on its own.
+FATAL_WAITING = {
+    "ErrImagePull": "the image could not be pulled",
+    "ImagePullBackOff": "the image could not be pulled",
+    "InvalidImageName": "the image reference is invalid",
+    "CrashLoopBackOff": "the container keeps crashing",
+    "CreateContainerConfigError": "the container config is invalid (missing Secret or ConfigMap?)",
+    "CreateContainerError": "the container could not be created",
+}
+FATAL_TERMINATED = {"OOMKilled": "the container ran out of memory (raise resources.limits.memory)"}
+
+State = Literal["progressing", "complete", "failed"]
+
+
+@dataclass(frozen=True)
+class PodProblem:
+    pod: str
+    container: str
+    reason: str
+    message: str
+    explanation: str
+    restarts: int = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: State
+    summary: str
+    ready: int = 0
+    desired: int = 0
+    problems: tuple[PodProblem, ...] = field(default=())
+
+
+def evaluate(deployment: dict[str, Any], pods: list[dict[str, Any]], image: str) -> Verdict:
+    """The rollout's state, given the Deployment and the pods its selector matches."""
+    desired = int(deployment.get("spec", {}).get("replicas", 1))
+    new_pods = [p for p in pods if _runs_image(p, image) and not p["metadata"].get("deletionTimestamp")]
+    ready = sum(1 for p in new_pods if is_ready(p))
+    problems = tuple(problem for p in new_pods for problem in pod_problems(p))
+    if problems:
+        first = problems[0]
+        return Verdict(
+            "failed", f"{first.pod}: {first.reason}: {first.explanation}", ready, desired, problems
+        )
+    deadline = _condition(deployment, "Progressing")
+    if deadline and deadline.get("reason") == "ProgressDeadlineExceeded":
+        message = deadline.get("message") or "the rollout made no progress before its deadline"
+        return Verdict("failed", f"ProgressDeadlineExceeded: {message}", ready, desired)
+    waiting = rollout_wait_reason(deployment)
+    if waiting:
+        return Verdict("progressing", waiting, ready, desired)
+    if ready < desired:
+        return Verdict("progressing", f"{ready} of {desired} new pods Ready", ready, desired)
+    return Verdict("complete", f"{ready} of {desired} pods Ready on the pinned image", ready, desired)
+
+
+def rollout_wait_reason(deployment: dict[str, Any]) -> str | None:
+    """Why ``kubectl rollout status`` would still wait, or None when it would report success."""
+    metadata, spec, status = (
+        deployment["metadata"],
+        deployment.get("spec", {}),
+        deployment.get("status") or {},
+    )
+    if int(metadata.get("generation", 0)) > int(status.get("observedGeneration", 0)):
+        return "waiting for the Deployment spec update to be observed"
+    replicas = int(spec.get("replicas", 1))
+    updated = int(status.get("updatedReplicas", 0))
+    total = int(status.get("replicas", 0))
+    available = int(status.get("availableReplicas", 0))
+    if updated < replicas:
+        return f"{updated} of {replicas} new replicas updated"
+    if total > updated:
+        return f"{total - updated} old replicas pending termination"
+    if available < updated:
+        return f"{available} of {updated} updated replicas available"
+    return None
+
+
+def pod_problems(pod: dict[str, Any]) -> list[PodProblem]:
+    name = pod["metadata"]["name"]
+    status = pod.get("status") or {}
+    found = []
+    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        state = container.get("state") or {}
+        last = (container.get("lastState") or {}).get("terminated") or {}
+        waiting = state.get("waiting") or {}
+        terminated = state.get("terminated") or {}
+        for reason, message in (
+            (waiting.get("reason"), waiting.get("message")),
+            (terminated.get("reason"), terminated.get("message")),
+            (last.get("reason"), last.get("message")),
+        ):
+            explanation = FATAL_WAITING.get(reason or "") or FATAL_TERMINATED.get(reason or "")
+            if reason and explanation:
+                found.append(
+                    PodProblem(
+                        pod=name,
+                        container=container.get("name", ""),
+                        reason=reason,
+                        message=message or "",
+                        explanation=explanation,
+                        restarts=int(container.get("restartCount", 0)),
+                    )
+                )
+                break
+    return found
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    ready = _condition(pod, "Ready")
+    return bool(ready and ready.get("status") == "True")
+
+
+def _runs_image(pod: dict[str, Any], image: str) -> bool:
+    return any(c.get("image") == image for c in pod.get("spec", {}).get("containers", []))
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return dict(condition)
+    return None

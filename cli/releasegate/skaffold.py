@@ -1,0 +1,125 @@
+"""Build and run ``skaffold deploy`` through ``sh``, with an argument list, never a shell.
+
+``run_program`` is the one door through which releasegate starts a program: it streams
+each output line to a callback, enforces a deadline (the process is killed past it), and
+turns failures into errors that carry the command line, exit code and last output lines.
+Deploying and waiting are separate: Skaffold applies; ``kube.py`` proves the rollout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import NeedsAttention, Refused
+
+OUTPUT_TAIL = 10
+
+
+@dataclass(frozen=True)
+class SkaffoldDeploy:
+    skaffold_file: Path
+    profile: str
+    namespace: str
+    image: str
+    kube_context: str | None = None
+    # Off by default: releasegate's own verifier watches the rollout and fails fast with a
+    # diagnosis, where Skaffold's status check would wait out its deadline first.
+    status_check: bool = False
+
+    def argv(self) -> list[str]:
+        args = [
+            "deploy",
+            "--filename",
+            str(self.skaffold_file),
+            "--profile",
+            self.profile,
+            "--namespace",
+            self.namespace,
+            "--images",
+            self.image,
+            f"--status-check={str(self.status_check).lower()}",
+            "--tail=false",
+            "--interactive=false",
+            "--update-check=false",
+        ]
+        if self.kube_context:
+            args += ["--kube-context", self.kube_context]
+        return args
+
+
+class ProgramFailed(NeedsAttention):
+    def __init__(
+        self, cause: str, hint: str, argv: list[str], exit_code: int | None, tail: list[str]
+    ) -> None:
+        super().__init__(cause, hint, details=tuple(tail))
+        # The program's own exit code; `exit_code` stays releasegate's (5).
+        self.argv, self.program_exit = argv, exit_code
+
+
+def run_program(
+    program: str,
+    argv: list[str],
+    *,
+    extra_env: Mapping[str, str],
+    timeout: float,
+    on_line: Callable[[str], None],
+    cwd: Path,
+) -> None:
+    import sh
+
+    try:
+        command = sh.Command(program)
+    except sh.CommandNotFound as exc:
+        raise Refused(f"{program} not found on PATH", f"install {program} and put it on PATH") from exc
+    tail: deque[str] = deque(maxlen=OUTPUT_TAIL)
+
+    def line(text: str) -> None:
+        text = text.rstrip("\n")
+        tail.append(text)
+        on_line(text)
+
+    shown = f"{program} {' '.join(argv)}"
+    try:
+        command(
+            *argv,
+            _env={**os.environ, **extra_env},
+            _out=line,
+            _err=line,
+            _tty_out=False,
+            _cwd=str(cwd),
+            _timeout=max(timeout, 0.1),
+            _in=None,
+        )
+    except sh.TimeoutException as exc:
+        raise ProgramFailed(
+            f"{program} still running after {timeout:.0f}s and was stopped",
+            "raise --timeout, or look at the cluster events",
+            [program, *argv],
+            None,
+            list(tail),
+        ) from exc
+    except sh.ErrorReturnCode as exc:
+        raise ProgramFailed(
+            f"`{shown}` exited with {exc.exit_code}",
+            f"read the {program} output above",
+            [program, *argv],
+            exc.exit_code,
+            list(tail),
+        ) from exc
+
+
+def deploy(
+    spec: SkaffoldDeploy, *, docker_config: Path, timeout: float, on_line: Callable[[str], None], cwd: Path
+) -> None:
+    run_program(
+        "skaffold",
+        spec.argv(),
+        extra_env={"DOCKER_CONFIG": str(docker_config)},
+        timeout=timeout,
+        on_line=on_line,
+        cwd=cwd,
+    )
