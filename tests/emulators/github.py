@@ -1,0 +1,219 @@
+"""GitHub REST emulator: releases (list with Link pagination, by tag, latest, by id) and
+the repository, with drafts, prereleases, 401, 403 rate limits, 404 and injected 5xx.
+
+Response bodies follow GitHub's OpenAPI description (``tests/test_github_conformance.py``
+checks them against ``../shared/reference/github/`` when it is present).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote, urlencode
+
+from .http import EmulatorServer, Request, Response
+
+DOCS = "https://docs.github.com/rest"
+
+
+@dataclass
+class Faults:
+    status_queue: list[int] = field(default_factory=list)  # answered in order, one per request
+    rate_limited_until: int | None = None
+    delay_seconds: float = 0.0
+
+
+class GitHubEmulator(EmulatorServer):
+    def __init__(
+        self, repository: str = "acme/model-api", token: str | None = "ghp_emulatorToken0123456789"
+    ) -> None:
+        super().__init__()
+        self.repository = repository
+        self.token = token
+        self.releases: list[dict[str, Any]] = []  # newest first, as GitHub lists them
+        self.faults = Faults()
+        self._next_id = 1000
+
+    # Set-up helpers for tests.
+    def add_release(self, tag: str, *, draft: bool = False, prerelease: bool = False) -> dict[str, Any]:
+        self._next_id += 1
+        release = self._release_object(self._next_id, tag, draft, prerelease)
+        self.releases.insert(0, release)
+        return release
+
+    def fail_next(self, status: int, times: int = 1) -> None:
+        self.faults.status_queue.extend([status] * times)
+
+    def api_requests(self) -> list[Request]:
+        return [r for r in self.requests if r.path.startswith("/repos/") or r.path == "/rate_limit"]
+
+    # Routing.
+    def handle(self, request: Request) -> Response:
+        if self.faults.delay_seconds:
+            time.sleep(self.faults.delay_seconds)
+        auth = self._authenticate(request)
+        if auth is not None:
+            return auth
+        if self.faults.status_queue:
+            status = self.faults.status_queue.pop(0)
+            return _error(status, "Server Error" if status >= 500 else "Injected error")
+        if self.faults.rate_limited_until and time.time() < self.faults.rate_limited_until:
+            return self._rate_limited()
+        prefix = f"/repos/{self.repository}"
+        path = unquote(request.path)
+        if request.method != "GET":
+            return _error(404, "Not Found")
+        if path == prefix:
+            return Response(200, self._repository_object(), self._rate_headers())
+        if path == f"{prefix}/releases":
+            return self._list(request)
+        if path == f"{prefix}/releases/latest":
+            return self._one(self._latest())
+        if match := re.fullmatch(re.escape(prefix) + r"/releases/tags/(.+)", path):
+            return self._one(self._by_tag(match.group(1)))
+        if match := re.fullmatch(re.escape(prefix) + r"/releases/(\d+)", path):
+            return self._one(
+                next((r for r in self._visible(request) if r["id"] == int(match.group(1))), None)
+            )
+        return _error(404, "Not Found")
+
+    def _authenticate(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization", "")
+        if not header:
+            return None  # unauthenticated: public data only
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() not in ("token", "bearer") or given != self.token:
+            return _error(401, "Bad credentials")
+        return None
+
+    def _authenticated(self, request: Request) -> bool:
+        return bool(request.headers.get("authorization"))
+
+    def _visible(self, request: Request) -> list[dict[str, Any]]:
+        # Drafts are listed only to users with push access: here, any valid token.
+        return [r for r in self.releases if self._authenticated(request) or not r["draft"]]
+
+    def _list(self, request: Request) -> Response:
+        per_page = min(int(request.query.get("per_page", 30)), 100)
+        page = max(int(request.query.get("page", 1)), 1)
+        items = self._visible(request)
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        body = items[(page - 1) * per_page : page * per_page]
+        headers = self._rate_headers()
+        links = self._links(request, page, last, per_page)
+        if links:
+            headers["Link"] = links
+        return Response(200, body, headers)
+
+    def _links(self, request: Request, page: int, last: int, per_page: int) -> str:
+        base = f"{self.url}{request.path}"
+
+        def link(number: int, rel: str) -> str:
+            return f'<{base}?{urlencode({"per_page": per_page, "page": number})}>; rel="{rel}"'
+
+        parts = []
+        if page < last:
+            parts += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            parts += [link(1, "first"), link(page - 1, "prev")]
+        return ", ".join(parts)
+
+    def _by_tag(self, tag: str) -> dict[str, Any] | None:
+        return next((r for r in self.releases if r["tag_name"] == tag and not r["draft"]), None)
+
+    def _latest(self) -> dict[str, Any] | None:
+        published = [r for r in self.releases if not r["draft"] and not r["prerelease"]]
+        return max(published, key=lambda r: r["created_at"], default=None)
+
+    def _one(self, release: dict[str, Any] | None) -> Response:
+        if release is None:
+            return _error(404, "Not Found")
+        return Response(200, release, self._rate_headers())
+
+    def _rate_limited(self) -> Response:
+        reset = self.faults.rate_limited_until or 0
+        headers = self._rate_headers(remaining=0, reset=reset)
+        return Response(
+            403, {"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS}, headers
+        )
+
+    def _rate_headers(self, remaining: int = 4999, reset: int | None = None) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": "5000",
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset or int(time.time()) + 3600),
+            "X-RateLimit-Used": str(5000 - remaining),
+            "X-RateLimit-Resource": "core",
+        }
+
+    # Objects, shaped as GitHub's OpenAPI description requires.
+    def _api(self, path: str) -> str:
+        return f"{self.url}/repos/{self.repository}{path}"
+
+    def _release_object(self, number: int, tag: str, draft: bool, prerelease: bool) -> dict[str, Any]:
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_700_000_000 + number * 60))
+        html = f"https://github.com/{self.repository}/releases/tag/{quote(tag)}"
+        return {
+            "url": self._api(f"/releases/{number}"),
+            "html_url": html,
+            "assets_url": self._api(f"/releases/{number}/assets"),
+            "upload_url": f"https://uploads.github.com/repos/{self.repository}/releases/{number}/assets{{?name,label}}",
+            "tarball_url": None if draft else self._api(f"/tarball/{quote(tag)}"),
+            "zipball_url": None if draft else self._api(f"/zipball/{quote(tag)}"),
+            "id": number,
+            "node_id": f"RE_kwDO{number:08d}",
+            "tag_name": tag,
+            "target_commitish": "main",
+            "name": tag,
+            "body": f"Release {tag}",
+            "draft": draft,
+            "prerelease": prerelease,
+            "created_at": created,
+            "published_at": None if draft else created,
+            "author": _user(),
+            "assets": [],
+        }
+
+    def _repository_object(self) -> dict[str, Any]:
+        owner, name = self.repository.split("/")
+        return {
+            "id": 42,
+            "node_id": "R_kgDOAAAAKg",
+            "name": name,
+            "full_name": self.repository,
+            "private": True,
+            "owner": _user(owner),
+            "html_url": f"https://github.com/{self.repository}",
+            "url": self._api(""),
+            "default_branch": "main",
+        }
+
+
+def _user(login: str = "release-bot") -> dict[str, Any]:
+    api = f"https://api.github.com/users/{login}"
+    return {
+        "login": login,
+        "id": 7,
+        "node_id": "MDQ6VXNlcjc=",
+        "avatar_url": "https://avatars.githubusercontent.com/u/7",
+        "gravatar_id": "",
+        "url": api,
+        "html_url": f"https://github.com/{login}",
+        "followers_url": f"{api}/followers",
+        "following_url": f"{api}/following{{/other_user}}",
+        "gists_url": f"{api}/gists{{/gist_id}}",
+        "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{api}/subscriptions",
+        "organizations_url": f"{api}/orgs",
+        "repos_url": f"{api}/repos",
+        "events_url": f"{api}/events{{/privacy}}",
+        "received_events_url": f"{api}/received_events",
+        "type": "User",
+        "site_admin": False,
+    }
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(status, {"message": message, "documentation_url": DOCS, "status": str(status)})

@@ -1,0 +1,107 @@
+"""The small HTTP server every emulator is built on: one thread, JSON in and out, a log."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] | None = None
+    stream: Any = None  # an iterator of JSON-able objects sent as a chunked stream (watches)
+
+
+class EmulatorServer:
+    """Serves ``handle(request) -> Response`` on 127.0.0.1 in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                parts = urlsplit(self.path)
+                request = Request(
+                    method=self.command,
+                    path=parts.path,
+                    query={k: v[-1] for k, v in parse_qs(parts.query).items()},
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=self.rfile.read(length) if length else b"",
+                )
+                emulator.requests.append(request)
+                emulator._send(self, request, emulator.handle(request))
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> EmulatorServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def handle(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, request: Request, response: Response) -> None:
+        handler.send_response(response.status)
+        for name, value in (response.headers or {}).items():
+            handler.send_header(name, value)
+        raw = isinstance(response.body, bytes)
+        handler.send_header("Content-Type", "text/plain" if raw else "application/json")
+        if response.stream is not None:
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            try:
+                for item in response.stream:
+                    data = json.dumps(item).encode() + b"\n"
+                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    handler.wfile.flush()
+                handler.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client stopped watching
+            return
+        if raw:
+            data = response.body
+        else:
+            data = b"" if response.body is None else json.dumps(response.body).encode()
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        if request.method != "HEAD":
+            handler.wfile.write(data)

@@ -1,0 +1,302 @@
+"""Kubernetes API emulator: the subset releasegate and Skaffold use, over real HTTP.
+
+Namespaced CRUD for the kinds in ``kinds.py``, list and watch (chunked JSON event streams)
+with label and field selectors, pod logs, bearer-token auth, Status errors, and a small
+deployment controller (``kube_controller.py``) that turns Deployments into pods that become
+Ready or fail per scenario. Served objects validate against the Kubernetes schemas
+(``tests/test_kube_emulator.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import queue
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .http import EmulatorServer, Request, Response
+from .kinds import BY_PATH, KINDS, api_version
+from .kube_controller import DeploymentController
+
+PATH = re.compile(
+    r"(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)"
+    r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>log|status))?"
+)
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+Key = tuple[str, str, str]  # kind, namespace, name
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class KubeEmulator(EmulatorServer):
+    def __init__(
+        self, token: str = "kube-emulator-token", registry_has: Callable[[str], bool] | None = None
+    ) -> None:
+        super().__init__()
+        self.token = token
+        self.lock = threading.RLock()
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.logs: dict[str, str] = {}
+        self._watchers: list[tuple[str, str, Callable[[dict[str, Any]], bool], queue.Queue[Any]]] = []
+        self._versions = itertools.count(1000)
+        self.controller = DeploymentController(self, registry_has or (lambda image: True))
+
+    # What tests look at.
+    def writes(self) -> list[Request]:
+        return [r for r in self.requests if r.method in WRITE_METHODS]
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self.objects.get((kind, namespace, name))
+            return copy.deepcopy(found) if found else None
+
+    def list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                copy.deepcopy(o)
+                for (k, ns, _), o in sorted(self.objects.items())
+                if k == kind and ns == namespace
+            ]
+
+    def write_kubeconfig(self, path: Path, context: str = "emulator") -> Path:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+            "users": [{"name": "emulator", "user": {"token": self.token}}],
+            "contexts": [{"name": context, "context": {"cluster": "emulator", "user": "emulator"}}],
+            "current-context": context,
+        }
+        path.write_text(json.dumps(config, indent=2))
+        return path
+
+    # The store, used by the HTTP handlers and by the controller.
+    def put(self, obj: dict[str, Any], event: str | None = None) -> dict[str, Any]:
+        """Store an object (creating or replacing it) and notify watchers."""
+        with self.lock:
+            meta = obj["metadata"]
+            key = (obj["kind"], meta["namespace"], meta["name"])
+            old = self.objects.get(key)
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", now())
+            meta["resourceVersion"] = str(next(self._versions))
+            self.objects[key] = obj
+            self._notify(event or ("MODIFIED" if old else "ADDED"), obj)
+            return copy.deepcopy(obj)
+
+    def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            obj = self.objects.pop((kind, namespace, name), None)
+            if obj:
+                obj["metadata"]["resourceVersion"] = str(next(self._versions))
+                self._notify("DELETED", obj)
+            return obj
+
+    def _notify(self, event: str, obj: dict[str, Any]) -> None:
+        for kind, namespace, matches, events in list(self._watchers):
+            if obj["kind"] == kind and obj["metadata"]["namespace"] == namespace and matches(obj):
+                events.put({"type": event, "object": copy.deepcopy(obj)})
+
+    # HTTP.
+    def handle(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return _status(401, "Unauthorized", "Unauthorized")
+        match = PATH.fullmatch(request.path)
+        if not match or (match["prefix"], match["plural"]) not in BY_PATH:
+            return _status(
+                404, "NotFound", f"the server could not find the requested resource {request.path}"
+            )
+        kind = BY_PATH[(match["prefix"], match["plural"])]
+        namespace, name = match["ns"], match["name"]
+        if match["sub"] == "log":
+            return self._log(namespace, name, request)
+        if name is None:
+            if request.method == "POST":
+                return self._create(kind, namespace, request.json())
+            if request.method == "GET":
+                return self._list_or_watch(kind, namespace, request)
+            return _status(405, "MethodNotAllowed", f"{request.method} is not allowed on a collection")
+        return self._one(kind, namespace, name, request)
+
+    def _one(self, kind: str, namespace: str, name: str, request: Request) -> Response:
+        current = self.get(kind, namespace, name)
+        if current is None and request.method != "PATCH":
+            return _not_found(kind, name)
+        if request.method == "GET":
+            return Response(200, current)
+        if request.method == "DELETE":
+            self.delete(kind, namespace, name)
+            return Response(200, _status_body(200, "", f"{name} deleted", "Success"))
+        if request.method == "PUT":
+            return self._replace(kind, namespace, name, request.json(), current)
+        if request.method == "PATCH":
+            return self._patch(kind, namespace, name, request, current)
+        return _status(405, "MethodNotAllowed", f"{request.method} is not allowed")
+
+    def _create(self, kind: str, namespace: str, body: dict[str, Any]) -> Response:
+        body = _normalise(kind, namespace, body)
+        if self.get(kind, namespace, body["metadata"]["name"]):
+            return _status(
+                409, "AlreadyExists", f'{KINDS[kind][1]} "{body["metadata"]["name"]}" already exists'
+            )
+        body["metadata"]["generation"] = 1
+        stored = self.put(body)
+        self.controller.changed(stored)
+        return Response(201, stored)
+
+    def _replace(
+        self, kind: str, namespace: str, name: str, body: dict[str, Any], current: dict[str, Any] | None
+    ) -> Response:
+        assert current is not None
+        body = _normalise(kind, namespace, body)
+        given = body["metadata"].get("resourceVersion")
+        if given and given != current["metadata"]["resourceVersion"]:
+            return _status(
+                409, "Conflict", f'the object "{name}" has been modified; please apply your changes'
+            )
+        spec_changed = body.get("spec") != current.get("spec")
+        body["metadata"]["uid"] = current["metadata"]["uid"]
+        body["metadata"]["creationTimestamp"] = current["metadata"]["creationTimestamp"]
+        body["metadata"]["generation"] = current["metadata"].get("generation", 1) + (1 if spec_changed else 0)
+        if "status" in current and kind != "Lease":
+            body["status"] = current["status"]
+        stored = self.put(body)
+        self.controller.changed(stored)
+        return Response(200, stored)
+
+    def _patch(
+        self, kind: str, namespace: str, name: str, request: Request, current: dict[str, Any] | None
+    ) -> Response:
+        patch = request.json()
+        if current is None:  # server-side apply creates
+            if "apply-patch" not in request.headers.get("content-type", ""):
+                return _not_found(kind, name)
+            return self._create(kind, namespace, patch)
+        merged = _merge(copy.deepcopy(current), patch)
+        merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self._replace(kind, namespace, name, merged, current)
+
+    def _list_or_watch(self, kind: str, namespace: str, request: Request) -> Response:
+        matches = _selector(request.query)
+        items = [o for o in self.list(kind, namespace) if matches(o)]
+        if request.query.get("watch") in ("true", "1"):
+            return Response(200, stream=self._watch(kind, namespace, matches, items, request.query))
+        limit = int(request.query.get("limit") or 0)
+        return Response(
+            200,
+            {
+                "kind": f"{kind}List",
+                "apiVersion": api_version(kind),
+                "metadata": {"resourceVersion": str(next(self._versions))},
+                "items": items[:limit] if limit else items,
+            },
+        )
+
+    def _watch(
+        self,
+        kind: str,
+        namespace: str,
+        matches: Callable[[dict[str, Any]], bool],
+        existing: list[dict[str, Any]],
+        query: dict[str, str],
+    ) -> Iterator[dict[str, Any]]:
+        events: queue.Queue[Any] = queue.Queue()
+        watcher = (kind, namespace, matches, events)
+        with self.lock:
+            self._watchers.append(watcher)
+            # Without a resourceVersion a watch starts with the current objects as ADDED.
+            if not query.get("resourceVersion"):
+                current = [o for o in self.list(kind, namespace) if matches(o)]
+                for obj in current or existing:
+                    events.put({"type": "ADDED", "object": obj})
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    yield events.get(timeout=min(remaining, 1.0))
+                except queue.Empty:
+                    continue
+        finally:
+            with self.lock:
+                self._watchers.remove(watcher)
+
+    def _log(self, namespace: str, name: str, request: Request) -> Response:
+        pod = self.get("Pod", namespace, name)
+        if pod is None:
+            return _not_found("Pod", name)
+        key = f"{namespace}/{name}/{'previous' if request.query.get('previous') == 'true' else 'current'}"
+        if key not in self.logs:
+            return _status(
+                400,
+                "BadRequest",
+                f'container in pod "{name}" is waiting to start: trying and failing to pull image',
+            )
+        lines = self.logs[key].splitlines()
+        tail = int(request.query.get("tailLines") or len(lines))
+        return Response(200, ("\n".join(lines[-tail:]) + "\n").encode())
+
+
+def _normalise(kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    body = copy.deepcopy(body)
+    body["kind"], body["apiVersion"] = kind, api_version(kind)
+    body.setdefault("metadata", {})["namespace"] = namespace
+    return body
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7386): maps merge, anything else replaces, null deletes."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+    return target
+
+
+def _selector(query: dict[str, str]) -> Callable[[dict[str, Any]], bool]:
+    labels = dict(p.split("=", 1) for p in query.get("labelSelector", "").split(",") if "=" in p)
+    fields = dict(p.split("=", 1) for p in query.get("fieldSelector", "").split(",") if "=" in p)
+
+    def field(obj: dict[str, Any], path: str) -> Any:
+        for part in path.split("."):
+            obj = obj.get(part, {}) if isinstance(obj, dict) else {}
+        return obj
+
+    def matches(obj: dict[str, Any]) -> bool:
+        have = obj["metadata"].get("labels") or {}
+        return all(have.get(k) == v for k, v in labels.items()) and all(
+            field(obj, k) == v for k, v in fields.items()
+        )
+
+    return matches
+
+
+def _status_body(code: int, reason: str, message: str, status: str = "Failure") -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": status,
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+def _status(code: int, reason: str, message: str) -> Response:
+    return Response(code, _status_body(code, reason, message))
+
+
+def _not_found(kind: str, name: str) -> Response:
+    return _status(404, "NotFound", f'{KINDS[kind][1]} "{name}" not found')

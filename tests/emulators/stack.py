@@ -1,0 +1,115 @@
+"""All the emulators together, a scratch copy of the project, and the real CLI process.
+
+Used by the end-to-end tests, the demo and the benchmarks. The CLI is configured for the
+emulators only through the standard variables, as a user would point it at GitHub
+Enterprise, another AWS endpoint or another cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .ecr import CREDENTIALS, EcrEmulator
+from .github import GitHubEmulator
+from .kube import KubeEmulator
+from .skaffold_standin import install
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ["releasegate.yaml", "skaffold.yaml", "k8s"]
+APP, REPOSITORY = "model-api", "model-api"
+
+
+@dataclass
+class Run:
+    args: list[str]
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def last_line(self) -> str:
+        lines = self.stderr.strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+class Stack:
+    def __init__(self, ecr: EcrEmulator, workdir: Path) -> None:
+        self.ecr = ecr
+        self.workdir = workdir
+        self.github = GitHubEmulator(repository="acme/model-api").start()
+        self.kube = KubeEmulator(registry_has=ecr.has_image).start()
+        self.project = workdir / "project"
+        for name in PROJECT_FILES:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, self.project / name)
+            else:
+                self.project.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, self.project / name)
+        self.bin = workdir / "bin"
+        install(self.bin)
+        self.home = workdir / "home"
+        self.home.mkdir()
+        self.tmp = workdir / "tmp"  # TMPDIR of the CLI: whatever it leaves behind is here
+        self.tmp.mkdir()
+        self.kubeconfig = self.kube.write_kubeconfig(workdir / "kubeconfig")
+        ecr.reset()
+        ecr.create_repository(REPOSITORY)
+
+    def stop(self) -> None:
+        self.github.stop()
+        self.kube.stop()
+
+    def publish(
+        self, tag: str, *, draft: bool = False, prerelease: bool = False, push: bool = True
+    ) -> str | None:
+        """A GitHub release for ``tag`` and (unless ``push=False``) its image in ECR."""
+        self.github.add_release(tag, draft=draft, prerelease=prerelease)
+        return self.ecr.push(REPOSITORY, tag) if push else None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "PATH": os.pathsep.join(
+                [str(self.bin), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+            ),
+            "HOME": str(self.home),
+            "TMPDIR": str(self.tmp),
+            "LANG": "C.UTF-8",
+            "GITHUB_API_URL": self.github.url,
+            "GITHUB_TOKEN": self.github.token or "",
+            "AWS_ENDPOINT_URL": self.ecr.url,
+            "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "KUBECONFIG": str(self.kubeconfig),
+            "CI": "true",
+        }
+        env.update(extra)
+        return {k: v for k, v in env.items() if v is not None}
+
+    def releasegate(self, *args: str, timeout: float = 120, stdin: str | None = None, **env: Any) -> Run:
+        argv = [str(Path(sys.executable).parent / "releasegate"), "--project-dir", str(self.project), *args]
+        done = subprocess.run(
+            argv,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+            check=False,
+        )
+        return Run(list(args), done.returncode, done.stdout, done.stderr)
+
+    def files_left_behind(self) -> list[Path]:
+        return [p for p in self.tmp.rglob("*") if p.is_file()]
+
+
+def new_stack(ecr: EcrEmulator) -> Stack:
+    return Stack(ecr, Path(tempfile.mkdtemp(prefix="releasegate-stack-")))
