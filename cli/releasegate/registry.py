@@ -59,11 +59,12 @@ class Registry:
             import boto3
             from botocore.config import Config
 
-            # AWS_ENDPOINT_URL, AWS_PROFILE and the credential variables are read by boto3 itself.
+            # AWS_ENDPOINT_URL, AWS_PROFILE and the credential variables are read by boto3 itself;
+            # a session of our own, so credentials are looked up now rather than reused from earlier.
             config = Config(
                 retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=15
             )
-            self._client = boto3.client("ecr", region_name=self.region, config=config)
+            self._client = boto3.session.Session().client("ecr", region_name=self.region, config=config)
         return self._client
 
     def find_image(self, repository: str, tag: str) -> Image:

@@ -18,6 +18,7 @@ from .errors import BadInput, Refused
 from .version import PrefixPolicy, ReleaseTag, nearest_tags, parse_tag
 
 if TYPE_CHECKING:
+    from github.GitRelease import GitRelease
     from github.Repository import Repository
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -62,7 +63,8 @@ class ReleaseSource:
                     allowed_methods=frozenset({"GET"}),
                     raise_on_status=False,
                 ),
-            ).get_repo(self.repository, lazy=True)  # lazy: no request for the repository itself
+                lazy=True,  # no request for the repository itself, only for what is asked
+            ).get_repo(self.repository)
         return self._repo
 
     def published(self, tag: str) -> Release | None:
@@ -71,7 +73,7 @@ class ReleaseSource:
 
         with self._translated_errors():
             try:
-                return _to_release(self._repository().get_release(tag).raw_data)
+                return _to_release(self._repository().get_release(tag))
             except UnknownObjectException:
                 return None
 
@@ -79,7 +81,7 @@ class ReleaseSource:
         """The newest page of releases (drafts included when the token may see them)."""
         with self._translated_errors():
             page = self._repository().get_releases().get_page(0)
-            return [_to_release(r.raw_data) for r in page]
+            return [_to_release(r) for r in page]
 
     @contextmanager
     def _translated_errors(self) -> Iterator[None]:
@@ -148,14 +150,16 @@ def _not_published(source: ReleaseSource, tag: str) -> Refused:
     return Refused(f"{tag} is not a published release of {source.repository}", hint)
 
 
-def _to_release(raw: dict[str, Any]) -> Release:
+def _to_release(release: GitRelease) -> Release:
+    # Attributes, not raw_data: raw_data would fetch each listed release again.
+    published = release.published_at
     return Release(
-        tag=str(raw["tag_name"]),
-        name=str(raw.get("name") or raw["tag_name"]),
-        draft=bool(raw["draft"]),
-        prerelease=bool(raw["prerelease"]),
-        published_at=raw.get("published_at"),
-        html_url=str(raw.get("html_url", "")),
+        tag=release.tag_name,
+        name=release.name or release.tag_name,
+        draft=release.draft,
+        prerelease=release.prerelease,
+        published_at=published.strftime("%Y-%m-%dT%H:%M:%SZ") if published else None,
+        html_url=release.html_url or "",
     )
 
 

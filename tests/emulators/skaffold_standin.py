@@ -4,7 +4,8 @@ Put first on PATH (``install(bin_dir)``), it accepts ``skaffold deploy``'s flags
 ``skaffold.yaml`` against Skaffold's official JSON schema when ``../shared/reference`` is
 present, resolves the profile's ``manifests.rawYaml`` globs, and applies every object to the
 cluster that KUBECONFIG names, over HTTP, as ``kubectl apply`` would. Faults for tests:
-``STANDIN_SKAFFOLD_EXIT=N`` fails with exit N, ``STANDIN_SKAFFOLD_HANG=SECONDS`` hangs.
+``STANDIN_SKAFFOLD_EXIT=N`` fails with exit N, ``STANDIN_SKAFFOLD_HANG=SECONDS`` hangs,
+``STANDIN_SKAFFOLD_RECORD=FILE`` records its argv and the registries DOCKER_CONFIG names.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"parsing skaffold config: {exc}", file=sys.stderr)
         return 1
+    if record := os.environ.get("STANDIN_SKAFFOLD_RECORD"):
+        Path(record).write_text(json.dumps({"argv": sys.argv, "docker_config_auths": _registries()}))
     print("Tags used in deployment:")
     for image in args.images:
         print(f" - {image}")
@@ -90,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     print("Deploy complete.", flush=True)
     return 0
+
+
+def _registries() -> list[str]:
+    """The registries DOCKER_CONFIG holds credentials for (never the credentials)."""
+    folder = os.environ.get("DOCKER_CONFIG")
+    if not folder or not (Path(folder) / "config.json").exists():
+        return []
+    return sorted(json.loads((Path(folder) / "config.json").read_text()).get("auths", {}))
 
 
 def load_config(path: Path, profiles: list[str]) -> dict[str, Any]:

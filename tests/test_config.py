@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from releasegate.config import available_environments, load_environment, load_project
+from releasegate.errors import BadInput
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "releasegate.yaml", tmp_path)
+    shutil.copytree(ROOT / "k8s", tmp_path / "k8s")
+    return tmp_path
+
+
+def test_shipped_environments_load() -> None:
+    project = load_project(ROOT)
+    assert available_environments(project) == ["nonprod", "prod"]
+    prod, nonprod = load_environment(project, "prod"), load_environment(project, "nonprod")
+    assert (prod.protected, prod.allow_prerelease, prod.branches) == (True, False, ("main",))
+    assert (nonprod.protected, nonprod.allow_prerelease, nonprod.branches) == (False, True, ("develop",))
+    assert prod.namespace != nonprod.namespace
+
+
+def test_adding_an_environment_is_adding_a_file(project_dir: Path) -> None:
+    text = (
+        (project_dir / "k8s/environments/nonprod.yaml")
+        .read_text()
+        .replace("model-api-nonprod", "model-api-staging")
+    )
+    (project_dir / "k8s/environments/staging.yaml").write_text(text)
+    assert load_environment(load_project(project_dir), "staging").namespace == "model-api-staging"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("namespace: model-api-nonprod", "namespace: Model_API", "namespace must be a DNS label"),
+        ("region: eu-west-1", "region: 42", "aws.region must be an AWS region"),
+        ("allow_prerelease: true", "allow_prerelease: sometimes", "allow_prerelease must be true or false"),
+        ("branches: [develop]", "branches: develop", "branches must be a list"),
+        ("skaffold_profile: nonprod", "skaffold_profile: ''", "skaffold_profile must be"),
+    ],
+)
+def test_invalid_environment_values_name_the_file_and_key(
+    project_dir: Path, old: str, new: str, message: str
+) -> None:
+    path = project_dir / "k8s/environments/nonprod.yaml"
+    path.write_text(path.read_text().replace(old, new))
+    with pytest.raises(BadInput) as caught:
+        load_environment(load_project(project_dir), "nonprod")
+    assert message in caught.value.cause and "nonprod.yaml" in caught.value.cause
+
+
+def test_broken_yaml_and_missing_project_are_bad_input(
+    project_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    (project_dir / "k8s/environments/nonprod.yaml").write_text("namespace: [unclosed")
+    with pytest.raises(BadInput, match="not valid YAML"):
+        load_environment(load_project(project_dir), "nonprod")
+    with pytest.raises(BadInput, match="releasegate.yaml not found"):
+        load_project(tmp_path_factory.mktemp("empty"))
+
+
+def test_repository_falls_back_to_github_repository(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = project_dir / "releasegate.yaml"
+    path.write_text(path.read_text().replace("github_repository: acme/model-api", "github_repository:"))
+    monkeypatch.setenv("GITHUB_REPOSITORY", "other/service")
+    assert load_project(project_dir).github_repository == "other/service"
+    monkeypatch.delenv("GITHUB_REPOSITORY")
+    with pytest.raises(BadInput, match="github_repository"):
+        load_project(project_dir)

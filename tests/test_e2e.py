@@ -1,0 +1,282 @@
+"""End to end: the real `releasegate` process against the emulators, one case per contract row."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.emulators.stack import Stack
+
+pytestmark = pytest.mark.e2e
+NONPROD, PROD = "model-api-nonprod", "model-api-prod"
+
+
+def pods(stack: Stack, namespace: str) -> list[dict]:
+    return stack.kube.list("Pod", namespace)
+
+
+def serving_images(stack: Stack, namespace: str) -> set[str]:
+    return {p["spec"]["containers"][0]["image"] for p in pods(stack, namespace)}
+
+
+def assert_one_line_failure(run, *words: str) -> None:
+    """The last stderr line names the cause and the next step."""
+    assert run.last_line.startswith("error: "), run.stderr
+    assert "Next: " in run.last_line, run.last_line
+    for word in words:
+        assert word in run.last_line, run.last_line
+
+
+def test_nonprod_happy_path_pins_the_digest_and_proves_pods_ready(stack: Stack) -> None:
+    digest = stack.publish("v1.4.2")
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2")
+    assert run.exit_code == 0, run.stderr
+    assert "v1.4.2 is live in nonprod (2/2 pods Ready)" in run.stdout
+    deployment = stack.kube.get("Deployment", NONPROD, "model-api")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@{digest}"
+    running = pods(stack, NONPROD)
+    assert len(running) == 2
+    assert all(
+        c["status"] == "True" for p in running for c in p["status"]["conditions"] if c["type"] == "Ready"
+    )
+    for stage in ("validate", "image", "render", "cluster", "deploy", "verify"):
+        assert f"✓ {stage}" in run.stderr
+
+
+def test_prod_happy_path_in_ci_with_confirm(stack: Stack) -> None:
+    stack.publish("v2.0.0")
+    run = stack.releasegate("--json", "deploy", "--env", "prod", "--tag", "v2.0.0", "--confirm", "y")
+    assert run.exit_code == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["outcome"] == "deployed" and result["namespace"] == PROD and result["pods_ready"] == "3/3"
+    assert result["digest"].startswith("sha256:") and result["exit_code"] == 0
+    assert len(pods(stack, PROD)) == 3
+
+
+def test_second_release_replaces_the_first(stack: Stack) -> None:
+    stack.publish("v1.0.0")
+    second = stack.publish("v1.1.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    assert serving_images(stack, NONPROD) == {
+        f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@{second}"
+    }
+
+
+def test_confirm_n_skips_without_touching_anything(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate("deploy", "--env", "prod", "--tag", "v1.4.2", "--confirm", "n")
+    assert run.exit_code == 0
+    assert "skipped" in run.stdout
+    assert stack.kube.requests == [] and stack.github.requests == []
+
+
+def test_confirm_from_environment_variable(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate(
+        "deploy", RELEASEGATE_ENV="prod", RELEASEGATE_TAG="v1.4.2", RELEASEGATE_CONFIRM="n"
+    )
+    assert run.exit_code == 0 and "skipped: v1.4.2 was not deployed to prod" in run.stdout
+
+
+@pytest.mark.parametrize("confirm", ["maybe", "yes please", ""])
+def test_confirm_other_than_y_or_n_is_bad_input(stack: Stack, confirm: str) -> None:
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2", "--confirm", confirm)
+    assert run.exit_code == 2
+    assert_one_line_failure(run, "--confirm")
+
+
+@pytest.mark.parametrize(
+    "tag", ["1.4.2", "v1.4", "v1.4.2;rm -rf /", "v01.4.2", "v1.4.2\nkind: Secret", "{{ x }}"]
+)
+def test_malformed_tag_exits_2_before_any_network_call(stack: Stack, tag: str) -> None:
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", tag, "--confirm", "y")
+    assert run.exit_code == 2, run.stderr
+    assert_one_line_failure(run, "tag")
+    assert stack.github.requests == [] and stack.kube.requests == []
+
+
+def test_unknown_environment_is_bad_input(stack: Stack) -> None:
+    run = stack.releasegate("deploy", "--env", "staging", "--tag", "v1.4.2")
+    assert run.exit_code == 2
+    assert_one_line_failure(run, "unknown environment staging", "nonprod, prod")
+
+
+def test_unknown_tag_is_refused_with_the_nearest_releases(stack: Stack) -> None:
+    for tag in ("v1.3.0", "v1.4.0", "v1.4.1", "v2.0.0"):
+        stack.publish(tag)
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.3")
+    assert run.exit_code == 3
+    assert_one_line_failure(run, "v1.4.3 is not a published release", "v1.4.1", "v1.4.0")
+    assert stack.kube.writes() == []
+
+
+def test_draft_release_is_refused(stack: Stack) -> None:
+    stack.publish("v1.5.0", draft=True)
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.5.0")
+    assert run.exit_code == 3
+    assert_one_line_failure(run, "draft", "publish")
+    assert stack.kube.writes() == []
+
+
+def test_prerelease_to_prod_is_refused_but_nonprod_takes_it(stack: Stack) -> None:
+    stack.publish("v2.0.0-rc.1", prerelease=True)
+    refused = stack.releasegate("deploy", "--env", "prod", "--tag", "v2.0.0-rc.1", "--confirm", "y")
+    assert refused.exit_code == 3
+    assert_one_line_failure(refused, "prerelease", "prod")
+    assert stack.kube.writes() == []
+    accepted = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v2.0.0-rc.1")
+    assert accepted.exit_code == 0, accepted.stderr
+
+
+def test_image_missing_in_ecr_is_refused_before_any_cluster_change(stack: Stack) -> None:
+    stack.publish("v1.4.2", push=False)
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2")
+    assert run.exit_code == 3
+    assert_one_line_failure(run, "not found in ECR", "push the image")
+    assert stack.kube.requests == []
+
+
+def test_ecr_credentials_denied_is_refused_with_a_hint(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    # No credentials at all: boto3 finds none (HOME is empty, instance metadata disabled).
+    run = stack.releasegate(
+        "deploy", "--env", "nonprod", "--tag", "v1.4.2", AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None
+    )
+    assert run.exit_code == 3
+    assert_one_line_failure(run, "AWS credentials")
+    assert stack.kube.requests == []
+
+
+def test_skaffold_failing_exits_5_with_its_output(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2", STANDIN_SKAFFOLD_EXIT="1")
+    assert run.exit_code == 5
+    assert "injected" in run.stderr
+    assert_one_line_failure(run, "skaffold deploy", "exited with 1")
+
+
+def test_skaffold_hanging_past_the_timeout_is_killed(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate(
+        "deploy", "--env", "nonprod", "--tag", "v1.4.2", "--timeout", "3", STANDIN_SKAFFOLD_HANG="60"
+    )
+    assert run.exit_code == 5
+    assert_one_line_failure(run, "skaffold still running", "stopped")
+
+
+def test_image_pull_backoff_fails_fast_naming_pod_and_reason(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    stack.kube.controller.scenarios["v1.4.2"] = "pull_error"
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2", "--timeout", "60")
+    assert run.exit_code == 5
+    assert_one_line_failure(run, "did not become Ready", "could not be pulled")
+    assert "ErrImagePull" in run.last_line or "ImagePullBackOff" in run.last_line
+    assert "Failed to pull image" in run.stderr  # the pod's message, from its status or its events
+
+
+def test_crash_loop_fails_fast_with_events_and_log_tail(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    stack.kube.controller.scenarios["v1.4.2"] = "crashloop"
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2", "--timeout", "60")
+    assert run.exit_code == 5
+    assert_one_line_failure(run, "CrashLoopBackOff")
+    assert "event: BackOff: Back-off restarting failed container" in run.stderr
+    assert "log: RuntimeError: MODEL_URI is not set" in run.stderr
+
+
+def test_never_ready_waits_for_the_timeout_then_shows_probe_failures(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    stack.kube.controller.scenarios["v1.4.2"] = "never_ready"
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2", "--timeout", "4")
+    assert run.exit_code == 5
+    assert_one_line_failure(run, "timed out")
+    assert "Readiness probe failed" in run.stderr
+
+
+def test_dry_run_makes_no_write_request_to_the_cluster(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2", "--dry-run")
+    assert run.exit_code == 0, run.stderr
+    assert "would run: skaffold deploy" in run.stdout and "--profile nonprod" in run.stdout
+    assert stack.kube.requests == []
+
+
+def test_prod_from_a_laptop_is_refused_unless_allowed(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    refused = stack.releasegate("deploy", "--env", "prod", "--tag", "v1.4.2", "--confirm", "y", CI=None)
+    assert refused.exit_code == 3
+    assert_one_line_failure(refused, "protected", "--allow-local-prod")
+    allowed = stack.releasegate(
+        "deploy", "--env", "prod", "--tag", "v1.4.2", "--confirm", "y", "--allow-local-prod", CI=None
+    )
+    assert allowed.exit_code == 0, allowed.stderr
+
+
+def test_prod_without_a_terminal_needs_confirm(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate("deploy", "--env", "prod", "--tag", "v1.4.2")
+    assert run.exit_code == 2
+    assert_one_line_failure(run, "--confirm y")
+    assert stack.kube.requests == []
+
+
+def test_registry_token_never_appears_in_output_argv_or_files(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    record = stack.workdir / "skaffold-argv.json"
+    run = stack.releasegate(
+        "--verbose", "deploy", "--env", "nonprod", "--tag", "v1.4.2", STANDIN_SKAFFOLD_RECORD=str(record)
+    )
+    assert run.exit_code == 0, run.stderr
+    token = stack.ecr.authorization_token()
+    recorded = json.loads(record.read_text())
+    assert recorded["docker_config_auths"] == ["https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
+    for text in (run.stdout, run.stderr, json.dumps(recorded["argv"])):
+        assert token not in text
+    assert stack.files_left_behind() == []
+    assert all(token not in p.read_text() for p in (stack.project / "build").rglob("*.yaml"))
+
+
+def test_github_token_never_appears_even_when_github_rejects_it(stack: Stack) -> None:
+    run = stack.releasegate(
+        "deploy", "--env", "nonprod", "--tag", "v1.4.2", GITHUB_TOKEN="ghp_wrongTokenValue123"
+    )
+    assert run.exit_code == 3
+    assert_one_line_failure(run, "rejected the token (401)", "GITHUB_TOKEN")
+    assert "ghp_wrongTokenValue123" not in run.stdout + run.stderr
+
+
+def test_releases_lists_published_semver_releases_newest_first(stack: Stack) -> None:
+    for tag in ("v1.2.0", "v1.10.0", "v1.9.0"):
+        stack.publish(tag, push=False)
+    stack.publish("v2.0.0", draft=True, push=False)
+    stack.github.add_release("nightly-2026-11-01")
+    run = stack.releasegate("--json", "releases")
+    assert run.exit_code == 0, run.stderr
+    assert [r["tag"] for r in json.loads(run.stdout)["releases"]] == ["v1.10.0", "v1.9.0", "v1.2.0"]
+
+
+def test_check_runs_every_preflight_check_and_changes_nothing(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate("check", "--env", "prod", "--tag", "v1.4.2")
+    assert run.exit_code == 0, run.stderr
+    assert "v1.4.2 can be deployed to prod" in run.stdout
+    assert stack.kube.writes() == [] and len(stack.kube.requests) == 1
+
+
+def test_render_writes_the_build_folder_byte_identically(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    out = stack.workdir / "out"
+    first = stack.releasegate("render", "--env", "prod", "--tag", "v1.4.2", "--out", str(out))
+    assert first.exit_code == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = stack.releasegate("render", "--env", "prod", "--tag", "v1.4.2", "--out", str(out))
+    assert again.exit_code == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(before) == [
+        "deployment.yaml", "horizontalpodautoscaler.yaml", "poddisruptionbudget.yaml", "service.yaml", "serviceaccount.yaml"
+    ]  # fmt: skip
+    assert stack.kube.requests == []

@@ -1,0 +1,83 @@
+"""registry.py against moto's ECR server over HTTP (boto3 does the talking)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from releasegate.errors import Refused
+from releasegate.registry import Registry
+from tests.emulators.ecr import CREDENTIALS, EcrEmulator
+
+
+@pytest.fixture
+def registry(ecr: EcrEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Registry, EcrEmulator]]:
+    ecr.reset()
+    ecr.create_repository("model-api")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+    yield Registry("eu-west-1"), ecr
+
+
+def test_find_image_returns_uri_and_digest(registry: tuple[Registry, EcrEmulator]) -> None:
+    client, ecr = registry
+    digest = ecr.push("model-api", "v1.4.2")
+    image = client.find_image("model-api", "v1.4.2")
+    assert image.pinned == f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@{digest}"
+
+
+def test_missing_image_and_missing_repository_are_refused(registry: tuple[Registry, EcrEmulator]) -> None:
+    client, _ = registry
+    with pytest.raises(Refused, match=r"image model-api:v9.9.9 not found in ECR"):
+        client.find_image("model-api", "v9.9.9")
+    with pytest.raises(Refused, match="not found in ECR"):
+        client.find_image("no-such-repo", "v1.0.0")
+
+
+def test_docker_config_is_private_and_removed(registry: tuple[Registry, EcrEmulator]) -> None:
+    seen: list[str] = []
+    client = Registry("eu-west-1", on_secret=seen.append)
+    with client.docker_config() as folder:
+        config = folder / "config.json"
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600 and stat.S_IMODE(folder.stat().st_mode) == 0o700
+        auths = json.loads(config.read_text())["auths"]
+        ((endpoint, entry),) = auths.items()
+        assert endpoint == "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+        assert base64.b64decode(entry["auth"]).startswith(b"AWS:")
+    assert not folder.exists()
+    assert seen == [entry["auth"]]  # reported for masking
+
+
+def test_docker_config_is_removed_even_when_the_body_fails(registry: tuple[Registry, EcrEmulator]) -> None:
+    client, _ = registry
+    kept: list[Path] = []
+    with pytest.raises(RuntimeError), client.docker_config() as folder:
+        kept.append(folder)
+        raise RuntimeError("skaffold blew up")
+    assert not kept[0].exists()
+
+
+def test_no_credentials_is_refused(
+    registry: tuple[Registry, EcrEmulator], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(Refused, match="no AWS credentials"):
+        Registry("eu-west-1").find_image("model-api", "v1.0.0")
+
+
+def test_unreachable_endpoint_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(Refused, match="ECR unreachable"):
+        Registry("eu-west-1").find_image("model-api", "v1.0.0")

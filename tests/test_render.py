@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from releasegate import render
+from releasegate.config import load_environment, load_project
+from releasegate.errors import BadInput
+from releasegate.version import parse_tag
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@sha256:" + "ab" * 32
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    shutil.copy(ROOT / "releasegate.yaml", tmp_path)
+    shutil.copytree(ROOT / "k8s", tmp_path / "k8s")
+    return load_project(tmp_path)
+
+
+def objects(project, env: str = "prod", tag: str = "v1.4.2"):
+    return {
+        m.kind: m.obj for m in render.render(project, load_environment(project, env), parse_tag(tag), IMAGE)
+    }
+
+
+def test_every_kind_is_rendered_for_each_environment(project) -> None:
+    for env, namespace, replicas in (("prod", "model-api-prod", 3), ("nonprod", "model-api-nonprod", 2)):
+        rendered = objects(project, env)
+        assert sorted(rendered) == [
+            "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "ServiceAccount"
+        ]  # fmt: skip
+        assert {o["metadata"]["namespace"] for o in rendered.values()} == {namespace}
+        assert rendered["Deployment"]["spec"]["replicas"] == replicas
+
+
+def test_deployment_is_production_grade(project) -> None:
+    deployment = objects(project)["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == IMAGE
+    assert {"readinessProbe", "livenessProbe", "startupProbe"} <= container.keys()
+    assert container["resources"]["limits"]["memory"] == "4Gi"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/version"] == "v1.4.2"
+    assert "app.kubernetes.io/version" not in deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_build_metadata_becomes_a_valid_label(project) -> None:
+    labels = objects(project, tag="v1.4.2+build.7")["Deployment"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/version"] == "v1.4.2_build.7"
+
+
+def test_same_inputs_give_byte_identical_files(project, tmp_path: Path) -> None:
+    env = load_environment(project, "prod")
+    first = render.write(render.render(project, env, parse_tag("v1.4.2"), IMAGE), tmp_path / "a")
+    second = render.write(render.render(project, env, parse_tag("v1.4.2"), IMAGE), tmp_path / "b")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+def test_write_removes_stale_manifests(project, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old-configmap.yaml").write_text("stale")
+    render.write(render.render(project, load_environment(project, "prod"), parse_tag("v1.4.2"), IMAGE), out)
+    assert not (out / "old-configmap.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    "hostile", ["x\nkind: Secret", "a: b", "{{ 7 * 7 }}", "--- \n- list", "'\"", "!!python/object"]
+)
+def test_hostile_values_stay_one_string(project, hostile: str) -> None:
+    path = project.environments_dir / "prod.yaml"
+    path.write_text(
+        path.read_text().replace("LOG_LEVEL: info", f"LOG_LEVEL: {yaml.safe_dump(hostile).strip()}")
+    )
+    env = {
+        e["name"]: e["value"]
+        for e in objects(project)["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["LOG_LEVEL"] == hostile
+
+
+def test_missing_value_is_an_error_naming_it(project) -> None:
+    path = project.environments_dir / "prod.yaml"
+    path.write_text(path.read_text().replace("  service_port: 80\n", ""))
+    with pytest.raises(BadInput, match="service_port"):
+        objects(project)
+
+
+def test_schema_violation_names_the_field(project) -> None:
+    path = project.environments_dir / "prod.yaml"
+    path.write_text(path.read_text().replace("replicas: 3", "replicas: three"))
+    with pytest.raises(BadInput, match=r"deployment.yaml: spec.replicas"):
+        objects(project)
+
+
+def test_image_must_be_pinned_by_digest(project) -> None:
+    with pytest.raises(BadInput, match="not pinned by digest"):
+        render.render(
+            project, load_environment(project, "prod"), parse_tag("v1.4.2"), "repo/model-api:v1.4.2"
+        )
+
+
+def test_a_template_with_its_own_image_is_refused(project) -> None:
+    path = project.templates_dir / "deployment.yaml.j2"
+    path.write_text(path.read_text().replace("image: {{ image | q }}", "image: nginx:latest"))
+    with pytest.raises(BadInput, match="not the pinned release image"):
+        objects(project)
+
+
+def test_a_template_rendering_two_objects_is_refused(project) -> None:
+    (project.templates_dir / "extra.yaml.j2").write_text("a: 1\n---\nb: 2\n")
+    with pytest.raises(BadInput, match="exactly one object"):
+        objects(project)

@@ -1,0 +1,104 @@
+"""The rollout verdict, from API-shaped data: kubectl's completion rule and fail-fast states."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from releasegate.rollout import evaluate, rollout_wait_reason
+
+IMAGE = "repo/model-api@sha256:" + "1" * 64
+OLD = "repo/model-api@sha256:" + "0" * 64
+
+
+def deployment(replicas: int = 2, generation: int = 2, observed: int = 2, **status: Any) -> dict[str, Any]:
+    """A Deployment; ``status`` overrides status fields (``total`` stands for status.replicas)."""
+    defaults = {
+        "replicas": status.pop("total", replicas),
+        "updatedReplicas": replicas,
+        "availableReplicas": replicas,
+    }
+    return {
+        "metadata": {"name": "model-api", "generation": generation},
+        "spec": {"replicas": replicas},
+        "status": {"observedGeneration": observed, **defaults, **status},
+    }
+
+
+def pod(name: str, image: str = IMAGE, ready: bool = True, **container: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "model-api", "image": image}]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "containerStatuses": [{"name": "model-api", "image": image, "restartCount": 0, **container}],
+        },
+    }
+
+
+def test_complete_when_kubectl_would_say_so_and_every_new_pod_is_ready() -> None:
+    verdict = evaluate(deployment(), [pod("a"), pod("b")], IMAGE)
+    assert verdict.state == "complete" and (verdict.ready, verdict.desired) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("dep", "reason"),
+    [
+        (deployment(generation=3, observed=2), "spec update to be observed"),
+        (deployment(updatedReplicas=1), "1 of 2 new replicas updated"),
+        (deployment(total=3), "1 old replicas pending termination"),
+        (deployment(availableReplicas=1), "1 of 2 updated replicas available"),
+    ],
+)
+def test_kubectl_rollout_status_rule(dep: dict[str, Any], reason: str) -> None:
+    assert reason in (rollout_wait_reason(dep) or "")
+    assert evaluate(dep, [pod("a"), pod("b")], IMAGE).state == "progressing"
+
+
+def test_old_pods_do_not_count_as_ready() -> None:
+    verdict = evaluate(deployment(), [pod("a"), pod("old", image=OLD)], IMAGE)
+    assert verdict.state == "progressing" and verdict.ready == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        ({"state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}}, "ErrImagePull"),
+        ({"state": {"waiting": {"reason": "ImagePullBackOff"}}}, "ImagePullBackOff"),
+        ({"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "restartCount": 3}, "CrashLoopBackOff"),
+        (
+            {"state": {"waiting": {"reason": "CreateContainerConfigError", "message": "secret missing"}}},
+            "CreateContainerConfigError",
+        ),
+        (
+            {"state": {"running": {}}, "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}},
+            "OOMKilled",
+        ),
+    ],
+)
+def test_fatal_pod_states_fail_at_once(state: dict[str, Any], reason: str) -> None:
+    verdict = evaluate(
+        deployment(updatedReplicas=1, availableReplicas=0), [pod("bad", ready=False, **state)], IMAGE
+    )
+    assert verdict.state == "failed"
+    assert verdict.problems[0].reason == reason and verdict.problems[0].pod == "bad"
+    assert verdict.summary.startswith(f"bad: {reason}")
+
+
+def test_failing_old_pods_do_not_fail_the_new_release() -> None:
+    broken_old = pod("old", image=OLD, ready=False, state={"waiting": {"reason": "CrashLoopBackOff"}})
+    assert evaluate(deployment(), [pod("a"), pod("b"), broken_old], IMAGE).state == "complete"
+
+
+def test_progress_deadline_exceeded_fails() -> None:
+    dep = deployment(availableReplicas=0)
+    dep["status"]["conditions"] = [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                    "message": 'ReplicaSet "model-api-abc" has timed out progressing.'}]  # fmt: skip
+    verdict = evaluate(dep, [pod("a", ready=False)], IMAGE)
+    assert verdict.state == "failed" and "ProgressDeadlineExceeded" in verdict.summary
+
+
+def test_unready_but_healthy_pods_keep_waiting() -> None:
+    verdict = evaluate(deployment(availableReplicas=0), [pod("a", ready=False, state={"running": {}})], IMAGE)
+    assert verdict.state == "progressing"
