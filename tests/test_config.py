@@ -63,7 +63,7 @@ def test_broken_yaml_and_missing_project_are_bad_input(
     (project_dir / "k8s/environments/nonprod.yaml").write_text("namespace: [unclosed")
     with pytest.raises(BadInput, match="not valid YAML"):
         load_environment(load_project(project_dir), "nonprod")
-    with pytest.raises(BadInput, match="releasegate.yaml not found"):
+    with pytest.raises(BadInput, match=r"releasegate\.yaml not found"):
         load_project(tmp_path_factory.mktemp("empty"))
 
 

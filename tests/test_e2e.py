@@ -276,7 +276,6 @@ def test_render_writes_the_build_folder_byte_identically(stack: Stack) -> None:
     again = stack.releasegate("render", "--env", "prod", "--tag", "v1.4.2", "--out", str(out))
     assert again.exit_code == 0
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert sorted(before) == [
-        "deployment.yaml", "horizontalpodautoscaler.yaml", "poddisruptionbudget.yaml", "service.yaml", "serviceaccount.yaml"
-    ]  # fmt: skip
+    kinds = ["deployment", "horizontalpodautoscaler", "poddisruptionbudget", "service", "serviceaccount"]
+    assert sorted(before) == [f"{kind}.yaml" for kind in kinds]
     assert stack.kube.requests == []

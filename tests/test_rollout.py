@@ -93,8 +93,14 @@ def test_failing_old_pods_do_not_fail_the_new_release() -> None:
 
 def test_progress_deadline_exceeded_fails() -> None:
     dep = deployment(availableReplicas=0)
-    dep["status"]["conditions"] = [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                                    "message": 'ReplicaSet "model-api-abc" has timed out progressing.'}]  # fmt: skip
+    message = 'ReplicaSet "model-api-abc" has timed out progressing.'
+    condition = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": message,
+    }
+    dep["status"]["conditions"] = [condition]
     verdict = evaluate(dep, [pod("a", ready=False)], IMAGE)
     assert verdict.state == "failed" and "ProgressDeadlineExceeded" in verdict.summary
 

@@ -14,7 +14,8 @@ def test_deploy_command_line_is_exact() -> None:
     spec = SkaffoldDeploy(Path("/p/skaffold.yaml"), "prod", "model-api-prod", IMAGE, kube_context="eks-prod")
     assert spec.argv() == [
         "deploy", "--filename", "/p/skaffold.yaml", "--profile", "prod", "--namespace", "model-api-prod",
-        "--images", IMAGE, "--status-check=false", "--tail=false", "--interactive=false", "--update-check=false",
+        "--images", IMAGE, "--status-check=false", "--tail=false", "--interactive=false",
+        "--update-check=false",
         "--kube-context", "eks-prod",
     ]  # fmt: skip
 
