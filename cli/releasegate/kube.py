@@ -9,6 +9,7 @@ kept as the API's JSON and judged by the pure functions in ``rollout.py``.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 import time
@@ -36,11 +37,14 @@ class Cluster:
             from kubernetes import config
             from kubernetes.config.config_exception import ConfigException
 
+            # KUBECONFIG is read here, not at import time as the client's default does.
+            location = os.environ.get("KUBECONFIG") or None
             try:
-                self._client = config.new_client_from_config(context=self.context)
+                self._client = config.new_client_from_config(config_file=location, context=self.context)
             except (ConfigException, OSError) as exc:
+                where = location or "~/.kube/config"
                 raise Refused(
-                    f"no usable Kubernetes configuration ({exc})".replace("\n", " "),
+                    f"no usable Kubernetes configuration in {where} ({exc})".replace("\n", " "),
                     "set KUBECONFIG, or run `aws eks update-kubeconfig`",
                 ) from exc
         return self._client
