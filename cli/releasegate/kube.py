@@ -4,6 +4,10 @@ The rollout is followed with two API watches (the Deployment, and the pods its s
 matches) feeding one queue, so the verdict is re-evaluated the moment anything changes: a
 crash loop is reported as soon as the kubelet reports it, not at the next poll. Objects are
 kept as the API's JSON and judged by the pure functions in ``rollout.py``.
+
+Requests go through the official client's ``ApiClient`` (kubeconfig, auth, TLS) and its
+``Watch``, but not through the generated ``CoreV1Api``/``AppsV1Api`` classes: importing
+those costs over half a second, for the handful of GET paths used here.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from typing import Any
 from .errors import NeedsAttention, Refused
 from .rollout import PodProblem, Verdict, evaluate, is_ready
 
+DEPLOYMENTS = "/apis/apps/v1/namespaces/{namespace}/deployments"
+PODS = "/api/v1/namespaces/{namespace}/pods"
+EVENTS = "/api/v1/namespaces/{namespace}/events"
 LOG_LINES = 20
 EVENTS_PER_POD = 5
 HEARTBEAT_SECONDS = 5.0
@@ -49,26 +56,53 @@ class Cluster:
                 ) from exc
         return self._client
 
-    def _get(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call one client method and return the decoded JSON (the API's own shape)."""
-        import kubernetes.client as k8s
+    def _request(self, path: str, timeout: float | None = 15, stream: bool = False, **query: Any) -> Any:
+        """GET one API path: the decoded JSON, a log's text, or (stream) the open response."""
+        from kubernetes.client.exceptions import ApiException
 
-        client = getattr(k8s, api)(self._api())
-        response = getattr(client, method)(*args, _preload_content=False, **kwargs)
-        return json.loads(response.data)
+        client = self._api()
+        method, url, headers, body, _ = client.param_serialize(
+            "GET",
+            path,
+            query_params=[(k, v) for k, v in query.items() if v is not None],
+            header_params={"Accept": "application/json, */*"},
+            auth_settings=["BearerToken"],
+        )
+        response = client.call_api(method, url, headers, body, _request_timeout=timeout)
+        if stream and 200 <= response.status < 300:
+            return response.response
+        data = response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+        return json.loads(data) if "json" in (response.getheader("Content-Type") or "") else data.decode()
+
+    def _list_function(self, path: str) -> Callable[..., Any]:
+        """A list function of the shape ``kubernetes.watch.Watch.stream`` calls."""
+
+        def list_objects(watch: bool, _preload_content: bool, timeout_seconds: int, **selectors: str) -> Any:
+            del _preload_content  # always streamed
+            query = {"watch": str(watch).lower(), "timeoutSeconds": timeout_seconds, **selectors}
+            return self._request(path, timeout=timeout_seconds + 5, stream=True, **query)
+
+        return list_objects
 
     def check_access(self, namespace: str) -> None:
         """Fail before any change when the cluster cannot be reached or read."""
         with _translated_errors("cannot read Deployments in", namespace, Refused):
-            self._get("AppsV1Api", "list_namespaced_deployment", namespace, limit=1, _request_timeout=10)
+            self._request(DEPLOYMENTS.format(namespace=namespace), timeout=10, limit=1)
 
     def wait_for_rollout(
         self, namespace: str, name: str, image: str, timeout: float, on_progress: Callable[[str], None]
     ) -> Verdict:
         deadline = time.monotonic() + timeout
         with _translated_errors("cannot watch the rollout in", namespace, NeedsAttention):
-            deployment = self._get("AppsV1Api", "read_namespaced_deployment", name, namespace)
+            deployment = self._request(f"{DEPLOYMENTS.format(namespace=namespace)}/{name}")
             selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+            pods = self._request(PODS.format(namespace=namespace), labelSelector=selector)["items"]
+            verdict = evaluate(deployment, pods, image)
+            if verdict.state != "progressing":  # already settled: nothing to watch
+                on_progress(verdict.summary)
+                return verdict
             with self._watches(namespace, name, selector, timeout) as events:
                 return _follow(events, deployment, image, deadline, on_progress)
 
@@ -76,35 +110,32 @@ class Cluster:
     def _watches(
         self, namespace: str, name: str, selector: str, timeout: float
     ) -> Iterator[queue.Queue[Any]]:
-        import kubernetes.client as k8s
         from kubernetes import watch
 
         events: queue.Queue[Any] = queue.Queue()
-        apps, core = k8s.AppsV1Api(self._api()), k8s.CoreV1Api(self._api())
         streams = [
-            (
-                "deployment",
-                watch.Watch(),
-                apps.list_namespaced_deployment,
-                {"field_selector": f"metadata.name={name}"},
-            ),
-            ("pod", watch.Watch(), core.list_namespaced_pod, {"label_selector": selector}),
+            ("deployment", DEPLOYMENTS, {"fieldSelector": f"metadata.name={name}"}),
+            ("pod", PODS, {"labelSelector": selector}),
         ]
-        for source, stream, list_fn, selectors in streams:
+        watches = []
+        for source, path, selectors in streams:
+            stream = watch.Watch(return_type="object")  # no model classes: events stay JSON
+            watches.append(stream)
             threading.Thread(
                 target=_pump,
-                args=(source, stream, list_fn, namespace, selectors, int(timeout) + 2, events),
+                args=(source, stream, self._list_function(path.format(namespace=namespace)), selectors),
+                kwargs={"seconds": int(timeout) + 2, "out": events},
                 daemon=True,  # a stream blocked in a read must not keep the process alive
             ).start()
         try:
             yield events
         finally:
-            for _, stream, _, _ in streams:
+            for stream in watches:
                 stream.stop()
 
     def diagnose(self, namespace: str, verdict: Verdict, image: str) -> list[str]:
         """Events and log tails that explain a failed or stuck rollout (best effort)."""
-        problems = list(verdict.problems) or self._unready_pods(namespace, verdict, image)
+        problems = list(verdict.problems) or self._unready_pods(namespace, image)
         lines: list[str] = []
         for problem in _one_per_pod(problems)[:3]:
             lines.append(f"pod {problem.pod}: {problem.reason}: {problem.message or problem.explanation}")
@@ -112,10 +143,9 @@ class Cluster:
             lines += [f"  log: {line}" for line in self._log_tail(namespace, problem)]
         return lines
 
-    def _unready_pods(self, namespace: str, verdict: Verdict, image: str) -> list[PodProblem]:
-        del verdict
+    def _unready_pods(self, namespace: str, image: str) -> list[PodProblem]:
         try:
-            pods = self._get("CoreV1Api", "list_namespaced_pod", namespace)["items"]
+            pods = self._request(PODS.format(namespace=namespace))["items"]
         except Exception:  # diagnosis is best effort: the failure itself is already known
             return []
         return [
@@ -126,9 +156,8 @@ class Cluster:
 
     def _warning_events(self, namespace: str, pod: str) -> list[str]:
         try:
-            items = self._get(
-                "CoreV1Api", "list_namespaced_event", namespace, field_selector=f"involvedObject.name={pod}"
-            )["items"]
+            path = EVENTS.format(namespace=namespace)
+            items = self._request(path, fieldSelector=f"involvedObject.name={pod}")["items"]
         except Exception:
             return []
         warnings = [e for e in items if e.get("type") == "Warning"]
@@ -139,27 +168,24 @@ class Cluster:
         ]
 
     def _log_tail(self, namespace: str, problem: PodProblem) -> list[str]:
-        import kubernetes.client as k8s
-
         try:
-            text = k8s.CoreV1Api(self._api()).read_namespaced_pod_log(
-                problem.pod,
-                namespace,
+            text = self._request(
+                f"{PODS.format(namespace=namespace)}/{problem.pod}/log",
                 container=problem.container or None,
-                tail_lines=LOG_LINES,
-                previous=problem.restarts > 0,  # the crashed run's output, not the fresh one's
+                tailLines=LOG_LINES,
+                previous="true" if problem.restarts > 0 else None,  # the crashed run's output
             )
-        except Exception:  # no logs yet (image never pulled): nothing to show
+        except Exception:  # no logs yet (the image was never pulled): nothing to show
             return []
         return str(text).splitlines()[-LOG_LINES:]
 
 
 def _pump(
-    source: str, stream: Any, list_fn: Any, namespace: str, selectors: dict[str, str], seconds: int, out: Any
+    source: str, stream: Any, list_fn: Any, selectors: dict[str, str], *, seconds: int, out: Any
 ) -> None:
     try:
-        for event in stream.stream(list_fn, namespace, timeout_seconds=seconds, **selectors):
-            out.put((source, event["type"], event["raw_object"]))
+        for event in stream.stream(list_fn, timeout_seconds=seconds, deserialize=False, **selectors):
+            out.put((source, event["type"], event["object"]))
     except Exception as exc:  # surfaced to the follower, which decides what it means
         out.put((source, "ERROR", exc))
 

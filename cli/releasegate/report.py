@@ -39,8 +39,9 @@ class Console:
         for row in result.releases:
             flag = "  (prerelease)" if row["prerelease"] else ""
             self._print(sys.stdout, f"{row['tag']:<24} {row['published_at'] or '':<22}{flag}")
-        for path in result.files:
-            self._print(sys.stdout, f"wrote {path}")
+        if result.command == "render":
+            for path in result.files:
+                self._print(sys.stdout, f"wrote {path}")
         if result.skaffold and result.outcome == "planned":
             self._print(sys.stdout, "would run: " + " ".join(result.skaffold))
         self._print(sys.stdout, result.message)

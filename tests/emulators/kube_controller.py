@@ -51,6 +51,7 @@ class DeploymentController:
         self.default_scenario = "ready"
         self.ready_seconds = 0.05
         self.slow_seconds = 2.0
+        self.failure_seconds = 0.1  # when a failing scenario's first failure shows (benchmarks raise it)
         self.transitions: list[Transition] = []
         self._revision: dict[tuple[str, str], str] = {}
         self._names = iter(f"{n:05x}" for n in range(0x10000, 0xFFFFF, 7919))
@@ -118,12 +119,11 @@ class DeploymentController:
         timer.daemon = True
         timer.start()
 
-    def record(
-        self, pod: dict[str, Any], reason: str, message: str, kind: str = "Warning", count: int = 1
-    ) -> None:
-        """Record a transition (for benchmarks) and the Event the kubelet would emit."""
+    def record(self, pod: dict[str, Any], state: str, reason: str, message: str, count: int = 1) -> None:
+        """Record the pod's new ``state`` (benchmarks time the tool against it) and the Warning
+        Event the kubelet would emit, with ``reason``."""
         name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
-        self.transitions.append(Transition(name, reason, time.time()))
+        self.transitions.append(Transition(name, state, time.time()))
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.cluster.put(
             {
@@ -133,7 +133,7 @@ class DeploymentController:
                 "involvedObject": {"kind": "Pod", "namespace": namespace, "name": name, "apiVersion": "v1"},
                 "reason": reason,
                 "message": message,
-                "type": kind,
+                "type": "Warning",
                 "count": count,
                 "firstTimestamp": stamp,
                 "lastTimestamp": stamp,
@@ -207,9 +207,7 @@ def _pull_failed(reason: str) -> Callable[[DeploymentController, dict[str, Any]]
         pod["status"]["containerStatuses"] = [
             _container(pod["spec"], {"waiting": {"reason": reason, "message": message}})
         ]
-        controller.record(pod, "Failed" if reason == "ErrImagePull" else "BackOff", message)
-        if reason == "ImagePullBackOff":
-            controller.transitions[-1].reason = reason
+        controller.record(pod, reason, "Failed" if reason == "ErrImagePull" else "BackOff", message)
 
     return step
 
@@ -235,16 +233,14 @@ def _crashed(
             }
         }
         pod["status"]["containerStatuses"] = [status]
-        controller.record(pod, "BackOff", "Back-off restarting failed container")
-        controller.transitions[-1].reason = "CrashLoopBackOff"
+        controller.record(pod, "CrashLoopBackOff", "BackOff", "Back-off restarting failed container")
 
     return step
 
 
 def _unhealthy(controller: DeploymentController, pod: dict[str, Any]) -> None:
-    controller.record(
-        pod, "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503", count=12
-    )
+    message = "Readiness probe failed: HTTP probe failed with statuscode: 503"
+    controller.record(pod, "NotReady", "Unhealthy", message, count=12)
 
 
 def _config_error(controller: DeploymentController, pod: dict[str, Any]) -> None:
@@ -252,16 +248,19 @@ def _config_error(controller: DeploymentController, pod: dict[str, Any]) -> None
     pod["status"]["containerStatuses"] = [
         _container(pod["spec"], {"waiting": {"reason": "CreateContainerConfigError", "message": message}})
     ]
-    controller.record(pod, "Failed", f"Error: {message}")
+    controller.record(pod, "CreateContainerConfigError", "Failed", f"Error: {message}")
 
 
 Steps = list[tuple[float, Callable[[DeploymentController, dict[str, Any]], None]]]
 SCENARIOS: dict[str, Callable[[DeploymentController], Steps]] = {
     "ready": lambda c: [(c.ready_seconds, _running(ready=True))],
     "slow": lambda c: [(c.slow_seconds, _running(ready=True))],
-    "pull_error": lambda c: [(0.1, _pull_failed("ErrImagePull")), (0.4, _pull_failed("ImagePullBackOff"))],
-    "crashloop": lambda c: [(0.1, _running(ready=False)), (0.4, _crashed("Error", 1))],
-    "oom": lambda c: [(0.1, _running(ready=False)), (0.4, _crashed("OOMKilled", 137))],
+    "pull_error": lambda c: [
+        (c.failure_seconds, _pull_failed("ErrImagePull")),
+        (c.failure_seconds + 0.3, _pull_failed("ImagePullBackOff")),
+    ],
+    "crashloop": lambda c: [(0.1, _running(ready=False)), (c.failure_seconds + 0.3, _crashed("Error", 1))],
+    "oom": lambda c: [(0.1, _running(ready=False)), (c.failure_seconds + 0.3, _crashed("OOMKilled", 137))],
     "never_ready": lambda c: [(0.1, _running(ready=False)), (0.3, _unhealthy)],
     "config_error": lambda c: [(0.1, _config_error)],
 }

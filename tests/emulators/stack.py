@@ -94,10 +94,12 @@ class Stack:
         env.update(extra)
         return {k: v for k, v in env.items() if v is not None}
 
+    def argv(self, *args: str) -> list[str]:
+        return [str(Path(sys.executable).parent / "releasegate"), "--project-dir", str(self.project), *args]
+
     def releasegate(self, *args: str, timeout: float = 120, stdin: str | None = None, **env: Any) -> Run:
-        argv = [str(Path(sys.executable).parent / "releasegate"), "--project-dir", str(self.project), *args]
         done = subprocess.run(
-            argv,
+            self.argv(*args),
             env=self.env(**env),
             capture_output=True,
             text=True,
@@ -106,6 +108,12 @@ class Stack:
             check=False,
         )
         return Run(list(args), done.returncode, done.stdout, done.stderr)
+
+    def releasegate_live(self, *args: str, **env: Any) -> int:
+        """Run with the terminal's own stdout and stderr, as a person would see it."""
+        return subprocess.run(
+            self.argv(*args), env=self.env(**env), check=False, stdin=subprocess.DEVNULL
+        ).returncode
 
     def files_left_behind(self) -> list[Path]:
         return [p for p in self.tmp.rglob("*") if p.is_file()]
