@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from releasegate.errors import BadInput
 from releasegate.version import nearest_tags, parse_tag
@@ -73,3 +75,20 @@ def test_nearest_tags_prefers_close_matches_then_newest() -> None:
     assert nearest_tags("v1.4.3", existing)[:2] == ["v1.4.1", "v1.4.0"]
     assert nearest_tags("zzz", existing) == ["v2.0.0", "v1.4.1", "v1.4.0"]
     assert nearest_tags("v1.4.3", []) == []
+
+
+@given(st.text(max_size=60))
+def test_any_text_is_a_tag_or_bad_input_never_another_error(text: str) -> None:
+    try:
+        tag = parse_tag(text, "optional")
+    except BadInput as error:
+        assert "\n" not in error.one_line()
+        return
+    # Whatever is accepted is plain semver: nothing a shell, YAML or Jinja could read as syntax.
+    assert set(tag.text) <= set("v0123456789.+-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@given(st.integers(0, 999), st.integers(0, 999), st.integers(0, 999))
+def test_every_semver_triple_round_trips(major: int, minor: int, patch: int) -> None:
+    tag = parse_tag(f"v{major}.{minor}.{patch}")
+    assert (tag.version.major, tag.version.minor, tag.version.patch) == (major, minor, patch)
