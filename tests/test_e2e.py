@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import pytest
 
@@ -279,3 +283,57 @@ def test_render_writes_the_build_folder_byte_identically(stack: Stack) -> None:
     kinds = ["deployment", "horizontalpodautoscaler", "poddisruptionbudget", "service", "serviceaccount"]
     assert sorted(before) == [f"{kind}.yaml" for kind in kinds]
     assert stack.kube.requests == []
+
+
+def test_ecr_denying_the_credentials_is_refused_before_any_cluster_change(
+    stack: Stack, denying_ecr: str
+) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2", AWS_ENDPOINT_URL=denying_ecr)
+    assert run.exit_code == 3
+    assert_one_line_failure(run, "AWS denied the ECR request", "refresh the AWS credentials")
+    assert "emulator-secret-key" not in run.stdout + run.stderr
+    assert stack.kube.requests == []
+
+
+def test_prod_asks_on_a_terminal(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    for answer, code, expected in (("n\n", 0, "skipped"), ("y\n", 0, "v1.4.2 is live in prod")):
+        primary, secondary = pty.openpty()
+        argv = stack.argv("deploy", "--env", "prod", "--tag", "v1.4.2", "--allow-local-prod")
+        process = subprocess.Popen(
+            argv,
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=stack.env(CI=None),
+            text=True,
+        )
+        os.close(secondary)
+        os.write(primary, answer.encode())
+        out, err = process.communicate(timeout=120)
+        os.close(primary)
+        assert process.returncode == code, err
+        assert "Deploy v1.4.2 to prod (model-api-prod)?" in out and expected in out
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["deploy", "--tag", "v1.4.2"], ["Missing option '--env'", "releasegate deploy --help"]),
+        (["deploy", "--env", "nonprod", "--tag", "v1.4.2", "--timeout", "soon"], ["--timeout", "--help"]),
+        (["launch"], ["No such command 'launch'", "releasegate --help"]),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(stack: Stack, args: list[str], words: list[str]) -> None:
+    run = stack.releasegate(*args)
+    assert run.exit_code == 2
+    assert run.stderr.strip().count("\n") == 0
+    assert_one_line_failure(run, *words)
+
+
+def test_start_up_imports_no_sdk() -> None:
+    probe = "import sys, releasegate.app; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    for heavy in ("github", "boto3", "botocore", "kubernetes", "kubernetes_validate", "jinja2", "sh", "rich"):
+        assert f"'{heavy}'" not in loaded

@@ -81,3 +81,17 @@ def test_unreachable_endpoint_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(Refused, match="ECR unreachable"):
         Registry("eu-west-1").find_image("model-api", "v1.0.0")
+
+
+def test_denied_credentials_are_refused_with_a_hint(
+    denying_ecr: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", denying_ecr)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXPIREDORWRONG00")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    with pytest.raises(Refused) as caught:
+        Registry("eu-west-1").find_image("model-api", "v1.0.0")
+    assert (
+        "AWS denied the ECR request" in caught.value.cause
+        and "refresh the AWS credentials" in caught.value.hint
+    )

@@ -110,7 +110,8 @@ class Registry:
                     f"image {where} not found in ECR ({self.region})",
                     "push the image for this tag first, or check aws.ecr_repository and aws.region",
                 ) from exc
-            if code in CREDENTIAL_ERRORS:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in CREDENTIAL_ERRORS or status in (401, 403):
                 raise Refused(
                     f"AWS denied the ECR request ({code})",
                     "refresh the AWS credentials, or grant ecr:DescribeImages and ecr:GetAuthorizationToken",
