@@ -7,6 +7,7 @@ it are imported inside the commands, so ``releasegate --help`` stays fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -130,8 +131,16 @@ def deploy(
     allow_local_prod: Annotated[
         bool, typer.Option("--allow-local-prod", help="Allow a protected environment outside CI.")
     ] = False,
+    no_rollback: Annotated[
+        bool,
+        typer.Option("--no-rollback", help="On failure leave the cluster as it is, for debugging (exit 5)."),
+    ] = False,
+    allow_downgrade: Annotated[
+        bool, typer.Option("--allow-downgrade", help="Allow a lower version than the one serving.")
+    ] = False,
 ) -> None:
-    """Deploy TAG to ENV: validate, render, ECR, skaffold deploy, verify the pods are Ready."""
+    """Deploy TAG to ENV: validate, render, ECR, skaffold deploy, verify; restore the last good
+    release if it fails."""
 
     def run(console: Console) -> Result:
         from . import pipeline
@@ -149,10 +158,58 @@ def deploy(
                 namespace=environment.namespace,
                 message=f"skipped: {tag} was not deployed to {environment.name}",
             )
-        options = pipeline.DeployOptions(dry_run=dry_run, timeout=timeout)
+        options = pipeline.DeployOptions(
+            dry_run=dry_run, timeout=timeout, rollback=not no_rollback, allow_downgrade=allow_downgrade
+        )
         return pipeline.deploy(project, environment, tag, options, console)
 
     _run(ctx.obj, "deploy", run)
+
+
+@app.command()
+def status(ctx: typer.Context, env: EnvOption) -> None:
+    """The release serving ENV (from the ledger), its pods, and any drift from the ledger."""
+
+    def run(console: Console) -> Result:
+        from . import recovery
+
+        return recovery.status(*_load(ctx.obj, env), console)
+
+    _run(ctx.obj, "status", run)
+
+
+@app.command()
+def history(ctx: typer.Context, env: EnvOption) -> None:
+    """Every recorded deploy attempt in ENV, newest first (the last 20)."""
+
+    def run(console: Console) -> Result:
+        from . import recovery
+
+        return recovery.history(*_load(ctx.obj, env), console)
+
+    _run(ctx.obj, "history", run)
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    env: EnvOption,
+    to: Annotated[
+        str | None, typer.Option("--to", help="A good release from the ledger (default: the previous one).")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds for skaffold and the rollout.")
+    ] = 600,
+) -> None:
+    """Put the previous good release (or --to TAG) back, with the same verification."""
+
+    def run(console: Console) -> Result:
+        from . import pipeline, recovery
+
+        project, environment = _load(ctx.obj, env)
+        return recovery.rollback(project, environment, to, pipeline.DeployOptions(timeout=timeout), console)
+
+    _run(ctx.obj, "rollback", run)
 
 
 def _load(options: Globals, env: str) -> tuple[Project, Environment]:
@@ -200,6 +257,8 @@ def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> N
     from .report import Console
 
     console = Console(as_json=options.as_json, verbose=options.verbose)
+    # SIGTERM (a cancelled CI job) is handled like Ctrl-C: stop, restore, release the lock.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         console.result(body(console))
     except ReleasegateError as error:
@@ -218,6 +277,10 @@ def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> N
             )
         )
         raise typer.Exit(1) from None
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:

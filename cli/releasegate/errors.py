@@ -7,7 +7,8 @@ only ``app.py`` turns them into a process exit code.
     ├── BadInput       (2: malformed tag, unknown environment, invalid config or flags)
     ├── Refused        (3: refused before any change to the cluster)
     ├── RolledBack     (4: failed, previous release restored and verified)
-    └── NeedsAttention (5: failed, the cluster is not known-good)
+    ├── NeedsAttention (5: failed, the cluster is not known-good)
+    └── Interrupted    (130: SIGINT or SIGTERM)
 """
 
 from __future__ import annotations
@@ -41,3 +42,7 @@ class RolledBack(ReleasegateError):
 
 class NeedsAttention(ReleasegateError):
     exit_code = 5
+
+
+class Interrupted(ReleasegateError):
+    exit_code = 130

@@ -58,14 +58,30 @@ class Cluster:
 
     def _request(self, path: str, timeout: float | None = 15, stream: bool = False, **query: Any) -> Any:
         """GET one API path: the decoded JSON, a log's text, or (stream) the open response."""
+        return self.call("GET", path, timeout=timeout, stream=stream, **query)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: float | None = 15,
+        stream: bool = False,
+        **query: Any,
+    ) -> Any:
+        """One API request; raises the client's ApiException on an error status."""
         from kubernetes.client.exceptions import ApiException
 
         client = self._api()
+        headers = {"Accept": "application/json, */*"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         method, url, headers, body, _ = client.param_serialize(
-            "GET",
+            method,
             path,
             query_params=[(k, v) for k, v in query.items() if v is not None],
-            header_params={"Accept": "application/json, */*"},
+            header_params=headers,
+            body=body,
             auth_settings=["BearerToken"],
         )
         response = client.call_api(method, url, headers, body, _request_timeout=timeout)
@@ -88,14 +104,30 @@ class Cluster:
 
     def check_access(self, namespace: str) -> None:
         """Fail before any change when the cluster cannot be reached or read."""
-        with _translated_errors("cannot read Deployments in", namespace, Refused):
+        with translated_errors("cannot read Deployments in", namespace, Refused):
             self._request(DEPLOYMENTS.format(namespace=namespace), timeout=10, limit=1)
+
+    def workload(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The Deployment (None when there is none) and the pods its selector matches."""
+        from kubernetes.client.exceptions import ApiException
+
+        with translated_errors("cannot read", namespace, Refused):
+            try:
+                deployment = self._request(f"{DEPLOYMENTS.format(namespace=namespace)}/{name}")
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None, []
+                raise
+            selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+            return deployment, self._request(PODS.format(namespace=namespace), labelSelector=selector)[
+                "items"
+            ]
 
     def wait_for_rollout(
         self, namespace: str, name: str, image: str, timeout: float, on_progress: Callable[[str], None]
     ) -> Verdict:
         deadline = time.monotonic() + timeout
-        with _translated_errors("cannot watch the rollout in", namespace, NeedsAttention):
+        with translated_errors("cannot watch the rollout in", namespace, NeedsAttention):
             deployment = self._request(f"{DEPLOYMENTS.format(namespace=namespace)}/{name}")
             selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
             pods = self._request(PODS.format(namespace=namespace), labelSelector=selector)["items"]
@@ -233,7 +265,7 @@ def _one_per_pod(problems: list[PodProblem]) -> list[PodProblem]:
 
 
 @contextmanager
-def _translated_errors(
+def translated_errors(
     action: str, namespace: str, error: type[Refused] | type[NeedsAttention]
 ) -> Iterator[None]:
     from kubernetes.client.exceptions import ApiException

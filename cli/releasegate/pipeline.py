@@ -1,12 +1,15 @@
-"""The release pipeline: validate → render → ECR → skaffold deploy → verify.
+"""The release pipeline: validate → render → ECR → lock → skaffold deploy → verify → record,
+and on failure, restore the last good release.
 
 Each command is a function that returns a ``Result`` or raises a ``ReleasegateError``; it
 knows nothing about the command line. The outside world is reached only through the
 adapters in ``Clients``, which are built once per run and create their SDK clients lazily.
+``recovery.py`` holds what puts a known release back (automatic restore and ``rollback``).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,18 +19,21 @@ from typing import Any, Protocol
 
 from . import render as renderer
 from .config import Environment, Project
-from .errors import NeedsAttention
+from .errors import NeedsAttention, Refused
 from .kube import Cluster
+from .ledger import DEPLOYED, FAILED, INTERRUPTED, PENDING, Ledger, Record, actor, manifest_hash, serving
+from .lock import DeployLock
 from .registry import Image, Registry
 from .releases import Release, ReleaseSource, list_releases, validate_release
 from .skaffold import SkaffoldDeploy
 from .skaffold import deploy as skaffold_deploy
-from .version import ReleaseTag
+from .version import ReleaseTag, parse_tag
 
 
 class Progress(Protocol):
     def stage(self, name: str, message: str, seconds: float) -> None: ...
     def detail(self, source: str, text: str) -> None: ...
+    def warning(self, text: str) -> None: ...
     def secret(self, value: str) -> None: ...
 
 
@@ -42,10 +48,13 @@ class Result:
     namespace: str | None = None
     image: str | None = None
     digest: str | None = None
+    revision: int | None = None
     files: list[str] = field(default_factory=list)
     skaffold: list[str] = field(default_factory=list)
     releases: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     pods_ready: str | None = None
+    drift: str | None = None
     stages: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
 
@@ -70,8 +79,8 @@ class Plan:
     """Everything the pre-flight checks established: what exactly would be deployed."""
 
     tag: ReleaseTag
-    release: Release
-    image: Image
+    release: Release | None
+    image: str  # repository@sha256:…
     manifests: list[renderer.Manifest]
 
 
@@ -79,9 +88,11 @@ class Plan:
 class DeployOptions:
     dry_run: bool = False
     timeout: float = 600.0
+    rollback: bool = True
+    allow_downgrade: bool = False
 
 
-class _Stages:
+class Stages:
     def __init__(self, result: Result, progress: Progress) -> None:
         self.result, self.progress = result, progress
 
@@ -95,6 +106,83 @@ class _Stages:
         text = message[0] if message else "done"
         self.result.stages.append({"name": name, "seconds": round(seconds, 3), "message": text})
         self.progress.stage(name, text, seconds)
+
+
+@dataclass
+class Run:
+    """One command's shared state: what it works on and how it reports."""
+
+    project: Project
+    env: Environment
+    clients: Clients
+    stages: Stages
+    progress: Progress
+
+    @classmethod
+    def start(cls, command: str, project: Project, env: Environment, progress: Progress) -> Run:
+        result = Result(command=command, outcome="failed", env=env.name, namespace=env.namespace)
+        clients = Clients.for_environment(project, env, progress)
+        return cls(project, env, clients, Stages(result, progress), progress)
+
+    @property
+    def result(self) -> Result:
+        return self.stages.result
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.clients.cluster, self.env.namespace, self.project.app)
+
+    def lock(self) -> DeployLock:
+        name = f"releasegate-{self.project.app}"
+        identity = f"{actor()} pid {os.getpid()}"
+        return DeployLock(self.clients.cluster, self.env.namespace, name, identity, self.progress.warning)
+
+    def plan_from_record(self, record: Record) -> Plan:
+        tag = parse_tag(record.tag, self.project.tag_prefix)
+        return Plan(tag, None, record.image, renderer.render(self.project, self.env, tag, record.image))
+
+    def apply(self, plan: Plan, timeout: float, stage: str = "deploy") -> str:
+        """Write, skaffold deploy and verify one release; NeedsAttention when it is not Ready."""
+        started = time.monotonic()
+        renderer.write(plan.manifests, self.project.build_dir(self.env.name))
+        spec = skaffold_spec(self.project, self.env, plan.image)
+        with self.stages.run(stage) as done, self.clients.registry.docker_config() as docker_config:
+            skaffold_deploy(
+                spec,
+                docker_config=docker_config,
+                timeout=timeout,
+                on_line=lambda line: self.progress.detail("skaffold", line),
+                cwd=self.project.root,
+            )
+            done.append(
+                f"skaffold applied {len(plan.manifests)} objects for {plan.tag} to {self.env.namespace}"
+            )
+        remaining = max(timeout - (time.monotonic() - started), 1.0)
+        with self.stages.run("verify") as done:
+            verdict = self.clients.cluster.wait_for_rollout(
+                self.env.namespace,
+                self.project.app,
+                plan.image,
+                remaining,
+                on_progress=lambda text: self.progress.detail("rollout", text),
+            )
+            if verdict.state != "complete":
+                raise NeedsAttention(
+                    f"{plan.tag} did not become Ready in {self.env.name}: {verdict.summary}",
+                    "fix the release and deploy again",
+                    details=tuple(self.clients.cluster.diagnose(self.env.namespace, verdict, plan.image)),
+                )
+            done.append(verdict.summary)
+        return f"{verdict.ready}/{verdict.desired}"
+
+
+def skaffold_spec(project: Project, env: Environment, image: str) -> SkaffoldDeploy:
+    return SkaffoldDeploy(
+        skaffold_file=project.skaffold_file,
+        profile=env.skaffold_profile,
+        namespace=env.namespace,
+        image=image,
+        kube_context=env.kube_context,
+    )
 
 
 def releases(project: Project, progress: Progress) -> Result:
@@ -111,115 +199,111 @@ def releases(project: Project, progress: Progress) -> Result:
     )
 
 
-def preflight(project: Project, env: Environment, tag_text: str, clients: Clients, stages: _Stages) -> Plan:
+def preflight(run: Run, tag_text: str) -> Plan:
     """Every check that needs no change: the tag, the release, the image, the manifests."""
-    with stages.run("validate") as done:
+    project, env, clients = run.project, run.env, run.clients
+    with run.stages.run("validate") as done:
         tag, release = validate_release(
             clients.releases, tag_text, project.tag_prefix, env.allow_prerelease, env.name
         )
         kind = "prerelease" if release.prerelease else "release"
         done.append(f"{tag} is a published {kind} of {project.github_repository}")
-    with stages.run("image") as done:
-        image = clients.registry.find_image(env.ecr_repository, tag.text)
+    with run.stages.run("image") as done:
+        image: Image = clients.registry.find_image(env.ecr_repository, tag.text)
         done.append(f"{image.repository_uri}:{tag} is {image.digest}")
-    with stages.run("render") as done:
+    with run.stages.run("render") as done:
         manifests = renderer.render(project, env, tag, image.pinned)
         done.append(
             f"{len(manifests)} objects for {env.namespace}, valid against Kubernetes "
             f"{renderer.KUBERNETES_VERSION} schemas"
         )
-    return Plan(tag=tag, release=release, image=image, manifests=manifests)
+    describe(run.result, tag.text, image.pinned)
+    return Plan(tag=tag, release=release, image=image.pinned, manifests=manifests)
 
 
 def check(project: Project, env: Environment, tag_text: str, progress: Progress) -> Result:
-    result = _result("check", env)
-    stages = _Stages(result, progress)
-    clients = Clients.for_environment(project, env, progress)
-    plan = preflight(project, env, tag_text, clients, stages)
-    with stages.run("cluster") as done:
-        clients.cluster.check_access(env.namespace)
+    run = Run.start("check", project, env, progress)
+    plan = preflight(run, tag_text)
+    with run.stages.run("cluster") as done:
+        run.clients.cluster.check_access(env.namespace)
         done.append(f"Deployments in {env.namespace} are readable")
-    _describe(result, plan)
-    result.outcome, result.message = "checked", f"{plan.tag} can be deployed to {env.name}"
-    return result
+    run.result.outcome, run.result.message = "checked", f"{plan.tag} can be deployed to {env.name}"
+    return run.result
 
 
 def render(
     project: Project, env: Environment, tag_text: str, out_dir: Path | None, progress: Progress
 ) -> Result:
-    result = _result("render", env)
-    stages = _Stages(result, progress)
-    plan = preflight(project, env, tag_text, Clients.for_environment(project, env, progress), stages)
+    run = Run.start("render", project, env, progress)
+    plan = preflight(run, tag_text)
     target = out_dir or project.build_dir(env.name)
-    result.files = [str(p) for p in renderer.write(plan.manifests, target)]
-    _describe(result, plan)
-    result.outcome, result.message = "rendered", f"{len(result.files)} manifests written to {target}"
-    return result
+    run.result.files = [str(p) for p in renderer.write(plan.manifests, target)]
+    run.result.outcome = "rendered"
+    run.result.message = f"{len(run.result.files)} manifests written to {target}"
+    return run.result
 
 
 def deploy(
     project: Project, env: Environment, tag_text: str, options: DeployOptions, progress: Progress
 ) -> Result:
-    started = time.monotonic()
-    result = _result("deploy", env)
-    stages = _Stages(result, progress)
-    clients = Clients.for_environment(project, env, progress)
-    plan = preflight(project, env, tag_text, clients, stages)
-    _describe(result, plan)
-    result.files = [str(p) for p in renderer.write(plan.manifests, project.build_dir(env.name))]
-    spec = SkaffoldDeploy(
-        skaffold_file=project.skaffold_file,
-        profile=env.skaffold_profile,
-        namespace=env.namespace,
-        image=plan.image.pinned,
-        kube_context=env.kube_context,
-    )
-    result.skaffold = ["skaffold", *spec.argv()]
+    from .recovery import recover
+
+    run = Run.start("deploy", project, env, progress)
+    plan = preflight(run, tag_text)
+    run.result.skaffold = ["skaffold", *skaffold_spec(project, env, plan.image).argv()]
     if options.dry_run:
-        result.outcome = "planned"
-        result.message = f"dry run: would deploy {plan.tag} to {env.name}; nothing was changed"
-        return result
+        run.result.files = [str(p) for p in renderer.write(plan.manifests, project.build_dir(env.name))]
+        run.result.outcome = "planned"
+        run.result.message = f"dry run: would deploy {plan.tag} to {env.name}; nothing was changed"
+        return run.result
 
-    with stages.run("cluster") as done:
-        clients.cluster.check_access(env.namespace)
+    with run.stages.run("cluster") as done:
+        run.clients.cluster.check_access(env.namespace)
         done.append(f"Deployments in {env.namespace} are readable")
-    with stages.run("deploy") as done, clients.registry.docker_config() as docker_config:
-        skaffold_deploy(
-            spec,
-            docker_config=docker_config,
-            timeout=_remaining(started, options.timeout),
-            on_line=lambda line: progress.detail("skaffold", line),
-            cwd=project.root,
+    with run.stages.run("lock") as done, run.lock():
+        done.append(f"holding the {env.namespace} deploy lock")
+        ledger = run.ledger()
+        current = serving(ledger.records())
+        guard_downgrade(plan.tag, current, options.allow_downgrade, env, progress)
+        record = ledger.append(
+            tag=plan.tag.text,
+            image=plan.image,
+            commit=os.environ.get("GITHUB_SHA", ""),
+            outcome=PENDING,
+            manifest_hash=manifest_hash(plan.manifests),
         )
-        done.append(f"skaffold applied {len(plan.manifests)} objects to {env.namespace}")
-    with stages.run("verify") as done:
-        verdict = clients.cluster.wait_for_rollout(
-            env.namespace,
-            project.app,
-            plan.image.pinned,
-            _remaining(started, options.timeout),
-            on_progress=lambda text: progress.detail("rollout", text),
+        run.result.revision = record.revision
+        try:
+            run.result.pods_ready = run.apply(plan, options.timeout)
+        except NeedsAttention as failure:
+            ledger.mark(record, FAILED, failure.cause)
+            recover(run, failure, current, record, options)
+        except KeyboardInterrupt:
+            ledger.mark(record, INTERRUPTED, "interrupted by SIGINT/SIGTERM")
+            recover(run, None, current, record, options)
+        ledger.mark(record, DEPLOYED)
+    run.result.outcome = "deployed"
+    run.result.message = f"{plan.tag} is live in {env.name} ({run.result.pods_ready} pods Ready)"
+    return run.result
+
+
+def guard_downgrade(
+    tag: ReleaseTag, current: Record | None, allowed: bool, env: Environment, progress: Progress
+) -> None:
+    if current is None:
+        return
+    try:
+        serving_version = parse_tag(current.tag, "optional").version
+    except Exception:  # a ledger record from another tag policy: nothing to compare
+        return
+    if tag.version < serving_version and not allowed:
+        raise Refused(
+            f"{tag} is older than {current.tag}, which is serving {env.name}",
+            "pass --allow-downgrade to deploy an older release, or use `releasegate rollback`",
         )
-        result.pods_ready = f"{verdict.ready}/{verdict.desired}"
-        if verdict.state != "complete":
-            raise NeedsAttention(
-                f"{plan.tag} did not become Ready in {env.name}: {verdict.summary}",
-                "fix the release and deploy again; the cluster was left as it is (rollback is not enabled)",
-                details=tuple(clients.cluster.diagnose(env.namespace, verdict, plan.image.pinned)),
-            )
-        done.append(verdict.summary)
-    result.outcome = "deployed"
-    result.message = f"{plan.tag} is live in {env.name} ({result.pods_ready} pods Ready)"
-    return result
+    if tag.version == serving_version:
+        progress.warning(f"{tag} is already the release serving {env.name}: redeploying it")
 
 
-def _result(command: str, env: Environment) -> Result:
-    return Result(command=command, outcome="failed", env=env.name, namespace=env.namespace)
-
-
-def _describe(result: Result, plan: Plan) -> None:
-    result.tag, result.image, result.digest = plan.tag.text, plan.image.pinned, plan.image.digest
-
-
-def _remaining(started: float, timeout: float) -> float:
-    return max(timeout - (time.monotonic() - started), 1.0)
+def describe(result: Result, tag: str, image: str) -> None:
+    result.tag, result.image, result.digest = tag, image, image.partition("@")[2]

@@ -13,6 +13,15 @@ from .errors import ReleasegateError
 from .pipeline import Result
 
 MASK = "***"
+HISTORY_ROW = "{revision:>4}  {tag:<16} {outcome:<12} {at:<21} {actor:<28} {note}"
+HISTORY_HEADER = {
+    "revision": "REV",
+    "tag": "TAG",
+    "outcome": "OUTCOME",
+    "at": "WHEN",
+    "actor": "BY",
+    "note": "NOTE",
+}
 
 
 class Console:
@@ -27,6 +36,9 @@ class Console:
     def detail(self, source: str, text: str) -> None:
         self._print(sys.stderr, f"  {source} | {text}")
 
+    def warning(self, text: str) -> None:
+        self._print(sys.stderr, f"! {text}")
+
     def secret(self, value: str) -> None:
         if value:
             self._secrets.add(value)
@@ -39,6 +51,10 @@ class Console:
         for row in result.releases:
             flag = "  (prerelease)" if row["prerelease"] else ""
             self._print(sys.stdout, f"{row['tag']:<24} {row['published_at'] or '':<22}{flag}")
+        if result.history:
+            self._print(sys.stdout, HISTORY_ROW.format(**HISTORY_HEADER))
+            for row in result.history:
+                self._print(sys.stdout, HISTORY_ROW.format(**row))
         if result.command == "render":
             for path in result.files:
                 self._print(sys.stdout, f"wrote {path}")

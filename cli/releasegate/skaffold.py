@@ -8,11 +8,13 @@ Deploying and waiting are separate: Skaffold applies; ``kube.py`` proves the rol
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import NeedsAttention, Refused
 
@@ -82,19 +84,21 @@ def run_program(
         tail.append(text)
         on_line(text)
 
-    shown = f"{program} {' '.join(argv)}"
+    process = command(
+        *argv,
+        _env={**os.environ, **extra_env},
+        _out=line,
+        _err=line,
+        _tty_out=False,
+        _cwd=str(cwd),
+        _in=None,
+        _bg=True,  # waited for below, so that a deadline or an interrupt can stop it
+        _bg_exc=False,
+    )
     try:
-        command(
-            *argv,
-            _env={**os.environ, **extra_env},
-            _out=line,
-            _err=line,
-            _tty_out=False,
-            _cwd=str(cwd),
-            _timeout=max(timeout, 0.1),
-            _in=None,
-        )
+        process.wait(timeout=max(timeout, 0.1))
     except sh.TimeoutException as exc:
+        _stop(process)
         raise ProgramFailed(
             f"{program} still running after {timeout:.0f}s and was stopped",
             "raise --timeout, or look at the cluster events",
@@ -104,12 +108,27 @@ def run_program(
         ) from exc
     except sh.ErrorReturnCode as exc:
         raise ProgramFailed(
-            f"`{shown}` exited with {exc.exit_code}",
+            f"`{program} {' '.join(argv)}` exited with {exc.exit_code}",
             f"read the {program} output above",
             [program, *argv],
             exc.exit_code,
             list(tail),
         ) from exc
+    except BaseException:  # SIGINT/SIGTERM: never leave the program running behind us
+        _stop(process)
+        raise
+
+
+def _stop(process: Any) -> None:
+    import sh
+
+    # It may have exited already, or exit with an error on SIGTERM: neither matters here.
+    with contextlib.suppress(Exception):
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except sh.TimeoutException:
+            process.kill()
 
 
 def deploy(

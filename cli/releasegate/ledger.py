@@ -1,0 +1,121 @@
+"""The release ledger: every deploy attempt and its outcome, kept in the cluster itself.
+
+One ConfigMap per revision in the environment's namespace (``releasegate.<app>.v<N>``,
+labelled ``releasegate.dev/ledger=<app>``), the way Helm keeps one record per release
+revision, so that ``status``, ``history`` and ``rollback`` answer from the cluster and not
+from anyone's laptop. The last ``KEEP`` records are kept. Encoding is pure and tested
+without a server; ``Ledger`` does the API calls.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from .errors import NeedsAttention, Refused
+from .kube import translated_errors
+
+if TYPE_CHECKING:
+    from .kube import Cluster
+    from .render import Manifest
+
+KEEP = 20
+LABEL = "releasegate.dev/ledger"
+PENDING, DEPLOYED, FAILED, INTERRUPTED = "pending", "deployed", "failed", "interrupted"
+
+
+@dataclass(frozen=True)
+class Record:
+    revision: int
+    tag: str
+    image: str  # repository@sha256:…, exactly what was deployed
+    commit: str
+    actor: str
+    at: str  # UTC, ISO 8601
+    outcome: str
+    manifest_hash: str
+    note: str = ""
+
+    @property
+    def digest(self) -> str:
+        return self.image.partition("@")[2]
+
+
+def actor() -> str:
+    """Who deploys: the GitHub actor in Actions, else the local user and host."""
+    return os.environ.get("GITHUB_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def manifest_hash(manifests: list[Manifest]) -> str:
+    digest = hashlib.sha256()
+    for manifest in sorted(manifests, key=lambda m: m.filename):
+        digest.update(manifest.filename.encode() + b"\0" + manifest.text.encode() + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def config_map_name(app: str, revision: int) -> str:
+    return f"releasegate.{app}.v{revision}"
+
+
+def to_config_map(record: Record, app: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": config_map_name(app, record.revision),
+            "namespace": namespace,
+            "labels": {LABEL: app, "releasegate.dev/outcome": record.outcome},
+        },
+        "data": {k: str(v) for k, v in asdict(record).items()},
+    }
+
+
+def from_config_map(obj: dict[str, Any]) -> Record:
+    data = obj.get("data") or {}
+    known = {f.name for f in fields(Record)}
+    values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+    values["revision"] = int(values.get("revision", 0))
+    return Record(**{f.name: values.get(f.name, "") for f in fields(Record)})
+
+
+def serving(records: list[Record]) -> Record | None:
+    """The release that should be serving: the newest one that deployed and verified."""
+    return next((r for r in records if r.outcome == DEPLOYED), None)
+
+
+class Ledger:
+    def __init__(self, cluster: Cluster, namespace: str, app: str) -> None:
+        self.cluster, self.namespace, self.app = cluster, namespace, app
+        self.path = f"/api/v1/namespaces/{namespace}/configmaps"
+
+    def records(self) -> list[Record]:
+        """Newest first."""
+        with translated_errors("cannot read the release ledger in", self.namespace, Refused):
+            items = self.cluster.call("GET", self.path, labelSelector=f"{LABEL}={self.app}")["items"]
+        return sorted((from_config_map(i) for i in items), key=lambda r: r.revision, reverse=True)
+
+    def append(self, **values: Any) -> Record:
+        existing = self.records()
+        revision = (existing[0].revision if existing else 0) + 1
+        record = Record(revision=revision, actor=actor(), at=now(), **values)
+        with translated_errors("cannot write the release ledger in", self.namespace, NeedsAttention):
+            self.cluster.call("POST", self.path, body=to_config_map(record, self.app, self.namespace))
+            for old in existing[KEEP - 1 :]:
+                self.cluster.call("DELETE", f"{self.path}/{config_map_name(self.app, old.revision)}")
+        return record
+
+    def mark(self, record: Record, outcome: str, note: str = "") -> Record:
+        updated = replace(record, outcome=outcome, note=note or record.note)
+        path = f"{self.path}/{config_map_name(self.app, record.revision)}"
+        with translated_errors("cannot write the release ledger in", self.namespace, NeedsAttention):
+            self.cluster.call("PUT", path, body=to_config_map(updated, self.app, self.namespace))
+        return updated

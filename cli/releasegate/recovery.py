@@ -1,0 +1,171 @@
+"""Putting a known release back, and saying what is serving.
+
+``recover`` runs when a deploy fails or is interrupted: it redeploys the last good release
+from the ledger (its exact image, rendered again), verifies it the same way, records it, and
+raises the exit the contract asks for: 4 restored, 5 not known-good, 130 interrupted.
+``rollback``, ``status`` and ``history`` are the commands that read the same ledger.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
+from typing import Any, NoReturn
+
+from .config import Environment, Project
+from .errors import Interrupted, NeedsAttention, Refused, RolledBack
+from .ledger import DEPLOYED, Record, manifest_hash, serving
+from .pipeline import DeployOptions, Progress, Result, Run, describe
+from .rollout import is_ready
+from .version import parse_tag
+
+
+def recover(
+    run: Run, failure: NeedsAttention | None, current: Record | None, failed: Record, options: DeployOptions
+) -> NoReturn:
+    """After ``failed`` did not go live (``failure`` None: interrupted), restore ``current``."""
+    env = run.env.name
+    cause = failure.cause if failure else f"interrupted while deploying {failed.tag}"
+    details = failure.details if failure else ()
+    look = f"a person must look: `releasegate status --env {env}`"
+    if not options.rollback:
+        left = f"left as it is (--no-rollback); inspect it, then `releasegate rollback --env {env}`"
+        raise (Interrupted if failure is None else NeedsAttention)(cause, left, details)
+    if current is None:
+        raise (Interrupted if failure is None else NeedsAttention)(
+            f"{cause}; there is no earlier good release to restore", look, details
+        )
+    run.progress.warning(f"restoring {current.tag}, the last good release of {env}")
+    try:
+        with _interrupts_deferred(run.progress) if failure is None else nullcontext():
+            restore(
+                run,
+                current,
+                options.timeout,
+                f"restored after revision {failed.revision} ({failed.tag}) failed",
+            )
+    except NeedsAttention as restore_failure:
+        raise NeedsAttention(
+            f"{cause}, and restoring {current.tag} failed too: {restore_failure.cause}",
+            look,
+            details + restore_failure.details,
+        ) from restore_failure
+    if failure is None:
+        restored = f"interrupted while deploying {failed.tag}; {current.tag} was restored and verified"
+        raise Interrupted(restored, "deploy again when ready")
+    raise RolledBack(
+        f"{cause}; {current.tag} was restored and verified", f"fix {failed.tag}, then deploy again", details
+    )
+
+
+def restore(run: Run, record: Record, timeout: float, note: str) -> Record:
+    """Deploy the exact image of ``record`` again, verify it, and add it to the ledger."""
+    plan = run.plan_from_record(record)
+    describe(run.result, record.tag, record.image)
+    run.result.pods_ready = run.apply(plan, timeout, stage="restore")
+    return run.ledger().append(
+        tag=record.tag,
+        image=record.image,
+        commit=record.commit,
+        outcome=DEPLOYED,
+        manifest_hash=manifest_hash(plan.manifests),
+        note=note,
+    )
+
+
+def rollback(
+    project: Project, env: Environment, to_tag: str | None, options: DeployOptions, progress: Progress
+) -> Result:
+    if to_tag is not None:
+        parse_tag(to_tag, project.tag_prefix)  # bad input is exit 2 before anything else
+    run = Run.start("rollback", project, env, progress)
+    with run.stages.run("cluster") as done:
+        run.clients.cluster.check_access(env.namespace)
+        done.append(f"Deployments in {env.namespace} are readable")
+    with run.stages.run("lock") as done, run.lock():
+        done.append(f"holding the {env.namespace} deploy lock")
+        records = run.ledger().records()
+        target = _rollback_target(records, to_tag, env)
+        record = restore(
+            run, target, options.timeout, f"rollback to {target.tag} (revision {target.revision})"
+        )
+    run.result.revision = record.revision
+    run.result.outcome = "rolled-back"
+    run.result.message = f"{target.tag} is live in {env.name} again ({run.result.pods_ready} pods Ready)"
+    return run.result
+
+
+def _rollback_target(records: list[Record], to_tag: str | None, env: Environment) -> Record:
+    good = [r for r in records if r.outcome == DEPLOYED]
+    known = ", ".join(dict.fromkeys(r.tag for r in good)) or "none"
+    if to_tag is not None:
+        found = next((r for r in good if r.tag == to_tag), None)
+        if found is None:
+            raise Refused(
+                f"{to_tag} is not a good release in the {env.name} ledger", f"good releases: {known}"
+            )
+        return found
+    current = serving(records)
+    earlier = next((r for r in good if current and r.image != current.image), None)
+    if earlier is None:
+        raise Refused(f"no earlier good release in the {env.name} ledger", f"good releases: {known}")
+    return earlier
+
+
+def status(project: Project, env: Environment, progress: Progress) -> Result:
+    run = Run.start("status", project, env, progress)
+    records = run.ledger().records()
+    current = serving(records)
+    deployment, pods = run.clients.cluster.workload(env.namespace, project.app)
+    result = run.result
+    result.outcome = "status"
+    if current:
+        describe(result, current.tag, current.image)
+        result.revision = current.revision
+    lines = [f"{env.name} ({env.namespace}): " + (f"{current.tag}, deployed {current.at} by {current.actor}"
+                                                   if current else "no release recorded")]  # fmt: skip
+    if deployment is not None:
+        live = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        ready = sum(1 for p in pods if is_ready(p) and _image(p) == live)
+        result.pods_ready = f"{ready}/{deployment['spec'].get('replicas', 1)}"
+        lines.append(f"pods Ready: {result.pods_ready} on {live}")
+        if current and live != current.image:
+            result.drift = f"the Deployment runs {live}, but the ledger says {current.tag} is {current.image}"
+            lines.append(f"DRIFT: {result.drift}")
+    if records and records[0].outcome != DEPLOYED:
+        last = records[0]
+        lines.append(
+            f"last attempt: revision {last.revision}, {last.tag}: {last.outcome} {last.note}".rstrip()
+        )
+    result.message = "\n".join(lines)
+    return result
+
+
+def history(project: Project, env: Environment, progress: Progress) -> Result:
+    run = Run.start("history", project, env, progress)
+    run.result.history = [asdict(r) for r in run.ledger().records()]
+    run.result.outcome = "history"
+    run.result.message = f"{len(run.result.history)} records in the {env.name} ledger (newest first)"
+    return run.result
+
+
+def _image(pod: dict[str, Any]) -> str:
+    return str(pod["spec"]["containers"][0]["image"])
+
+
+@contextmanager
+def _interrupts_deferred(progress: Progress) -> Iterator[None]:
+    """While restoring after an interrupt, a second SIGINT/SIGTERM must not leave the cluster
+    half-restored: say so and carry on. (A handler, not SIG_IGN, which children would inherit.)"""
+
+    def wait(signum: int, frame: object) -> None:
+        progress.warning("restoring the last good release; it will finish within --timeout")
+
+    previous = {s: signal.signal(s, wait) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
