@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -131,10 +131,17 @@ class Run:
     def ledger(self) -> Ledger:
         return Ledger(self.clients.cluster, self.env.namespace, self.project.app)
 
-    def lock(self) -> DeployLock:
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the environment's deploy lock for the body (the stage times only taking it)."""
         name = f"releasegate-{self.project.app}"
         identity = f"{actor()} pid {os.getpid()}"
-        return DeployLock(self.clients.cluster, self.env.namespace, name, identity, self.progress.warning)
+        lock = DeployLock(self.clients.cluster, self.env.namespace, name, identity, self.progress.warning)
+        with ExitStack() as held:
+            with self.stages.run("lock") as done:
+                held.enter_context(lock)
+                done.append(f"holding the {self.env.namespace} deploy lock as {identity}")
+            yield
 
     def plan_from_record(self, record: Record) -> Plan:
         tag = parse_tag(record.tag, self.project.tag_prefix)
@@ -260,8 +267,7 @@ def deploy(
     with run.stages.run("cluster") as done:
         run.clients.cluster.check_access(env.namespace)
         done.append(f"Deployments in {env.namespace} are readable")
-    with run.stages.run("lock") as done, run.lock():
-        done.append(f"holding the {env.namespace} deploy lock")
+    with run.locked():
         ledger = run.ledger()
         current = serving(ledger.records())
         guard_downgrade(plan.tag, current, options.allow_downgrade, env, progress)

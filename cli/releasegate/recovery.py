@@ -84,8 +84,7 @@ def rollback(
     with run.stages.run("cluster") as done:
         run.clients.cluster.check_access(env.namespace)
         done.append(f"Deployments in {env.namespace} are readable")
-    with run.stages.run("lock") as done, run.lock():
-        done.append(f"holding the {env.namespace} deploy lock")
+    with run.locked():
         records = run.ledger().records()
         target = _rollback_target(records, to_tag, env)
         record = restore(

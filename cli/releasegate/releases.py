@@ -52,7 +52,8 @@ class ReleaseSource:
             self._repo = Github(
                 base_url=self.api_url,
                 auth=Auth.Token(self._token) if self._token else None,
-                timeout=10,
+                # Seconds per request; RELEASEGATE_GITHUB_TIMEOUT for slow GitHub Enterprise servers.
+                timeout=int(os.environ.get("RELEASEGATE_GITHUB_TIMEOUT") or 10),
                 per_page=HINT_PAGE_SIZE,
                 # Reads are not throttled; 5xx answers are retried a couple of times, quickly.
                 seconds_between_requests=None,
@@ -105,8 +106,13 @@ class ReleaseSource:
                 raise Refused(f"{where} refused access (403)", "give the token contents:read") from exc
             raise Refused(f"{where} answered {exc.status}", "retry later; see githubstatus.com") from exc
         except requests.RequestException as exc:
+            # After retries requests reports a read timeout as a ConnectionError around it.
+            if not (isinstance(exc, requests.Timeout) or "timed out" in str(exc)):
+                raise Refused(
+                    f"{where} unreachable ({exc.__class__.__name__})", "check the network or GITHUB_API_URL"
+                ) from exc
             raise Refused(
-                f"{where} unreachable ({exc.__class__.__name__})", "check the network or GITHUB_API_URL"
+                f"{where} did not answer in time", "retry later, or raise RELEASEGATE_GITHUB_TIMEOUT"
             ) from exc
 
 

@@ -98,10 +98,11 @@ def pod_problems(pod: dict[str, Any]) -> list[PodProblem]:
         last = (container.get("lastState") or {}).get("terminated") or {}
         waiting = state.get("waiting") or {}
         terminated = state.get("terminated") or {}
+        # The most specific cause first: an OOM kill explains the CrashLoopBackOff it leads to.
         for reason, message in (
-            (waiting.get("reason"), waiting.get("message")),
             (terminated.get("reason"), terminated.get("message")),
-            (last.get("reason"), last.get("message")),
+            (last.get("reason") if last.get("reason") in FATAL_TERMINATED else None, last.get("message")),
+            (waiting.get("reason"), waiting.get("message")),
         ):
             explanation = FATAL_WAITING.get(reason or "") or FATAL_TERMINATED.get(reason or "")
             if reason and explanation:

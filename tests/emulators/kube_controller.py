@@ -73,7 +73,11 @@ class DeploymentController:
         revision = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
         if self._revision.get((namespace, name)) != revision:
             self._revision[(namespace, name)] = revision
-            for _ in range(int(obj["spec"].get("replicas", 1))):
+            # Back to a revision whose pods still run (a rollback): scale it up, as the real
+            # controller scales the old ReplicaSet, rather than starting a second set.
+            running = [p for p in self.cluster.list("Pod", namespace)
+                       if p["metadata"]["labels"].get("pod-template-hash") == revision]  # fmt: skip
+            for _ in range(int(obj["spec"].get("replicas", 1)) - len(running)):
                 self._start_pod(namespace, name, template, revision)
         self.sync_status(namespace, name)
 

@@ -5,7 +5,8 @@ Put first on PATH (``install(bin_dir)``), it accepts ``skaffold deploy``'s flags
 present, resolves the profile's ``manifests.rawYaml`` globs, and applies every object to the
 cluster that KUBECONFIG names, over HTTP, as ``kubectl apply`` would. Faults for tests:
 ``STANDIN_SKAFFOLD_EXIT=N`` fails with exit N, ``STANDIN_SKAFFOLD_HANG=SECONDS`` hangs,
-``STANDIN_SKAFFOLD_RECORD=FILE`` records its argv and the registries DOCKER_CONFIG names.
+``STANDIN_SKAFFOLD_RECORD=FILE`` records its argv and the registries DOCKER_CONFIG names;
+``STANDIN_SKAFFOLD_FAULT_IMAGE=TEXT`` limits the faults to images containing TEXT.
 """
 
 from __future__ import annotations
@@ -63,10 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         print("v2.19.0-standin")
         return 0
-    if hang := float(os.environ.get("STANDIN_SKAFFOLD_HANG", "0")):
+    # Faults hit every run, or only runs deploying an image containing STANDIN_SKAFFOLD_FAULT_IMAGE
+    # (so that a restore of the previous release can still succeed).
+    faulty = os.environ.get("STANDIN_SKAFFOLD_FAULT_IMAGE", "")
+    at_fault = not faulty or any(faulty in image for image in args.images)
+    if at_fault and (hang := float(os.environ.get("STANDIN_SKAFFOLD_HANG", "0"))):
         print("Starting deploy...", flush=True)
         time.sleep(hang)
-    if code := int(os.environ.get("STANDIN_SKAFFOLD_EXIT", "0")):
+    if at_fault and (code := int(os.environ.get("STANDIN_SKAFFOLD_EXIT", "0"))):
         print('error: deploying "model-api": kubectl apply: exit status 1 (injected)', flush=True)
         return code
     try:

@@ -1,0 +1,256 @@
+"""The fault matrix: every fault in the engineering notes, through the real CLI process.
+
+For each one: the contract's exit code, one line naming the cause and the next step, the
+previous release still serving in the Kubernetes emulator (same image, pods Ready), the
+deploy lock released, and no secret in any output or in any file left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.emulators.ecr import CREDENTIALS
+from tests.emulators.stack import Run, Stack
+
+pytestmark = pytest.mark.e2e
+NS = "model-api-nonprod"
+LEASE = "releasegate-model-api"
+
+
+@dataclass
+class Baseline:
+    tag: str
+    image: str
+
+
+@pytest.fixture
+def baseline(stack: Stack) -> Baseline:
+    """v1.0.0 deployed and Ready; v1.1.0 published, to be deployed under a fault."""
+    digest = stack.publish("v1.0.0")
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0")
+    assert run.exit_code == 0, run.stderr
+    stack.publish("v1.1.0")
+    return Baseline("v1.0.0", f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@{digest}")
+
+
+def assert_still_serving(stack: Stack, baseline: Baseline) -> None:
+    deployment = stack.kube.get("Deployment", NS, "model-api")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == baseline.image
+    ready = [
+        p for p in stack.kube.list("Pod", NS)
+        if p["spec"]["containers"][0]["image"] == baseline.image
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
+    ]  # fmt: skip
+    assert len(ready) >= deployment["spec"]["replicas"]
+
+
+def assert_contract(stack: Stack, baseline: Baseline, run: Run, code: int, *words: str) -> None:
+    assert run.exit_code == code, run.stderr
+    last = run.last_line
+    assert last.startswith("error: ") and "Next: " in last, last
+    for word in words:
+        assert word in last, last
+    assert_still_serving(stack, baseline)
+    assert stack.kube.get("Lease", NS, LEASE) is None
+    secrets = [
+        stack.ecr.authorization_token(),
+        stack.github.token or "",
+        CREDENTIALS["aws_secret_access_key"],
+    ]
+    for secret in secrets:
+        assert secret not in run.stdout + run.stderr
+    assert stack.files_left_behind() == []
+
+
+@dataclass
+class Fault:
+    name: str
+    code: int
+    words: tuple[str, ...]
+    arrange: Callable[[Stack], dict[str, str]] = lambda stack: {}
+    args: tuple[str, ...] = ()
+    tag: str = "v1.1.0"
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _github_5xx(stack: Stack) -> dict[str, str]:
+    stack.github.fail_next(503, times=20)
+    return {}
+
+
+def _github_slow(stack: Stack) -> dict[str, str]:
+    stack.github.faults.delay_seconds = 3
+    return {"RELEASEGATE_GITHUB_TIMEOUT": "1"}
+
+
+def _github_rate_limited(stack: Stack) -> dict[str, str]:
+    stack.github.faults.rate_limited_until = int(time.time()) + 900
+    return {}
+
+
+def _scenario(name: str) -> Callable[[Stack], dict[str, str]]:
+    def arrange(stack: Stack) -> dict[str, str]:
+        stack.kube.controller.scenarios["v1.1.0"] = name
+        return {}
+
+    return arrange
+
+
+def _skaffold(**env: str) -> Callable[[Stack], dict[str, str]]:
+    def arrange(stack: Stack) -> dict[str, str]:
+        digest = stack.ecr.client().describe_images(
+            repositoryName="model-api", imageIds=[{"imageTag": "v1.1.0"}]
+        )
+        return {"STANDIN_SKAFFOLD_FAULT_IMAGE": digest["imageDetails"][0]["imageDigest"], **env}
+
+    return arrange
+
+
+FAULTS = [
+    Fault("github 5xx", 3, ("answered 503", "retry later"), _github_5xx),
+    Fault("github timeout", 3, ("did not answer in time", "RELEASEGATE_GITHUB_TIMEOUT"), _github_slow),
+    Fault("github rate limit", 3, ("rate limit exhausted until",), _github_rate_limited),
+    Fault(
+        "github 401",
+        3,
+        ("rejected the token (401)", "GITHUB_TOKEN"),
+        env={"GITHUB_TOKEN": "ghp_revoked0000000000"},
+    ),
+    Fault("ecr missing image", 3, ("not found in ECR", "push the image"), tag="v1.2.0"),
+    Fault(
+        "skaffold failing",
+        4,
+        ("exited with 1", "v1.0.0 was restored and verified"),
+        _skaffold(STANDIN_SKAFFOLD_EXIT="1"),
+    ),
+    Fault(
+        "skaffold hanging",
+        4,
+        ("skaffold still running", "v1.0.0 was restored"),
+        _skaffold(STANDIN_SKAFFOLD_HANG="60"),
+        args=("--timeout", "5"),
+    ),
+    Fault(
+        "pods crash-looping",
+        4,
+        ("CrashLoopBackOff", "v1.0.0 was restored and verified"),
+        _scenario("crashloop"),
+    ),
+    Fault("pods failing to pull", 4, ("could not be pulled", "v1.0.0 was restored"), _scenario("pull_error")),
+    Fault(
+        "pods never ready",
+        4,
+        ("timed out", "v1.0.0 was restored"),
+        _scenario("never_ready"),
+        args=("--timeout", "4"),
+    ),
+    Fault("pods out of memory", 4, ("OOMKilled", "v1.0.0 was restored"), _scenario("oom")),
+]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_fault(stack: Stack, baseline: Baseline, fault: Fault) -> None:
+    if fault.tag == "v1.2.0":
+        stack.publish("v1.2.0", push=False)
+    env = {**fault.arrange(stack), **fault.env}
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", fault.tag, *fault.args, **env)
+    assert_contract(stack, baseline, run, fault.code, *fault.words)
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"])
+def test_ecr_denied_or_expired_credentials(
+    stack: Stack, baseline: Baseline, denying_ecr: str, variable: str
+) -> None:
+    # moto, enforcing IAM, answers both unknown keys and an expired session with a 403.
+    env = {"AWS_ENDPOINT_URL": denying_ecr}
+    if variable == "AWS_SESSION_TOKEN":
+        env["AWS_SESSION_TOKEN"] = "FwoGZXIvYXdzEXPIRED"
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", **env)
+    assert_contract(stack, baseline, run, 3, "AWS denied the ECR request", "refresh the AWS credentials")
+
+
+def test_sigint_mid_rollout_restores_and_exits_130(stack: Stack, baseline: Baseline) -> None:
+    stack.kube.controller.scenarios["v1.1.0"] = "slow"
+    stack.kube.controller.slow_seconds = 60
+    process = subprocess.Popen(
+        stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0"),
+        env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if line.startswith("  rollout |"):
+            process.send_signal(signal.SIGINT)
+            break
+    stderr = "".join(seen) + process.stderr.read()
+    stdout = process.stdout.read() if process.stdout else ""
+    process.wait(timeout=60)
+    run = Run(["deploy"], process.returncode, stdout, stderr)
+    assert_contract(stack, baseline, run, 130, "interrupted while deploying v1.1.0", "v1.0.0 was restored")
+    history = json.loads(stack.releasegate("--json", "history", "--env", "nonprod").stdout)["history"]
+    assert [(r["tag"], r["outcome"]) for r in history[:2]] == [
+        ("v1.0.0", "deployed"),
+        ("v1.1.0", "interrupted"),
+    ]
+
+
+def test_two_deploys_at_once_the_second_is_refused(stack: Stack, baseline: Baseline) -> None:
+    stack.kube.controller.scenarios["v1.1.0"] = "slow"
+    stack.kube.controller.slow_seconds = 4
+    argv, env = (
+        stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0"),
+        stack.env(GITHUB_ACTOR="first-deployer"),
+    )
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert first.stderr is not None
+    for line in first.stderr:
+        if line.startswith("✓ lock"):
+            break
+    second = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0", "--allow-downgrade")
+    first_err = first.stderr.read()
+    first.wait(timeout=60)
+    assert first.returncode == 0, first_err
+    assert second.exit_code == 3
+    assert "another deploy holds the model-api-nonprod lock: first-deployer pid" in second.last_line
+    assert "Next: wait for it to finish" in second.last_line
+    assert stack.kube.get("Lease", NS, LEASE) is None
+
+
+def test_no_rollback_leaves_the_failed_release_for_debugging(stack: Stack, baseline: Baseline) -> None:
+    stack.kube.controller.scenarios["v1.1.0"] = "crashloop"
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--no-rollback")
+    assert run.exit_code == 5
+    assert "--no-rollback" in run.last_line and "releasegate rollback --env nonprod" in run.last_line
+    deployment = stack.kube.get("Deployment", NS, "model-api")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] != baseline.image
+    assert stack.kube.get("Lease", NS, LEASE) is None
+
+
+def test_failure_with_no_earlier_release_needs_a_person(stack: Stack) -> None:
+    stack.publish("v1.0.0")
+    stack.kube.controller.scenarios["v1.0.0"] = "crashloop"
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0")
+    assert run.exit_code == 5
+    assert "no earlier good release to restore" in run.last_line and "releasegate status" in run.last_line
+
+
+def test_an_abandoned_lock_is_taken_over_with_a_warning(stack: Stack, baseline: Baseline) -> None:
+    stale = "2026-01-01T00:00:00.000000Z"
+    stack.kube.put({
+        "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+        "metadata": {"name": LEASE, "namespace": NS},
+        "spec": {"holderIdentity": "dead-runner pid 1", "leaseDurationSeconds": 30, "acquireTime": stale,
+                 "renewTime": stale},
+    })  # fmt: skip
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    assert "taking over the deploy lock from dead-runner pid 1" in run.stderr
+    assert stack.kube.get("Lease", NS, LEASE) is None
