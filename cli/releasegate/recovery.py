@@ -84,9 +84,9 @@ def rollback(
     with run.stages.run("cluster") as done:
         run.clients.cluster.check_access(env.namespace)
         done.append(f"Deployments in {env.namespace} are readable")
+    _rollback_target(run.ledger().records(), to_tag, env)  # refuse before taking the lock
     with run.locked():
-        records = run.ledger().records()
-        target = _rollback_target(records, to_tag, env)
+        target = _rollback_target(run.ledger().records(), to_tag, env)  # again: it may have moved
         record = restore(
             run, target, options.timeout, f"rollback to {target.tag} (revision {target.revision})"
         )
