@@ -41,6 +41,7 @@ class Transition:
     pod: str
     reason: str
     at: float  # time.time() when the emulator put the pod in this state
+    version: str = ""  # the release (version label) the pod runs
 
 
 class DeploymentController:
@@ -127,7 +128,8 @@ class DeploymentController:
         """Record the pod's new ``state`` (benchmarks time the tool against it) and the Warning
         Event the kubelet would emit, with ``reason``."""
         name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
-        self.transitions.append(Transition(name, state, time.time()))
+        version = pod["metadata"].get("labels", {}).get(VERSION_LABEL, "")
+        self.transitions.append(Transition(name, state, time.time(), version))
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.cluster.put(
             {
