@@ -28,10 +28,12 @@ STEPS = [
         3,
     ),
     (
-        "A broken release (v1.5.0 crash-loops) is caught and explained",
+        "A broken release (v1.5.0 crash-loops): caught, explained, and v1.4.2 put back",
         ["deploy", "--env", "nonprod", "--tag", "v1.5.0", "--timeout", "60"],
-        5,
+        4,
     ),
+    ("What is serving now, from the ledger in the cluster", ["status", "--env", "nonprod"], 0),
+    ("Every attempt, newest first", ["history", "--env", "nonprod"], 0),
 ]
 
 
@@ -60,8 +62,6 @@ def main() -> int:
                     c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"]
                 )
                 print(f"  {pod['metadata']['name']:<32} {version:<8} {'Ready' if ready else 'not Ready'}")
-            print("v1.4.2 still serves: the broken pods never took traffic. Rolling them back automatically")
-            print("is the next issue's work; until then releasegate exits 5 and says a person must look.")
         finally:
             stack.stop()
             ecr.stop()
