@@ -8,6 +8,7 @@ deploy lock released, and no secret in any output or in any file left behind.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -176,25 +177,35 @@ def test_ecr_denied_or_expired_credentials(
     assert_contract(stack, baseline, run, 3, "AWS denied the ECR request", "refresh the AWS credentials")
 
 
-def test_sigint_mid_rollout_restores_and_exits_130(stack: Stack, baseline: Baseline) -> None:
+@pytest.mark.parametrize(
+    ("sent", "when"),
+    [(signal.SIGINT, "  rollout |"), (signal.SIGTERM, "  skaffold | Starting deploy")],
+    ids=["SIGINT mid-rollout", "SIGTERM while skaffold runs"],
+)
+def test_interrupt_stops_restores_and_exits_130(
+    stack: Stack, baseline: Baseline, sent: int, when: str
+) -> None:
     stack.kube.controller.scenarios["v1.1.0"] = "slow"
     stack.kube.controller.slow_seconds = 60
-    process = subprocess.Popen(
-        stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0"),
-        env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stderr is not None
+    pid_file = stack.workdir / "skaffold.pid"
+    env = {**_skaffold(STANDIN_SKAFFOLD_HANG="60")(stack)} if sent == signal.SIGTERM else {}
+    argv = stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    env = stack.env(STANDIN_SKAFFOLD_PID_FILE=str(pid_file), **env)
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None and process.stdout is not None
     seen = []
     for line in process.stderr:
         seen.append(line)
-        if line.startswith("  rollout |"):
-            process.send_signal(signal.SIGINT)
+        if line.startswith(when):
+            skaffold_pid = int(pid_file.read_text())
+            process.send_signal(sent)
             break
     stderr = "".join(seen) + process.stderr.read()
-    stdout = process.stdout.read() if process.stdout else ""
     process.wait(timeout=60)
-    run = Run(["deploy"], process.returncode, stdout, stderr)
+    run = Run(["deploy"], process.returncode, process.stdout.read(), stderr)
     assert_contract(stack, baseline, run, 130, "interrupted while deploying v1.1.0", "v1.0.0 was restored")
+    with pytest.raises(ProcessLookupError):
+        os.kill(skaffold_pid, 0)  # the interrupted skaffold is not left running
     history = json.loads(stack.releasegate("--json", "history", "--env", "nonprod").stdout)["history"]
     assert [(r["tag"], r["outcome"]) for r in history[:2]] == [
         ("v1.0.0", "deployed"),

@@ -6,7 +6,8 @@ present, resolves the profile's ``manifests.rawYaml`` globs, and applies every o
 cluster that KUBECONFIG names, over HTTP, as ``kubectl apply`` would. Faults for tests:
 ``STANDIN_SKAFFOLD_EXIT=N`` fails with exit N, ``STANDIN_SKAFFOLD_HANG=SECONDS`` hangs,
 ``STANDIN_SKAFFOLD_RECORD=FILE`` records its argv and the registries DOCKER_CONFIG names;
-``STANDIN_SKAFFOLD_FAULT_IMAGE=TEXT`` limits the faults to images containing TEXT.
+``STANDIN_SKAFFOLD_FAULT_IMAGE=TEXT`` limits the faults to images containing TEXT;
+``STANDIN_SKAFFOLD_PID_FILE=FILE`` records its process id (to check it was stopped).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         print("v2.19.0-standin")
         return 0
+    if record := os.environ.get("STANDIN_SKAFFOLD_PID_FILE"):
+        Path(record).write_text(str(os.getpid()))
     # Faults hit every run, or only runs deploying an image containing STANDIN_SKAFFOLD_FAULT_IMAGE
     # (so that a restore of the previous release can still succeed).
     faulty = os.environ.get("STANDIN_SKAFFOLD_FAULT_IMAGE", "")
