@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.emulators.ecr import EcrEmulator
+from tests.emulators.kube import KubeEmulator
 from tests.emulators.stack import Stack
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -20,6 +21,15 @@ SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 @pytest.fixture(scope="session")
 def ecr() -> Iterator[EcrEmulator]:
     server = EcrEmulator().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeEmulator]:
+    """A Kubernetes API emulator, with KUBECONFIG pointing at it."""
+    server = KubeEmulator().start()
+    monkeypatch.setenv("KUBECONFIG", str(server.write_kubeconfig(tmp_path / "kubeconfig")))
     yield server
     server.stop()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,6 @@ from releasegate.errors import NeedsAttention, Refused
 from releasegate.kube import Cluster
 from tests.emulators.kube import KubeEmulator
 from tests.test_kube_emulator import IMAGE, NS, apply_release
-
-
-@pytest.fixture
-def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeEmulator]:
-    server = KubeEmulator().start()
-    monkeypatch.setenv("KUBECONFIG", str(server.write_kubeconfig(tmp_path / "kubeconfig")))
-    yield server
-    server.stop()
 
 
 def test_rollout_completes_when_pods_are_ready(kube: KubeEmulator) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,6 @@ from tests.emulators.kube import KubeEmulator
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@sha256:" + "ab" * 32
 NS = "model-api-nonprod"
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    server = KubeEmulator().start()
-    yield server
-    server.stop()
 
 
 def call(kube: KubeEmulator, method: str, path: str, body: Any = None, **params: str) -> requests.Response:

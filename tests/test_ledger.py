@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import kubernetes_validate
 import pytest
 
@@ -44,12 +41,9 @@ def test_serving_is_the_newest_deployed_record() -> None:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    server = KubeEmulator().start()
-    monkeypatch.setenv("KUBECONFIG", str(server.write_kubeconfig(tmp_path / "kubeconfig")))
+def ledger(kube: KubeEmulator, monkeypatch: pytest.MonkeyPatch) -> Ledger:
     monkeypatch.setenv("GITHUB_ACTOR", "octocat")
-    yield Ledger(Cluster(None), "model-api-prod", "model-api")
-    server.stop()
+    return Ledger(Cluster(None), "model-api-prod", "model-api")
 
 
 def test_append_numbers_revisions_and_keeps_the_last_twenty(ledger: Ledger) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -15,14 +13,6 @@ from releasegate.lock import DeployLock, expired, micro_time
 from tests.emulators.kube import KubeEmulator
 
 NS, NAME = "model-api-prod", "releasegate-model-api"
-
-
-@pytest.fixture
-def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeEmulator]:
-    server = KubeEmulator().start()
-    monkeypatch.setenv("KUBECONFIG", str(server.write_kubeconfig(tmp_path / "kubeconfig")))
-    yield server
-    server.stop()
 
 
 def lock(identity: str, warnings: list[str] | None = None, duration: int = 30) -> DeployLock:

@@ -262,10 +262,10 @@ def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> N
     try:
         console.result(body(console))
     except ReleasegateError as error:
-        console.failure(error)
+        console.failure(error, command)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
-        console.failure(ReleasegateError("interrupted", "run the command again when ready"))
+        console.failure(ReleasegateError("interrupted", "run the command again when ready"), command)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as error:  # a bug: one line, the traceback only when asked for
         if options.verbose:
@@ -274,7 +274,8 @@ def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> N
             ReleasegateError(
                 f"internal error in {command}: {error.__class__.__name__}: {error}".replace("\n", " "),
                 "run again with --verbose and report the traceback",
-            )
+            ),
+            command,
         )
         raise typer.Exit(1) from None
 

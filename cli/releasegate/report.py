@@ -62,14 +62,12 @@ class Console:
             self._print(sys.stdout, "would run: " + " ".join(result.skaffold))
         self._print(sys.stdout, result.message)
 
-    def failure(self, error: ReleasegateError, result: Result | None = None) -> None:
+    def failure(self, error: ReleasegateError, command: str) -> None:
         for line in error.details:
             self._print(sys.stderr, f"  {line}")
         if self.as_json:
-            payload: dict[str, Any] = (
-                _result_dict(result, exit_code=error.exit_code) if result else {"exit_code": error.exit_code}
-            )
-            payload.update(outcome="failed", error={"cause": error.cause, "hint": error.hint})
+            payload: dict[str, Any] = {"command": command, "outcome": "failed", "exit_code": error.exit_code}
+            payload["error"] = {"cause": error.cause, "hint": error.hint, "details": list(error.details)}
             self._print(sys.stdout, json.dumps(payload, sort_keys=True))
         # The one line that names the cause and the next step: always last on stderr.
         self._print(sys.stderr, f"error: {error.one_line()}")
@@ -80,7 +78,7 @@ class Console:
         print(text, file=stream, flush=True)
 
 
-def _result_dict(result: Result | None, exit_code: int) -> dict[str, Any]:
-    data = dataclasses.asdict(result) if result else {}
+def _result_dict(result: Result, exit_code: int) -> dict[str, Any]:
+    data = dataclasses.asdict(result)
     data["exit_code"] = exit_code
     return data
