@@ -320,7 +320,8 @@ def test_prod_asks_on_a_terminal(stack: Stack) -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["deploy", "--tag", "v1.4.2"], ["Missing option '--env'", "releasegate deploy --help"]),
+        (["check", "--tag", "v1.4.2"], ["Missing option '--env'", "releasegate check --help"]),
+        (["deploy", "--tag", "v1.4.2"], ["--env and --tag are required outside GitHub Actions"]),
         (["deploy", "--env", "nonprod", "--tag", "v1.4.2", "--timeout", "soon"], ["--timeout", "--help"]),
         (["launch"], ["No such command 'launch'", "releasegate --help"]),
     ],

@@ -109,11 +109,25 @@ def render(
     _run(ctx.obj, "render", run)
 
 
+EventEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env", envvar="RELEASEGATE_ENV", help="Environment; in GitHub Actions, default: from the event."
+    ),
+]
+EventTagOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tag", envvar="RELEASEGATE_TAG", help="Release tag; in GitHub Actions, default: from the event."
+    ),
+]
+
+
 @app.command()
 def deploy(
     ctx: typer.Context,
-    env: EnvOption,
-    tag: TagOption,
+    env: EventEnvOption = None,
+    tag: EventTagOption = None,
     confirm: Annotated[
         str | None,
         typer.Option(
@@ -144,24 +158,27 @@ def deploy(
 
     def run(console: Console) -> Result:
         from . import pipeline
+        from .config import load_environment, load_project
         from .version import parse_tag
 
-        answer = _confirm_value(confirm)
-        project, environment = _load(ctx.obj, env)
-        parse_tag(tag, project.tag_prefix)  # bad input is exit 2 whatever the answer
-        if answer == "n" or (not dry_run and not _confirmed(environment, tag, answer, allow_local_prod)):
+        project = load_project(ctx.obj.project_dir)
+        env_name, tag_text, confirm_text = _from_event(project, env, tag, confirm, console)
+        answer = _confirm_value(confirm_text)
+        environment = load_environment(project, env_name)
+        parse_tag(tag_text, project.tag_prefix)  # bad input is exit 2 whatever the answer
+        if answer == "n" or (not dry_run and not _confirmed(environment, tag_text, answer, allow_local_prod)):
             return pipeline.Result(
                 command="deploy",
                 outcome="skipped",
                 env=environment.name,
-                tag=tag,
+                tag=tag_text,
                 namespace=environment.namespace,
-                message=f"skipped: {tag} was not deployed to {environment.name}",
+                message=f"skipped: {tag_text} was not deployed to {environment.name}",
             )
         options = pipeline.DeployOptions(
             dry_run=dry_run, timeout=timeout, rollback=not no_rollback, allow_downgrade=allow_downgrade
         )
-        return pipeline.deploy(project, environment, tag, options, console)
+        return pipeline.deploy(project, environment, tag_text, options, console)
 
     _run(ctx.obj, "deploy", run)
 
@@ -212,6 +229,22 @@ def rollback(
     _run(ctx.obj, "rollback", run)
 
 
+def _from_event(
+    project: Project, env: str | None, tag: str | None, confirm: str | None, console: Console
+) -> tuple[str, str, str | None]:
+    """--env/--tag/--confirm, filled in from the GitHub Actions event when not given."""
+    from .actions import decide_from_environment, in_actions
+    from .config import load_environments
+
+    if env is not None and tag is not None:
+        return env, tag, confirm
+    if not in_actions():
+        raise BadInput("--env and --tag are required outside GitHub Actions", "pass --env ENV --tag TAG")
+    decision = decide_from_environment(load_environments(project))
+    console.detail("event", f"{decision.reason}: {decision.tag or '(no tag)'} to {decision.env}")
+    return env or decision.env, tag or decision.tag, confirm if confirm is not None else decision.confirm
+
+
 def _load(options: Globals, env: str) -> tuple[Project, Environment]:
     from .config import load_environment, load_project
 
@@ -254,6 +287,7 @@ def _in_ci() -> bool:
 
 
 def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> None:
+    from .pipeline import Result as PipelineResult
     from .report import Console
 
     console = Console(as_json=options.as_json, verbose=options.verbose)
@@ -262,7 +296,7 @@ def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> N
     try:
         console.result(body(console))
     except ReleasegateError as error:
-        console.failure(error, command)
+        console.failure(error, command, error.result if isinstance(error.result, PipelineResult) else None)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         console.failure(ReleasegateError("interrupted", "run the command again when ready"), command)

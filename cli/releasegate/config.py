@@ -59,6 +59,7 @@ class Environment:
     allow_prerelease: bool
     protected: bool
     branches: tuple[str, ...]
+    deploy_on_release: bool
     values: dict[str, Any]
 
 
@@ -87,6 +88,10 @@ def available_environments(project: Project) -> list[str]:
     return sorted(p.stem for p in project.environments_dir.glob("*.yaml"))
 
 
+def load_environments(project: Project) -> list[Environment]:
+    return [load_environment(project, name) for name in available_environments(project)]
+
+
 def load_environment(project: Project, name: str) -> Environment:
     known = available_environments(project)
     if not ENV_NAME.fullmatch(name) or name not in known:
@@ -108,6 +113,7 @@ def load_environment(project: Project, name: str) -> Environment:
         allow_prerelease=reader.boolean("allow_prerelease", default=False),
         protected=reader.boolean("protected", default=False),
         branches=tuple(reader.string_list("branches")),
+        deploy_on_release=reader.boolean("deploy_on_release", default=False),
         values=reader.mapping("values"),
     )
 

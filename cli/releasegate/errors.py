@@ -23,6 +23,8 @@ class ReleasegateError(Exception):
         self.hint = hint
         # Lines worth showing above the one-line summary (pod diagnostics, log tails).
         self.details = details
+        # What the command had established when it failed (a pipeline Result), for reports.
+        self.result: object | None = None
 
     def one_line(self) -> str:
         return f"{self.cause}. Next: {self.hint}" if self.hint else self.cause

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from . import render as renderer
 from .config import Environment, Project
-from .errors import NeedsAttention, Refused
+from .errors import NeedsAttention, Refused, ReleasegateError
 from .kube import Cluster
 from .ledger import DEPLOYED, FAILED, INTERRUPTED, PENDING, Ledger, Record, actor, manifest_hash, serving
 from .lock import DeployLock
@@ -127,6 +127,15 @@ class Run:
     @property
     def result(self) -> Result:
         return self.stages.result
+
+    @contextmanager
+    def reporting_failures(self) -> Iterator[None]:
+        """Attach what is known so far to any error, for the step summary."""
+        try:
+            yield
+        except ReleasegateError as error:
+            error.result = self.result
+            raise
 
     def ledger(self) -> Ledger:
         return Ledger(self.clients.cluster, self.env.namespace, self.project.app)
@@ -256,41 +265,43 @@ def deploy(
     from .recovery import recover
 
     run = Run.start("deploy", project, env, progress)
-    plan = preflight(run, tag_text)
-    run.result.skaffold = ["skaffold", *skaffold_spec(project, env, plan.image).argv()]
-    if options.dry_run:
-        run.result.files = [str(p) for p in renderer.write(plan.manifests, project.build_dir(env.name))]
-        run.result.outcome = "planned"
-        run.result.message = f"dry run: would deploy {plan.tag} to {env.name}; nothing was changed"
-        return run.result
+    run.result.tag = tag_text
+    with run.reporting_failures():
+        plan = preflight(run, tag_text)
+        run.result.skaffold = ["skaffold", *skaffold_spec(project, env, plan.image).argv()]
+        if options.dry_run:
+            run.result.files = [str(p) for p in renderer.write(plan.manifests, project.build_dir(env.name))]
+            run.result.outcome = "planned"
+            run.result.message = f"dry run: would deploy {plan.tag} to {env.name}; nothing was changed"
+            return run.result
 
-    with run.stages.run("cluster") as done:
-        run.clients.cluster.check_access(env.namespace)
-        done.append(f"Deployments in {env.namespace} are readable")
-    with run.locked():
-        ledger = run.ledger()
-        current = serving(ledger.records())
-        guard_downgrade(plan.tag, current, options.allow_downgrade, env, progress)
-        record = ledger.append(
-            tag=plan.tag.text,
-            image=plan.image,
-            commit=os.environ.get("GITHUB_SHA", ""),
-            outcome=PENDING,
-            manifest_hash=manifest_hash(plan.manifests),
-        )
-        run.result.revision = record.revision
-        try:
-            run.result.pods_ready = run.apply(plan, options.timeout)
-        except NeedsAttention as failure:
-            ledger.mark(record, FAILED, failure.cause)
-            recover(run, failure, current, record, options)
-        except KeyboardInterrupt:
-            ledger.mark(record, INTERRUPTED, "interrupted by SIGINT/SIGTERM")
-            recover(run, None, current, record, options)
-        ledger.mark(record, DEPLOYED)
-    run.result.outcome = "deployed"
-    run.result.message = f"{plan.tag} is live in {env.name} ({run.result.pods_ready} pods Ready)"
-    return run.result
+        with run.stages.run("cluster") as done:
+            run.clients.cluster.check_access(env.namespace)
+            done.append(f"Deployments in {env.namespace} are readable")
+        with run.locked():
+            ledger = run.ledger()
+            current = serving(ledger.records())
+            guard_downgrade(plan.tag, current, options.allow_downgrade, env, progress)
+            record = ledger.append(
+                tag=plan.tag.text,
+                image=plan.image,
+                commit=os.environ.get("GITHUB_SHA", ""),
+                outcome=PENDING,
+                manifest_hash=manifest_hash(plan.manifests),
+            )
+            run.result.revision = record.revision
+            try:
+                run.result.pods_ready = run.apply(plan, options.timeout)
+            except NeedsAttention as failure:
+                ledger.mark(record, FAILED, failure.cause)
+                recover(run, failure, current, record, options)
+            except KeyboardInterrupt:
+                ledger.mark(record, INTERRUPTED, "interrupted by SIGINT/SIGTERM")
+                recover(run, None, current, record, options)
+            ledger.mark(record, DEPLOYED)
+        run.result.outcome = "deployed"
+        run.result.message = f"{plan.tag} is live in {env.name} ({run.result.pods_ready} pods Ready)"
+        return run.result
 
 
 def guard_downgrade(

@@ -81,19 +81,20 @@ def rollback(
     if to_tag is not None:
         parse_tag(to_tag, project.tag_prefix)  # bad input is exit 2 before anything else
     run = Run.start("rollback", project, env, progress)
-    with run.stages.run("cluster") as done:
-        run.clients.cluster.check_access(env.namespace)
-        done.append(f"Deployments in {env.namespace} are readable")
-    _rollback_target(run.ledger().records(), to_tag, env)  # refuse before taking the lock
-    with run.locked():
-        target = _rollback_target(run.ledger().records(), to_tag, env)  # again: it may have moved
-        record = restore(
-            run, target, options.timeout, f"rollback to {target.tag} (revision {target.revision})"
-        )
-    run.result.revision = record.revision
-    run.result.outcome = "rolled-back"
-    run.result.message = f"{target.tag} is live in {env.name} again ({run.result.pods_ready} pods Ready)"
-    return run.result
+    with run.reporting_failures():
+        with run.stages.run("cluster") as done:
+            run.clients.cluster.check_access(env.namespace)
+            done.append(f"Deployments in {env.namespace} are readable")
+        _rollback_target(run.ledger().records(), to_tag, env)  # refuse before taking the lock
+        with run.locked():
+            target = _rollback_target(run.ledger().records(), to_tag, env)  # again: it may have moved
+            record = restore(
+                run, target, options.timeout, f"rollback to {target.tag} (revision {target.revision})"
+            )
+        run.result.revision = record.revision
+        run.result.outcome = "rolled-back"
+        run.result.message = f"{target.tag} is live in {env.name} again ({run.result.pods_ready} pods Ready)"
+        return run.result
 
 
 def _rollback_target(records: list[Record], to_tag: str | None, env: Environment) -> Record:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from typing import Any, TextIO
 
+from .actions import ActionsReport, run_url
 from .errors import ReleasegateError
 from .pipeline import Result
 
@@ -28,6 +30,8 @@ class Console:
     def __init__(self, as_json: bool = False, verbose: bool = False) -> None:
         self.as_json, self.verbose = as_json, verbose
         self._secrets: set[str] = set()
+        self.actions = ActionsReport()
+        self._started = time.monotonic()
 
     # Progress, as the pipeline reports it.
     def stage(self, name: str, message: str, seconds: float) -> None:
@@ -40,11 +44,13 @@ class Console:
         self._print(sys.stderr, f"! {text}")
 
     def secret(self, value: str) -> None:
-        if value:
+        if value and value not in self._secrets:
             self._secrets.add(value)
+            self.actions.mask(value)
 
     # Outcomes.
     def result(self, result: Result) -> None:
+        self._to_actions(result, "success" if result.outcome != "skipped" else "skipped", "")
         if self.as_json:
             self._print(sys.stdout, json.dumps(_result_dict(result, exit_code=0), sort_keys=True))
             return
@@ -62,9 +68,13 @@ class Console:
             self._print(sys.stdout, "would run: " + " ".join(result.skaffold))
         self._print(sys.stdout, result.message)
 
-    def failure(self, error: ReleasegateError, command: str) -> None:
+    def failure(self, error: ReleasegateError, command: str, result: Result | None = None) -> None:
         for line in error.details:
             self._print(sys.stderr, f"  {line}")
+        self.actions.error(self._masked(error.one_line()))
+        if result is not None:
+            outcome = {4: "rolled-back", 130: "interrupted"}.get(error.exit_code, "failure")
+            self._to_actions(result, outcome, error.one_line())
         if self.as_json:
             payload: dict[str, Any] = {"command": command, "outcome": "failed", "exit_code": error.exit_code}
             payload["error"] = {"cause": error.cause, "hint": error.hint, "details": list(error.details)}
@@ -72,10 +82,42 @@ class Console:
         # The one line that names the cause and the next step: always last on stderr.
         self._print(sys.stderr, f"error: {error.one_line()}")
 
-    def _print(self, stream: TextIO, text: str) -> None:
+    def _to_actions(self, result: Result, outcome: str, cause: str) -> None:
+        if not self.actions.enabled or result.command not in ("deploy", "rollback"):
+            return
+        values = {"tag": result.tag or "", "digest": result.digest or "", "namespace": result.namespace or "",
+                  "outcome": outcome}  # fmt: skip
+        self.actions.outputs(values)
+        self.actions.summary(
+            self._masked(step_summary(result, outcome, cause, time.monotonic() - self._started))
+        )
+
+    def _masked(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
-        print(text, file=stream, flush=True)
+        return text
+
+    def _print(self, stream: TextIO, text: str) -> None:
+        print(self._masked(text), file=stream, flush=True)
+
+
+def step_summary(result: Result, outcome: str, cause: str, seconds: float) -> str:
+    """The Markdown a deploy leaves on the GitHub Actions run page."""
+    icon = {"success": "✅", "skipped": "⏭️", "rolled-back": "↩️"}.get(outcome, "❌")
+    rows = [
+        ("Environment", f"{result.env} (`{result.namespace}`)"),
+        ("Tag", f"`{result.tag}`"),
+        ("Digest", f"`{result.digest or '-'}`"),
+        ("Pods ready", result.pods_ready or "-"),
+        ("Duration", f"{seconds:.1f} s"),
+        ("Outcome", f"{icon} {outcome}"),
+    ]
+    if cause:
+        rows.append(("Cause", cause.replace("|", "\\|")))
+    if url := run_url():
+        rows.append(("Run", f"[{url}]({url})"))
+    table = "\n".join(f"| {key} | {value} |" for key, value in rows)
+    return f"### releasegate {result.command}: {result.tag} → {result.env}\n\n| | |\n|---|---|\n{table}\n\n"
 
 
 def _result_dict(result: Result, exit_code: int) -> dict[str, Any]:

@@ -1,0 +1,111 @@
+"""GitHub Actions: which deploy an event asks for, and reporting like a native step.
+
+``decide`` is pure: given the event name, its payload (the JSON file at GITHUB_EVENT_PATH)
+and the branch, it says which environment, tag and confirmation the run means, using the
+environment files' ``branches`` and ``deploy_on_release``. ``ActionsReport`` writes the step
+summary, the step outputs and the workflow commands (``::error::``, ``::add-mask::``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Environment
+from .errors import BadInput
+
+
+@dataclass(frozen=True)
+class Decision:
+    env: str
+    tag: str
+    confirm: str
+    reason: str
+
+
+def in_actions() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def decide_from_environment(environments: list[Environment]) -> Decision:
+    """The decision for the current Actions run, from GITHUB_EVENT_NAME/PATH and GITHUB_REF_NAME."""
+    name = os.environ.get("GITHUB_EVENT_NAME", "")
+    path = os.environ.get("GITHUB_EVENT_PATH", "")
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot read the event payload {path}", "run inside GitHub Actions") from exc
+    return decide(name, payload, os.environ.get("GITHUB_REF_NAME", ""), environments)
+
+
+def decide(event: str, payload: dict[str, Any], branch: str, environments: list[Environment]) -> Decision:
+    if event == "workflow_dispatch":
+        inputs = payload.get("inputs") or {}
+        env = _single([e for e in environments if branch in e.branches], f"branch {branch!r}", "branches")
+        return Decision(env.name, str(inputs.get("tag", "")), str(inputs.get("confirm", "n")),
+                        f"workflow_dispatch on {branch}")  # fmt: skip
+    if event == "release":
+        if payload.get("action") != "published":
+            raise BadInput(
+                f"release event with action {payload.get('action')!r}", "deploy on `published` only"
+            )
+        release = payload.get("release") or {}
+        env = _single(
+            [e for e in environments if e.deploy_on_release], "a published release", "deploy_on_release"
+        )
+        return Decision(env.name, str(release.get("tag_name", "")), "y", "release published")
+    raise BadInput(
+        f"the {event or 'unknown'} event does not say what to deploy",
+        "trigger with workflow_dispatch or release: published, or pass --env and --tag",
+    )
+
+
+def _single(found: list[Environment], what: str, key: str) -> Environment:
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise BadInput(f"{what} maps to no environment", f"add it to `{key}` in k8s/environments/<env>.yaml")
+    names = ", ".join(e.name for e in found)
+    raise BadInput(f"{what} maps to more than one environment ({names})", f"keep `{key}` unique")
+
+
+class ActionsReport:
+    """Step summary, outputs and workflow commands; a no-op outside GitHub Actions."""
+
+    def __init__(self) -> None:
+        self.enabled = in_actions()
+
+    def mask(self, value: str) -> None:
+        if self.enabled and value:
+            print(f"::add-mask::{value}", flush=True)
+
+    def error(self, message: str) -> None:
+        if self.enabled:
+            print(f"::error title=releasegate::{_escape(message)}", flush=True)
+
+    def outputs(self, values: dict[str, str]) -> None:
+        path = os.environ.get("GITHUB_OUTPUT")
+        if self.enabled and path:
+            with open(path, "a", encoding="utf-8") as handle:
+                for key, value in values.items():
+                    handle.write(f"{key}={value.replace(chr(10), ' ')}\n")
+
+    def summary(self, markdown: str) -> None:
+        path = os.environ.get("GITHUB_STEP_SUMMARY")
+        if self.enabled and path:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(markdown)
+
+
+def run_url() -> str:
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    repository, run = os.environ.get("GITHUB_REPOSITORY", ""), os.environ.get("GITHUB_RUN_ID", "")
+    return f"{server}/{repository}/actions/runs/{run}" if repository and run else ""
+
+
+def _escape(text: str) -> str:
+    # Workflow command data escaping, as the runner expects it.
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
