@@ -1,0 +1,158 @@
+"""GitHub Actions: the event decides (pure, with real-shaped payloads), and the tool reports
+like a native step (step summary, outputs, annotations, masks) through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from releasegate.actions import decide
+from releasegate.config import load_environments, load_project
+from releasegate.errors import BadInput
+from tests.emulators.stack import Stack
+
+ROOT = Path(__file__).resolve().parents[1]
+REPOSITORY = {"id": 42, "full_name": "acme/model-api", "name": "model-api", "owner": {"login": "acme"}}
+SENDER = {"login": "octocat", "id": 1, "type": "User"}
+
+
+def dispatch(tag: str, confirm: str, branch: str) -> dict[str, Any]:
+    inputs = {"confirm": confirm, "tag": tag}
+    workflow = ".github/workflows/deploy.yml"
+    return {
+        "inputs": inputs,
+        "ref": f"refs/heads/{branch}",
+        "repository": REPOSITORY,
+        "sender": SENDER,
+        "workflow": workflow,
+    }
+
+
+def released(tag: str, action: str = "published") -> dict[str, Any]:
+    url = f"https://github.com/acme/model-api/releases/tag/{tag}"
+    release = {"id": 1, "tag_name": tag, "name": tag, "draft": False, "prerelease": False, "html_url": url}
+    return {"action": action, "release": release, "repository": REPOSITORY, "sender": SENDER}
+
+
+ENVIRONMENTS = load_environments(load_project(ROOT))
+
+
+def test_dispatch_on_main_goes_to_prod_with_its_inputs() -> None:
+    decision = decide("workflow_dispatch", dispatch("v1.4.2", "y", "main"), "main", ENVIRONMENTS)
+    assert (decision.env, decision.tag, decision.confirm) == ("prod", "v1.4.2", "y")
+
+
+def test_dispatch_on_develop_goes_to_nonprod() -> None:
+    assert (
+        decide("workflow_dispatch", dispatch("v1.4.2", "n", "develop"), "develop", ENVIRONMENTS).env
+        == "nonprod"
+    )
+
+
+def test_release_published_goes_to_nonprod_confirmed() -> None:
+    decision = decide("release", released("v1.5.0"), "v1.5.0", ENVIRONMENTS)
+    assert (decision.env, decision.tag, decision.confirm) == ("nonprod", "v1.5.0", "y")
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "branch", "message"),
+    [
+        ("workflow_dispatch", dispatch("v1.4.2", "y", "feature/x"), "feature/x", "maps to no environment"),
+        ("release", released("v1.5.0", action="created"), "v1.5.0", "action 'created'"),
+        ("push", {"ref": "refs/heads/main"}, "main", "the push event does not say what to deploy"),
+    ],
+)
+def test_other_events_are_bad_input(event: str, payload: dict[str, Any], branch: str, message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        decide(event, payload, branch, ENVIRONMENTS)
+
+
+def actions_env(stack: Stack, event: str, payload: dict[str, Any], branch: str) -> dict[str, str]:
+    event_file = stack.workdir / "event.json"
+    event_file.write_text(json.dumps(payload))
+    for name in ("summary.md", "output.txt"):
+        (stack.workdir / name).write_text("")
+    return {
+        "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": event, "GITHUB_EVENT_PATH": str(event_file),
+        "GITHUB_REF_NAME": branch, "GITHUB_STEP_SUMMARY": str(stack.workdir / "summary.md"),
+        "GITHUB_OUTPUT": str(stack.workdir / "output.txt"), "GITHUB_REPOSITORY": "acme/model-api",
+        "GITHUB_RUN_ID": "4242", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_ACTOR": "octocat",
+    }  # fmt: skip
+
+
+def outputs(stack: Stack) -> dict[str, str]:
+    lines = (stack.workdir / "output.txt").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines)
+
+
+@pytest.mark.e2e
+def test_dispatch_y_on_main_deploys_prod_and_reports_like_a_step(stack: Stack) -> None:
+    digest = stack.publish("v1.4.2")
+    run = stack.releasegate(
+        "deploy", **actions_env(stack, "workflow_dispatch", dispatch("v1.4.2", "y", "main"), "main")
+    )
+    assert run.exit_code == 0, run.stderr
+    assert "workflow_dispatch on main: v1.4.2 to prod" in run.stderr
+    assert len(stack.kube.list("Pod", "model-api-prod")) == 3
+    assert outputs(stack) == {
+        "tag": "v1.4.2",
+        "digest": digest,
+        "namespace": "model-api-prod",
+        "outcome": "success",
+    }
+    summary = (stack.workdir / "summary.md").read_text()
+    for expected in ("| Environment | prod (`model-api-prod`) |", f"`{digest}`", "| Pods ready | 3/3 |",
+                     "✅ success", "https://github.com/acme/model-api/actions/runs/4242"):  # fmt: skip
+        assert expected in summary
+    token = stack.ecr.authorization_token()
+    masked = [line for line in run.stdout.splitlines() if line.startswith("::add-mask::")]
+    assert masked == [f"::add-mask::{token}"]  # the runner hides it from the log from here on
+    unmasked = "\n".join(
+        line for line in (run.stdout + run.stderr).splitlines() if not line.startswith("::add-mask::")
+    )
+    for written in (unmasked, summary, (stack.workdir / "output.txt").read_text()):
+        assert token not in written and (stack.github.token or "") not in written
+
+
+@pytest.mark.e2e
+def test_dispatch_n_changes_nothing(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate(
+        "deploy", **actions_env(stack, "workflow_dispatch", dispatch("v1.4.2", "n", "main"), "main")
+    )
+    assert run.exit_code == 0 and "skipped" in run.stdout
+    assert stack.kube.requests == [] and stack.github.requests == []
+
+
+@pytest.mark.e2e
+def test_dispatch_on_an_unmapped_branch_exits_2(stack: Stack) -> None:
+    env = actions_env(stack, "workflow_dispatch", dispatch("v1.4.2", "y", "feature/x"), "feature/x")
+    run = stack.releasegate("deploy", **env)
+    assert run.exit_code == 2
+    assert "branch 'feature/x' maps to no environment" in run.last_line and "Next: " in run.last_line
+    assert "::error title=releasegate::branch 'feature/x' maps to no environment" in run.stdout
+
+
+@pytest.mark.e2e
+def test_release_published_deploys_nonprod(stack: Stack) -> None:
+    stack.publish("v1.5.0")
+    run = stack.releasegate("deploy", **actions_env(stack, "release", released("v1.5.0"), "v1.5.0"))
+    assert run.exit_code == 0, run.stderr
+    assert "release published: v1.5.0 to nonprod" in run.stderr
+    assert outputs(stack)["namespace"] == "model-api-nonprod"
+
+
+@pytest.mark.e2e
+def test_a_failed_deploy_annotates_and_summarises_the_failure(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    stack.kube.controller.scenarios["v1.4.2"] = "crashloop"
+    env = actions_env(stack, "release", released("v1.4.2"), "v1.4.2")
+    run = stack.releasegate("deploy", **env)
+    assert run.exit_code == 5
+    assert "::error title=releasegate::v1.4.2 did not become Ready in nonprod" in run.stdout
+    assert outputs(stack)["outcome"] == "failure"
+    summary = (stack.workdir / "summary.md").read_text()
+    assert "❌ failure" in summary and "CrashLoopBackOff" in summary
