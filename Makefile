@@ -5,9 +5,15 @@ STAMP   := $(VENV)/.installed
 HELM    := tools/bin/helm
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench clean deploy-nonprod
 
-setup: $(STAMP) $(HELM)
+NODE    := node_modules/.installed
+
+setup: $(STAMP) $(HELM) $(NODE)
+
+$(NODE): package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,8 +37,13 @@ test: setup lint
 demo: setup
 	$(PY) scripts/demo.py
 
+## A developer's own deploy to nonprod: their current kube-context and AWS_PROFILE.
+deploy-nonprod: $(STAMP)
+	@test -n "$(TAG)" || { echo "usage: make deploy-nonprod TAG=v1.4.2  (uses AWS_PROFILE and the current kube-context)"; exit 2; }
+	$(VENV)/bin/releasegate deploy --env nonprod --tag "$(TAG)"
+
 bench: setup
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) tools build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tools build node_modules .pytest_cache .mypy_cache .ruff_cache

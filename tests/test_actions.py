@@ -156,3 +156,15 @@ def test_a_failed_deploy_annotates_and_summarises_the_failure(stack: Stack) -> N
     assert outputs(stack)["outcome"] == "failure"
     summary = (stack.workdir / "summary.md").read_text()
     assert "❌ failure" in summary and "CrashLoopBackOff" in summary
+
+
+@pytest.mark.e2e
+def test_event_command_writes_the_environment_for_the_deploy_job(stack: Stack) -> None:
+    run = stack.releasegate(
+        "event", **actions_env(stack, "workflow_dispatch", dispatch("v2.0.0", "y", "main"), "main")
+    )
+    assert run.exit_code == 0, run.stderr
+    assert outputs(stack) == {"environment": "prod", "tag": "v2.0.0", "confirm": "y"}
+    assert stack.github.requests == [] and stack.kube.requests == []
+    outside = stack.releasegate("event")
+    assert outside.exit_code == 2 and "GitHub Actions" in outside.last_line

