@@ -168,3 +168,44 @@ def test_event_command_writes_the_environment_for_the_deploy_job(stack: Stack) -
     assert stack.github.requests == [] and stack.kube.requests == []
     outside = stack.releasegate("event")
     assert outside.exit_code == 2 and "GitHub Actions" in outside.last_line
+
+
+def deployment_states(stack: Stack) -> list[tuple[str, str, list[str]]]:
+    github = stack.github
+    return [(d["ref"], d["environment"], [s["state"] for s in reversed(github.statuses[d["id"]])])
+            for d in reversed(github.deployments)]  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_each_deploy_is_recorded_as_a_github_deployment(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate(
+        "deploy", **actions_env(stack, "workflow_dispatch", dispatch("v1.4.2", "y", "main"), "main")
+    )
+    assert run.exit_code == 0, run.stderr
+    assert deployment_states(stack) == [("v1.4.2", "prod", ["in_progress", "success"])]
+    latest = stack.github.statuses[stack.github.deployments[0]["id"]][0]
+    assert latest["log_url"] == "https://github.com/acme/model-api/actions/runs/4242"
+
+
+@pytest.mark.e2e
+def test_a_rolled_back_deploy_is_failure_then_inactive(stack: Stack) -> None:
+    stack.publish("v1.0.0")
+    stack.publish("v1.1.0")
+    stack.kube.controller.scenarios["v1.1.0"] = "crashloop"
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0").exit_code == 4
+    assert deployment_states(stack) == [
+        ("v1.0.0", "nonprod", ["in_progress", "success"]),
+        ("v1.1.0", "nonprod", ["in_progress", "failure", "inactive"]),
+    ]
+
+
+@pytest.mark.e2e
+def test_a_token_without_deployments_permission_warns_once_and_deploys(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    stack.github.faults.deployments_forbidden = True
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2")
+    assert run.exit_code == 0, run.stderr
+    assert run.stderr.count("could not record a GitHub deployment (403)") == 1
+    assert "deployments: write" in run.stderr

@@ -29,16 +29,18 @@ def github() -> Iterator[GitHubEmulator]:
     server.stop()
 
 
-def response_schema(spec: dict[str, Any], template: str, status: int) -> dict[str, Any]:
-    response = spec["paths"][template]["get"]["responses"][str(status)]
+def response_schema(spec: dict[str, Any], template: str, status: int, method: str = "get") -> dict[str, Any]:
+    response = spec["paths"][template][method]["responses"][str(status)]
     if "$ref" in response:
         response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
     schema = response["content"]["application/json"]["schema"]
     return {**schema, "components": spec["components"]}  # so that "#/components/..." resolves
 
 
-def assert_conforms(spec: dict[str, Any], template: str, response: requests.Response) -> None:
-    validator = OAS30Validator(response_schema(spec, template, response.status_code))
+def assert_conforms(
+    spec: dict[str, Any], template: str, response: requests.Response, method: str = "get"
+) -> None:
+    validator = OAS30Validator(response_schema(spec, template, response.status_code, method))
     errors = sorted(validator.iter_errors(response.json()), key=lambda e: list(e.path))
     assert not errors, f"{template} {response.status_code}: " + "; ".join(
         f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]
@@ -95,3 +97,23 @@ def test_the_conformance_check_can_fail(spec: dict[str, Any], github: GitHubEmul
         )
     )
     assert any("author" in e.message for e in errors)
+
+
+def test_deployment_endpoints_match_the_openapi_description(
+    spec: dict[str, Any], github: GitHubEmulator
+) -> None:
+    headers = {"Authorization": f"token {github.token}"}
+    base = f"{github.url}/repos/acme/model-api/deployments"
+    body = {"ref": "v1.0.0", "environment": "prod", "auto_merge": False, "required_contexts": []}
+    created = requests.post(base, json=body, headers=headers, timeout=5)
+    assert created.status_code == 201
+    assert_conforms(spec, "/repos/{owner}/{repo}/deployments", created, "post")
+    statuses = f"{base}/{created.json()['id']}/statuses"
+    status = requests.post(
+        statuses, json={"state": "success", "log_url": "https://x"}, headers=headers, timeout=5
+    )
+    assert status.status_code == 201
+    assert_conforms(spec, "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses", status, "post")
+    listed = requests.get(base, params={"environment": "prod"}, headers=headers, timeout=5)
+    assert_conforms(spec, "/repos/{owner}/{repo}/deployments", listed)
+    assert [d["ref"] for d in listed.json()] == ["v1.0.0"]

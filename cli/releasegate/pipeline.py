@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 from . import render as renderer
 from .config import Environment, Project
-from .errors import NeedsAttention, Refused, ReleasegateError
+from .deployments import DeploymentRecord
+from .errors import Interrupted, NeedsAttention, Refused, ReleasegateError, RolledBack
 from .kube import Cluster
 from .ledger import DEPLOYED, FAILED, INTERRUPTED, PENDING, Ledger, Record, actor, manifest_hash, serving
 from .lock import DeployLock
@@ -290,15 +291,25 @@ def deploy(
                 manifest_hash=manifest_hash(plan.manifests),
             )
             run.result.revision = record.revision
+            github = DeploymentRecord(run.clients.releases, progress.warning)
+            if run.clients.releases.has_token:
+                github.start(plan.tag.text, env.name, production=env.protected)
             try:
-                run.result.pods_ready = run.apply(plan, options.timeout)
-            except NeedsAttention as failure:
-                ledger.mark(record, FAILED, failure.cause)
-                recover(run, failure, current, record, options)
-            except KeyboardInterrupt:
-                ledger.mark(record, INTERRUPTED, "interrupted by SIGINT/SIGTERM")
-                recover(run, None, current, record, options)
+                try:
+                    run.result.pods_ready = run.apply(plan, options.timeout)
+                except NeedsAttention as failure:
+                    ledger.mark(record, FAILED, failure.cause)
+                    github.status("failure", failure.cause)
+                    recover(run, failure, current, record, options)
+                except KeyboardInterrupt:
+                    ledger.mark(record, INTERRUPTED, "interrupted by SIGINT/SIGTERM")
+                    github.status("failure", "interrupted")
+                    recover(run, None, current, record, options)
+            except (RolledBack, Interrupted) as restored:
+                github.status("inactive", restored.cause)  # no longer live: the previous release is
+                raise
             ledger.mark(record, DEPLOYED)
+            github.status("success", f"{plan.tag} is live ({run.result.pods_ready} pods Ready)")
         run.result.outcome = "deployed"
         run.result.message = f"{plan.tag} is live in {env.name} ({run.result.pods_ready} pods Ready)"
         return run.result

@@ -44,7 +44,12 @@ class ReleaseSource:
         self._token = token if token is not None else os.environ.get("GITHUB_TOKEN") or None
         self._repo: Repository | None = None
 
-    def _repository(self) -> Repository:
+    @property
+    def has_token(self) -> bool:
+        return bool(self._token)
+
+    def repository_api(self) -> Repository:
+        """The PyGithub repository, created on first use (shared with deployments.py)."""
         if self._repo is None:
             from github import Auth, Github
             from urllib3.util.retry import Retry
@@ -55,8 +60,10 @@ class ReleaseSource:
                 # Seconds per request; RELEASEGATE_GITHUB_TIMEOUT for slow GitHub Enterprise servers.
                 timeout=int(os.environ.get("RELEASEGATE_GITHUB_TIMEOUT") or 10),
                 per_page=HINT_PAGE_SIZE,
-                # Reads are not throttled; 5xx answers are retried a couple of times, quickly.
+                # Not throttled: a deploy makes two reads and three writes (deployment, statuses)
+                # spread over its whole run, far below GitHub's secondary rate limits.
                 seconds_between_requests=None,
+                seconds_between_writes=None,
                 retry=Retry(
                     total=2,
                     backoff_factor=0.3,
@@ -74,14 +81,14 @@ class ReleaseSource:
 
         with self._translated_errors():
             try:
-                return _to_release(self._repository().get_release(tag))
+                return _to_release(self.repository_api().get_release(tag))
             except UnknownObjectException:
                 return None
 
     def newest(self) -> list[Release]:
         """The newest page of releases (drafts included when the token may see them)."""
         with self._translated_errors():
-            page = self._repository().get_releases().get_page(0)
+            page = self.repository_api().get_releases().get_page(0)
             return [_to_release(r) for r in page]
 
     @contextmanager

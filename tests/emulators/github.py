@@ -23,6 +23,7 @@ class Faults:
     status_queue: list[int] = field(default_factory=list)  # answered in order, one per request
     rate_limited_until: int | None = None
     delay_seconds: float = 0.0
+    deployments_forbidden: bool = False  # a token without `deployments: write`
 
 
 class GitHubEmulator(EmulatorServer):
@@ -33,6 +34,8 @@ class GitHubEmulator(EmulatorServer):
         self.repository = repository
         self.token = token
         self.releases: list[dict[str, Any]] = []  # newest first, as GitHub lists them
+        self.deployments: list[dict[str, Any]] = []  # newest first
+        self.statuses: dict[int, list[dict[str, Any]]] = {}  # deployment id -> statuses, newest first
         self.faults = Faults()
         self._next_id = 1000
 
@@ -63,6 +66,8 @@ class GitHubEmulator(EmulatorServer):
             return self._rate_limited()
         prefix = f"/repos/{self.repository}"
         path = unquote(request.path)
+        if path.startswith(f"{prefix}/deployments"):
+            return self._deployments(request, path.removeprefix(f"{prefix}/deployments"))
         if request.method != "GET":
             return _error(404, "Not Found")
         if path == prefix:
@@ -78,6 +83,31 @@ class GitHubEmulator(EmulatorServer):
                 next((r for r in self._visible(request) if r["id"] == int(match.group(1))), None)
             )
         return _error(404, "Not Found")
+
+    def _deployments(self, request: Request, rest: str) -> Response:
+        if request.method == "POST" and self.faults.deployments_forbidden:
+            return _error(403, "Resource not accessible by integration")
+        if rest == "" and request.method == "POST":
+            body = request.json()
+            self._next_id += 1
+            deployment = self._deployment_object(self._next_id, body)
+            self.deployments.insert(0, deployment)
+            self.statuses[deployment["id"]] = []
+            return Response(201, deployment, self._rate_headers())
+        if rest == "" and request.method == "GET":
+            found = [d for d in self.deployments
+                     if request.query.get("environment", d["environment"]) == d["environment"]
+                     and request.query.get("ref", d["ref"]) == d["ref"]]  # fmt: skip
+            return Response(200, found, self._rate_headers())
+        match = re.fullmatch(r"/(\d+)/statuses", rest)
+        if not match or int(match.group(1)) not in self.statuses:
+            return _error(404, "Not Found")
+        number = int(match.group(1))
+        if request.method == "POST":
+            status = self._status_object(number, request.json())
+            self.statuses[number].insert(0, status)
+            return Response(201, status, self._rate_headers())
+        return Response(200, self.statuses[number], self._rate_headers())
 
     def _authenticate(self, request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
@@ -174,6 +204,48 @@ class GitHubEmulator(EmulatorServer):
             "published_at": None if draft else created,
             "author": _user(),
             "assets": [],
+        }
+
+    def _deployment_object(self, number: int, body: dict[str, Any]) -> dict[str, Any]:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return {
+            "url": self._api(f"/deployments/{number}"),
+            "id": number,
+            "node_id": f"DE_kwDO{number:08d}",
+            "sha": "5114f85f0a9e4ae6a9f6c5fdc01ae13c9aa1bd71",
+            "ref": body["ref"],
+            "task": body.get("task", "deploy"),
+            "payload": body.get("payload") or {},
+            "original_environment": body.get("environment", "production"),
+            "environment": body.get("environment", "production"),
+            "description": body.get("description"),
+            "creator": _user(),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "statuses_url": self._api(f"/deployments/{number}/statuses"),
+            "repository_url": self._api(""),
+            "transient_environment": bool(body.get("transient_environment", False)),
+            "production_environment": bool(body.get("production_environment", False)),
+        }
+
+    def _status_object(self, deployment: int, body: dict[str, Any]) -> dict[str, Any]:
+        self._next_id += 1
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return {
+            "url": self._api(f"/deployments/{deployment}/statuses/{self._next_id}"),
+            "id": self._next_id,
+            "node_id": f"DES_kwDO{self._next_id:08d}",
+            "state": body["state"],
+            "creator": _user(),
+            "description": body.get("description", ""),
+            "environment": body.get("environment", ""),
+            "target_url": body.get("target_url", ""),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "deployment_url": self._api(f"/deployments/{deployment}"),
+            "repository_url": self._api(""),
+            "environment_url": body.get("environment_url", ""),
+            "log_url": body.get("log_url") or body.get("target_url", ""),  # target_url is the old alias
         }
 
     def _repository_object(self) -> dict[str, Any]:

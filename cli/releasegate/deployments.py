@@ -1,0 +1,54 @@
+"""GitHub Deployments: each deploy is recorded where the repository's people look.
+
+One deployment per deploy (ref = the tag, environment = the environment's name) with
+statuses ``in_progress`` → ``success`` or ``failure`` (and ``inactive`` on a failed one whose
+previous release was restored), each linking to the Actions run. Recording is best effort:
+a token without ``deployments: write`` gets one warning and the deploy goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .actions import run_url
+from .releases import ReleaseSource
+
+
+class DeploymentRecord:
+    def __init__(self, source: ReleaseSource, warn: Callable[[str], None]) -> None:
+        self.source, self.warn = source, warn
+        self._deployment: Any = None
+        self._disabled = False
+
+    def start(self, tag: str, environment: str, production: bool) -> None:
+        def create() -> None:
+            self._deployment = self.source.repository_api().create_deployment(
+                ref=tag,
+                environment=environment,
+                description=f"releasegate deploy of {tag} to {environment}",
+                auto_merge=False,
+                required_contexts=[],
+                production_environment=production,
+            )
+
+        self._attempt(create)
+        self.status("in_progress", f"deploying {tag}")
+
+    def status(self, state: str, description: str) -> None:
+        if self._deployment is None:
+            return
+        url = run_url()
+        # target_url: PyGithub has no log_url; GitHub takes target_url as its alias.
+        link = {"target_url": url} if url else {}
+        self._attempt(lambda: self._deployment.create_status(state, description=description[:140], **link))
+
+    def _attempt(self, call: Callable[[], Any]) -> None:
+        if self._disabled:
+            return
+        try:
+            call()
+        except Exception as exc:  # best effort, whatever went wrong: the deploy itself goes on
+            self._disabled = True
+            status = getattr(exc, "status", exc.__class__.__name__)
+            self.warn(f"could not record a GitHub deployment ({status}); give the token deployments: write")
