@@ -91,6 +91,7 @@ def outputs(stack: Stack) -> dict[str, str]:
 @pytest.mark.e2e
 def test_dispatch_y_on_main_deploys_prod_and_reports_like_a_step(stack: Stack) -> None:
     digest = stack.publish("v1.4.2")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2").exit_code == 0  # promotion
     run = stack.releasegate(
         "deploy", **actions_env(stack, "workflow_dispatch", dispatch("v1.4.2", "y", "main"), "main")
     )
@@ -179,11 +180,15 @@ def deployment_states(stack: Stack) -> list[tuple[str, str, list[str]]]:
 @pytest.mark.e2e
 def test_each_deploy_is_recorded_as_a_github_deployment(stack: Stack) -> None:
     stack.publish("v1.4.2")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2").exit_code == 0
     run = stack.releasegate(
         "deploy", **actions_env(stack, "workflow_dispatch", dispatch("v1.4.2", "y", "main"), "main")
     )
     assert run.exit_code == 0, run.stderr
-    assert deployment_states(stack) == [("v1.4.2", "prod", ["in_progress", "success"])]
+    assert deployment_states(stack) == [
+        ("v1.4.2", "nonprod", ["in_progress", "success"]),
+        ("v1.4.2", "prod", ["in_progress", "success"]),
+    ]
     latest = stack.github.statuses[stack.github.deployments[0]["id"]][0]
     assert latest["log_url"] == "https://github.com/acme/model-api/actions/runs/4242"
 

@@ -51,6 +51,7 @@ def test_nonprod_happy_path_pins_the_digest_and_proves_pods_ready(stack: Stack) 
 
 def test_prod_happy_path_in_ci_with_confirm(stack: Stack) -> None:
     stack.publish("v2.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v2.0.0").exit_code == 0  # promotion
     run = stack.releasegate("--json", "deploy", "--env", "prod", "--tag", "v2.0.0", "--confirm", "y")
     assert run.exit_code == 0, run.stderr
     result = json.loads(run.stdout)
@@ -215,7 +216,16 @@ def test_prod_from_a_laptop_is_refused_unless_allowed(stack: Stack) -> None:
     assert refused.exit_code == 3
     assert_one_line_failure(refused, "protected", "--allow-local-prod")
     allowed = stack.releasegate(
-        "deploy", "--env", "prod", "--tag", "v1.4.2", "--confirm", "y", "--allow-local-prod", CI=None
+        "deploy",
+        "--env",
+        "prod",
+        "--tag",
+        "v1.4.2",
+        "--confirm",
+        "y",
+        "--allow-local-prod",
+        "--skip-promotion-check",
+        CI=None,
     )
     assert allowed.exit_code == 0, allowed.stderr
 
@@ -265,9 +275,9 @@ def test_releases_lists_published_semver_releases_newest_first(stack: Stack) -> 
 
 def test_check_runs_every_preflight_check_and_changes_nothing(stack: Stack) -> None:
     stack.publish("v1.4.2")
-    run = stack.releasegate("check", "--env", "prod", "--tag", "v1.4.2")
+    run = stack.releasegate("check", "--env", "nonprod", "--tag", "v1.4.2")
     assert run.exit_code == 0, run.stderr
-    assert "v1.4.2 can be deployed to prod" in run.stdout
+    assert "v1.4.2 can be deployed to nonprod" in run.stdout
     assert stack.kube.writes() == [] and len(stack.kube.requests) == 1
 
 
@@ -300,7 +310,9 @@ def test_prod_asks_on_a_terminal(stack: Stack) -> None:
     stack.publish("v1.4.2")
     for answer, code, expected in (("n\n", 0, "skipped"), ("y\n", 0, "v1.4.2 is live in prod")):
         primary, secondary = pty.openpty()
-        argv = stack.argv("deploy", "--env", "prod", "--tag", "v1.4.2", "--allow-local-prod")
+        argv = stack.argv(
+            "deploy", "--env", "prod", "--tag", "v1.4.2", "--allow-local-prod", "--skip-promotion-check"
+        )
         process = subprocess.Popen(
             argv,
             stdin=secondary,

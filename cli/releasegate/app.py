@@ -152,6 +152,12 @@ def deploy(
     allow_downgrade: Annotated[
         bool, typer.Option("--allow-downgrade", help="Allow a lower version than the one serving.")
     ] = False,
+    skip_promotion_check: Annotated[
+        bool,
+        typer.Option(
+            "--skip-promotion-check", help="Deploy even if the tag was not verified in promote_from."
+        ),
+    ] = False,
 ) -> None:
     """Deploy TAG to ENV: validate, render, ECR, skaffold deploy, verify; restore the last good
     release if it fails."""
@@ -176,7 +182,11 @@ def deploy(
                 message=f"skipped: {tag_text} was not deployed to {environment.name}",
             )
         options = pipeline.DeployOptions(
-            dry_run=dry_run, timeout=timeout, rollback=not no_rollback, allow_downgrade=allow_downgrade
+            dry_run=dry_run,
+            timeout=timeout,
+            rollback=not no_rollback,
+            allow_downgrade=allow_downgrade,
+            skip_promotion_check=skip_promotion_check,
         )
         return pipeline.deploy(project, environment, tag_text, options, console)
 

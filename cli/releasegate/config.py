@@ -60,6 +60,7 @@ class Environment:
     protected: bool
     branches: tuple[str, ...]
     deploy_on_release: bool
+    promote_from: str | None  # only tags verified in this environment may be deployed here
     values: dict[str, Any]
 
 
@@ -114,8 +115,18 @@ def load_environment(project: Project, name: str) -> Environment:
         protected=reader.boolean("protected", default=False),
         branches=tuple(reader.string_list("branches")),
         deploy_on_release=reader.boolean("deploy_on_release", default=False),
+        promote_from=_promote_from(reader, known, name),
         values=reader.mapping("values"),
     )
+
+
+def _promote_from(reader: _Reader, known: list[str], name: str) -> str | None:
+    source = reader.optional_str("promote_from")
+    if source is not None and (source not in known or source == name):
+        raise reader._fail(
+            "promote_from", f"another environment ({', '.join(e for e in known if e != name)})"
+        )
+    return source
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:

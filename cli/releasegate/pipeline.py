@@ -91,6 +91,7 @@ class DeployOptions:
     timeout: float = 600.0
     rollback: bool = True
     allow_downgrade: bool = False
+    skip_promotion_check: bool = False
 
 
 class Stages:
@@ -238,9 +239,27 @@ def preflight(run: Run, tag_text: str) -> Plan:
     return Plan(tag=tag, release=release, image=image.pinned, manifests=manifests)
 
 
+def promotion(run: Run, plan: Plan, skip: bool) -> None:
+    """Protected environments take only tags verified where they are promoted from."""
+    from .promotion import require_promotion
+
+    if run.env.promote_from is None:
+        return
+    with run.stages.run("promote") as done:
+        if skip:
+            run.progress.warning(f"--skip-promotion-check: not checking that {plan.tag} was verified first")
+            done.append("skipped (--skip-promotion-check)")
+            return
+        where = require_promotion(
+            run.project, run.env, plan.tag.text, run.clients.releases, run.progress.warning
+        )
+        done.append(f"{plan.tag} was verified in {where}")
+
+
 def check(project: Project, env: Environment, tag_text: str, progress: Progress) -> Result:
     run = Run.start("check", project, env, progress)
     plan = preflight(run, tag_text)
+    promotion(run, plan, skip=False)
     with run.stages.run("cluster") as done:
         run.clients.cluster.check_access(env.namespace)
         done.append(f"Deployments in {env.namespace} are readable")
@@ -269,6 +288,7 @@ def deploy(
     run.result.tag = tag_text
     with run.reporting_failures():
         plan = preflight(run, tag_text)
+        promotion(run, plan, options.skip_promotion_check)
         run.result.skaffold = ["skaffold", *skaffold_spec(project, env, plan.image).argv()]
         if options.dry_run:
             run.result.files = [str(p) for p in renderer.write(plan.manifests, project.build_dir(env.name))]

@@ -79,7 +79,7 @@ class ReleaseSource:
         """The published (non-draft) release for ``tag``, or None when there is none."""
         from github import UnknownObjectException
 
-        with self._translated_errors():
+        with self.translated_errors():
             try:
                 return _to_release(self.repository_api().get_release(tag))
             except UnknownObjectException:
@@ -87,12 +87,12 @@ class ReleaseSource:
 
     def newest(self) -> list[Release]:
         """The newest page of releases (drafts included when the token may see them)."""
-        with self._translated_errors():
+        with self.translated_errors():
             page = self.repository_api().get_releases().get_page(0)
             return [_to_release(r) for r in page]
 
     @contextmanager
-    def _translated_errors(self) -> Iterator[None]:
+    def translated_errors(self) -> Iterator[None]:
         import requests
         from github import BadCredentialsException, GithubException, RateLimitExceededException
 

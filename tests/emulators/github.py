@@ -24,6 +24,7 @@ class Faults:
     rate_limited_until: int | None = None
     delay_seconds: float = 0.0
     deployments_forbidden: bool = False  # a token without `deployments: write`
+    deployments_unavailable: bool = False  # reading deployments answers 503
 
 
 class GitHubEmulator(EmulatorServer):
@@ -94,6 +95,8 @@ class GitHubEmulator(EmulatorServer):
             self.deployments.insert(0, deployment)
             self.statuses[deployment["id"]] = []
             return Response(201, deployment, self._rate_headers())
+        if request.method == "GET" and self.faults.deployments_unavailable:
+            return _error(503, "Service Unavailable")
         if rest == "" and request.method == "GET":
             found = [d for d in self.deployments
                      if request.query.get("environment", d["environment"]) == d["environment"]
