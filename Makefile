@@ -34,8 +34,9 @@ test: setup lint
 	$(VENV)/bin/pytest -n 2 -q
 
 ## A full deploy against the local emulators, then a broken release being caught.
+## CHART=1: the same with nonprod described by the Helm chart in helm/.
 demo: setup
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(if $(CHART),--chart)
 
 ## A developer's own deploy to nonprod: their current kube-context and AWS_PROFILE.
 deploy-nonprod: $(STAMP)

@@ -2,7 +2,8 @@
 
 1. start-up: `releasegate --help` beside `helm version` and `python -c pass` (medians);
 2. GitHub requests per tag validation with 1,000 releases in the emulator;
-3. a whole `deploy` against emulators whose pods are Ready at once: the tool's own overhead;
+3. a whole `deploy` against emulators whose pods are Ready at once: the tool's own overhead,
+   with the templates and with the Helm chart;
 4. time from a pod entering ErrImagePull/ImagePullBackOff or CrashLoopBackOff to the tool
    reporting it;
 5. a crash-looping release detected, rolled back and verified, beside what helm does.
@@ -70,6 +71,15 @@ def github_requests(stack: Stack) -> None:
 
 
 def deploy_overhead(stack: Stack) -> None:
+    measure_deploys(stack, "templates")
+
+
+def deploy_overhead_with_chart(stack: Stack) -> None:
+    stack.describe_with_chart("nonprod")
+    measure_deploys(stack, "Helm chart: helm template by releasegate and by skaffold")
+
+
+def measure_deploys(stack: Stack, described_by: str) -> None:
     stack.kube.controller.ready_seconds = 0.0
     tags = [f"v3.0.{n}" for n in range(6)]
     for tag in tags:
@@ -82,7 +92,7 @@ def deploy_overhead(stack: Stack) -> None:
         assert run.exit_code == 0, run.stderr
         skaffold = next(s["seconds"] for s in json.loads(run.stdout)["stages"] if s["name"] == "deploy")
         own.append(times[-1] - skaffold)
-    print("whole deploy, pods Ready at once (process start to exit, 6 deploys):")
+    print(f"whole deploy ({described_by}), pods Ready at once (process start to exit, 6 deploys):")
     low, mid, high = min(times), statistics.median(times), max(times)
     print(f"  median {mid:.2f} s, min {low:.2f} s, max {high:.2f} s (target <= 2 s)")
     print(f"  of which releasegate itself (without the skaffold run): median {statistics.median(own):.2f} s")
@@ -151,7 +161,14 @@ def main() -> int:
     startup()
     ecr = EcrEmulator().start()
     try:
-        for bench in (github_requests, deploy_overhead, failure_latency, crashloop_rollback):
+        benches = (
+            github_requests,
+            deploy_overhead,
+            deploy_overhead_with_chart,
+            failure_latency,
+            crashloop_rollback,
+        )
+        for bench in benches:
             with tempfile.TemporaryDirectory(prefix="releasegate-bench-") as workdir:
                 stack = Stack(ecr, Path(workdir))
                 try:

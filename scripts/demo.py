@@ -2,6 +2,8 @@
 
 Starts the GitHub, ECR (moto), Kubernetes emulators and the skaffold stand-in, publishes a
 few releases, and runs the real `releasegate` command as a person would, showing its output.
+With ``--chart`` (``make demo CHART=1``) nonprod is described by the Helm chart in helm/ instead
+of the templates: the same steps, rendered by the real helm binary.
 """
 
 from __future__ import annotations
@@ -45,10 +47,15 @@ def step(stack: Stack, title: str, *args: str, expect: int) -> bool:
 
 
 def main() -> int:
+    chart = "--chart" in sys.argv[1:]
     ecr = EcrEmulator().start()
     with tempfile.TemporaryDirectory(prefix="releasegate-demo-") as workdir:
         stack = Stack(ecr, Path(workdir))
         try:
+            if chart:
+                stack.describe_with_chart("nonprod")
+                print(f"{BOLD}nonprod is described by the Helm chart{RESET} (renderer: chart, "
+                      "skaffold profile nonprod-chart)")  # fmt: skip
             for tag in ("v1.3.0", "v1.4.0", "v1.4.1", "v1.4.2", "v1.5.0"):
                 stack.publish(tag)
             stack.kube.controller.scenarios["v1.5.0"] = "crashloop"  # a release that cannot start

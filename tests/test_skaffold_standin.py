@@ -20,7 +20,8 @@ def test_project_skaffold_yaml_is_valid_against_the_official_schema() -> None:
     config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
     assert config["apiVersion"] == "skaffold/v4beta14"
     jsonschema.Draft7Validator(schema).validate(config)
-    assert {p["name"] for p in config["profiles"]} == {"prod", "nonprod"}
+    assert {p["name"] for p in config["profiles"]} == {"prod", "nonprod", "prod-chart", "nonprod-chart"}
+    assert "manifests" not in config  # a profile's manifests would be merged into a top-level section
 
 
 def test_standin_rejects_an_unknown_key(tmp_path: Path) -> None:

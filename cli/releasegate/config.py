@@ -23,6 +23,9 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 ECR_REPOSITORY = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+# How an environment's objects are described: Jinja templates in k8s/templates, or the Helm
+# chart in helm/ (through the Skaffold profile's manifests.helm release).
+RENDERERS = ("templates", "chart")
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ class Environment:
     branches: tuple[str, ...]
     deploy_on_release: bool
     promote_from: str | None  # only tags verified in this environment may be deployed here
-    values: dict[str, Any]
+    renderer: str  # one of RENDERERS
+    values: dict[str, Any]  # the templates' values; a chart takes its own values files
 
 
 def load_project(root: Path) -> Project:
@@ -116,7 +120,8 @@ def load_environment(project: Project, name: str) -> Environment:
         branches=tuple(reader.string_list("branches")),
         deploy_on_release=reader.boolean("deploy_on_release", default=False),
         promote_from=_promote_from(reader, known, name),
-        values=reader.mapping("values"),
+        renderer=(renderer := reader.one_of("renderer", RENDERERS)),
+        values=reader.mapping("values") if renderer == "templates" else reader.optional_mapping("values"),
     )
 
 
@@ -167,6 +172,12 @@ class _Reader:
     def name(self, key: str) -> str:
         return self.matching(key, DNS_LABEL, "a lower-case name (letters, digits, '-')")
 
+    def one_of(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.data.get(key, choices[0])
+        if value not in choices:
+            raise self._fail(key, " or ".join(choices))
+        return str(value)
+
     def boolean(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
@@ -184,3 +195,6 @@ class _Reader:
         if not isinstance(value, dict):
             raise self._fail(key, "a mapping")
         return value
+
+    def optional_mapping(self, key: str) -> dict[str, Any]:
+        return self.mapping(key) if key in self.data else {}

@@ -161,7 +161,7 @@ class Run:
     def apply(self, plan: Plan, timeout: float, stage: str = "deploy") -> str:
         """Write, skaffold deploy and verify one release; NeedsAttention when it is not Ready."""
         started = time.monotonic()
-        renderer.write(plan.manifests, self.project.build_dir(self.env.name))
+        renderer.write_for_deploy(self.project, self.env, plan.tag, plan.image, plan.manifests)
         spec = skaffold_spec(self.project, self.env, plan.image)
         with self.stages.run(stage) as done, self.clients.registry.docker_config() as docker_config:
             skaffold_deploy(
@@ -232,7 +232,8 @@ def preflight(run: Run, tag_text: str) -> Plan:
     with run.stages.run("render") as done:
         manifests = renderer.render(project, env, tag, image.pinned)
         done.append(
-            f"{len(manifests)} objects for {env.namespace}, valid against Kubernetes "
+            f"{len(manifests)} objects from {renderer.describe(project, env)} for {env.namespace}, "
+            f"valid against Kubernetes "
             f"{renderer.KUBERNETES_VERSION} schemas"
         )
     describe(run.result, tag.text, image.pinned)
@@ -291,7 +292,8 @@ def deploy(
         promotion(run, plan, options.skip_promotion_check)
         run.result.skaffold = ["skaffold", *skaffold_spec(project, env, plan.image).argv()]
         if options.dry_run:
-            run.result.files = [str(p) for p in renderer.write(plan.manifests, project.build_dir(env.name))]
+            written = renderer.write_for_deploy(project, env, plan.tag, plan.image, plan.manifests)
+            run.result.files = [str(p) for p in written]
             run.result.outcome = "planned"
             run.result.message = f"dry run: would deploy {plan.tag} to {env.name}; nothing was changed"
             return run.result

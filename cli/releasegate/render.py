@@ -1,9 +1,13 @@
-"""Render k8s/templates/*.yaml.j2 into the manifests Skaffold deploys.
+"""Render the manifests Skaffold deploys, by one of two renderers, and check them the same way.
 
-Pure apart from writing files: the same inputs give byte-identical output. Every value
-reaches YAML through the ``q`` filter (JSON is valid YAML flow syntax, so a value can never
-open a new key, document or tag), ``StrictUndefined`` turns a missing value into an error,
-and every rendered object is validated against the Kubernetes schemas.
+``templates``: k8s/templates/*.yaml.j2 through Jinja2. Every value reaches YAML through the
+``q`` filter (JSON is valid YAML flow syntax, so a value can never open a new key, document or
+tag) and ``StrictUndefined`` turns a missing value into an error. ``chart``: the Helm chart
+through ``helm template``, as the environment's Skaffold profile describes it (``chart.py``).
+
+Either way the same inputs give byte-identical output, and every object must be in the
+environment's namespace, run only the pinned release image, and validate against the
+Kubernetes schemas.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import Any
 import jinja2
 import yaml
 
+from . import chart
 from .config import Environment, Project
 from .errors import BadInput
+from .skaffold import profile_manifests
 from .version import ReleaseTag
 
 # The Kubernetes version whose schemas rendered objects must satisfy (EKS standard support).
@@ -68,6 +74,50 @@ def version_label(tag: ReleaseTag) -> str:
 def render(project: Project, env: Environment, tag: ReleaseTag, image: str) -> list[Manifest]:
     if not PINNED_IMAGE.fullmatch(image):
         raise BadInput(f"image {image!r} is not pinned by digest", "pass REPOSITORY@sha256:<64 hex>")
+    if env.renderer == "chart":
+        manifests = _render_chart(project, env, tag, image)
+    else:
+        _require_profile_renders("rawYaml", project, env)
+        manifests = _render_templates(project, env, tag, image)
+    for manifest in manifests:
+        _check(manifest, env, image)
+    if not any(m.kind == "Deployment" and m.name == project.app for m in manifests):
+        raise BadInput(
+            f"no Deployment named {project.app} among the rendered objects",
+            "the Deployment must carry the app name from releasegate.yaml: it is what is verified",
+        )
+    return manifests
+
+
+def describe(project: Project, env: Environment) -> str:
+    """Where the environment's objects come from, for progress lines."""
+    if env.renderer == "chart":
+        return f"the chart in {chart.chart_release(project, env).chart_path.relative_to(project.root)}/"
+    return f"{project.templates_dir.relative_to(project.root)}/"
+
+
+def _require_profile_renders(kind: str, project: Project, env: Environment) -> None:
+    """The environment's renderer and its Skaffold profile must agree, or Skaffold would deploy
+    objects releasegate never rendered nor validated."""
+    manifests = profile_manifests(project.skaffold_file, env.skaffold_profile)
+    if set(manifests) != {kind}:
+        raise BadInput(
+            f"environment {env.name} uses renderer {env.renderer}, but skaffold profile "
+            f"{env.skaffold_profile} renders {', '.join(sorted(manifests)) or 'nothing'}",
+            f"give that profile only manifests.{kind}, or change renderer in {env.name}'s environment file",
+        )
+
+
+def _render_chart(project: Project, env: Environment, tag: ReleaseTag, image: str) -> list[Manifest]:
+    _require_profile_renders("helm", project, env)
+    release = chart.chart_release(project, env)
+    documents = chart.template(release, tag, image, KUBERNETES_VERSION)
+    return [
+        _parse(filename, text, f"chart {release.chart_path.name} {filename}") for filename, text in documents
+    ]
+
+
+def _render_templates(project: Project, env: Environment, tag: ReleaseTag, image: str) -> list[Manifest]:
     context = {
         "app": project.app,
         "instance": f"{project.app}-{env.name}",
@@ -82,10 +132,18 @@ def render(project: Project, env: Environment, tag: ReleaseTag, image: str) -> l
     names = sorted(n for n in templates.list_templates() if n.endswith(".yaml.j2") and "/" not in n)
     if not names:
         raise BadInput(f"no templates in {project.templates_dir}", "add k8s/templates/<kind>.yaml.j2")
-    manifests = [_render_one(templates, name, context) for name in names]
-    for manifest in manifests:
-        _check(manifest, env, image)
-    return manifests
+    return [_render_one(templates, name, context) for name in names]
+
+
+def write_for_deploy(
+    project: Project, env: Environment, tag: ReleaseTag, image: str, manifests: list[Manifest]
+) -> list[Path]:
+    """Everything Skaffold reads for this release: the manifests, and for a chart the values
+    file carrying the pinned image and tag."""
+    paths = write(manifests, project.build_dir(env.name))
+    if env.renderer == "chart":
+        paths.append(chart.write_release_values(project, env, tag, image))
+    return paths
 
 
 def write(manifests: list[Manifest], out_dir: Path) -> list[Path]:
@@ -121,12 +179,16 @@ def _render_one(templates: jinja2.Environment, name: str, context: dict[str, Any
         raise BadInput(f"template {name}: {exc.message}", "add the value to the environment file") from exc
     except jinja2.TemplateError as exc:
         raise BadInput(f"template {name}: {exc}", "fix the template") from exc
+    return _parse(filename, text, f"template {name}")
+
+
+def _parse(filename: str, text: str, where: str) -> Manifest:
     try:
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
-        raise BadInput(f"template {name} does not render to valid YAML", "fix the template") from exc
+        raise BadInput(f"{where} does not render to valid YAML", "fix the template") from exc
     if len(documents) != 1 or not isinstance(documents[0], dict):
-        raise BadInput(f"template {name} must render exactly one object", "split it into one file per object")
+        raise BadInput(f"{where} must render exactly one object", "split it into one file per object")
     return Manifest(filename=filename, text=text, obj=documents[0])
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import NeedsAttention, Refused
+from .errors import BadInput, NeedsAttention, Refused
 
 OUTPUT_TAIL = 10
 
@@ -70,7 +70,10 @@ def run_program(
     timeout: float,
     on_line: Callable[[str], None],
     cwd: Path,
+    on_error_line: Callable[[str], None] | None = None,
 ) -> None:
+    """Run ``program`` with ``argv``; each output line goes to ``on_line`` (standard error to
+    ``on_error_line`` when given, so that a program's data and its complaints stay apart)."""
     import sh
 
     try:
@@ -79,16 +82,19 @@ def run_program(
         raise Refused(f"{program} not found on PATH", f"install {program} and put it on PATH") from exc
     tail: deque[str] = deque(maxlen=OUTPUT_TAIL)
 
-    def line(text: str) -> None:
-        text = text.rstrip("\n")
-        tail.append(text)
-        on_line(text)
+    def collector(callback: Callable[[str], None]) -> Callable[[str], None]:
+        def line(text: str) -> None:
+            text = text.rstrip("\n")
+            tail.append(text)
+            callback(text)
+
+        return line
 
     process = command(
         *argv,
         _env={**os.environ, **extra_env},
-        _out=line,
-        _err=line,
+        _out=collector(on_line),
+        _err=collector(on_error_line or on_line),
         _tty_out=False,
         _cwd=str(cwd),
         _in=None,
@@ -132,6 +138,26 @@ def _stop(process: Any) -> None:
             process.wait(timeout=5)
         except sh.TimeoutException:
             process.kill()
+
+
+def profile_manifests(skaffold_file: Path, profile: str) -> dict[str, Any]:
+    """The ``manifests`` section Skaffold uses with ``profile`` (the base one when it has none)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(skaffold_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInput(f"{skaffold_file} cannot be read as YAML", "fix skaffold.yaml") from exc
+    if not isinstance(config, dict):
+        raise BadInput(f"{skaffold_file} must hold a Skaffold config", "fix skaffold.yaml")
+    profiles = {p.get("name"): p for p in config.get("profiles", []) if isinstance(p, dict)}
+    if profile not in profiles:
+        raise BadInput(
+            f"{skaffold_file.name} has no profile {profile!r}",
+            f"add it, or fix skaffold_profile (profiles: {', '.join(map(str, profiles))})",
+        )
+    manifests = profiles[profile].get("manifests", config.get("manifests", {}))
+    return manifests if isinstance(manifests, dict) else {}
 
 
 def deploy(

@@ -2,8 +2,9 @@
 
 Put first on PATH (``install(bin_dir)``), it accepts ``skaffold deploy``'s flags, validates
 ``skaffold.yaml`` against Skaffold's official JSON schema when ``../shared/reference`` is
-present, resolves the profile's ``manifests.rawYaml`` globs, and applies every object to the
-cluster that KUBECONFIG names, over HTTP, as ``kubectl apply`` would. Faults for tests:
+present, resolves the profile's ``manifests.rawYaml`` globs, renders its ``manifests.helm``
+releases with the real ``helm template``, and applies every object to the cluster that
+KUBECONFIG names, over HTTP, as ``kubectl apply`` would. Faults for tests:
 ``STANDIN_SKAFFOLD_EXIT=N`` fails with exit N, ``STANDIN_SKAFFOLD_HANG=SECONDS`` hangs,
 ``STANDIN_SKAFFOLD_RECORD=FILE`` records its argv and the registries DOCKER_CONFIG names;
 ``STANDIN_SKAFFOLD_FAULT_IMAGE=TEXT`` limits the faults to images containing TEXT;
@@ -16,6 +17,8 @@ import argparse
 import glob
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 import urllib.error
@@ -29,6 +32,7 @@ from .kinds import KINDS, object_path
 
 API_VERSION = "skaffold/v4beta14"
 ROOT = Path(__file__).resolve().parents[2]
+HELM_RELEASE_FIELDS = {"name", "chartPath", "namespace", "valuesFiles"}
 SCHEMA = ROOT.parent / "shared" / "reference" / "skaffold" / "v4beta14.json"
 
 
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     try:
         config = load_config(Path(args.filename), args.profile)
-        documents = manifests(config, Path(args.filename).parent)
+        documents = manifests(config, Path(args.filename).parent, args.namespace)
         cluster = Cluster.from_kubeconfig(args.kubeconfig, args.kube_context)
     except ValueError as exc:
         print(f"parsing skaffold config: {exc}", file=sys.stderr)
@@ -139,7 +143,8 @@ def validate_schema(config: dict[str, Any]) -> None:
         raise ValueError("invalid skaffold config: " + "; ".join(details[:3]))
 
 
-def manifests(config: dict[str, Any], base: Path) -> list[dict[str, Any]]:
+def manifests(config: dict[str, Any], base: Path, namespace: str | None) -> list[dict[str, Any]]:
+    """Every object the config renders: its rawYaml files, then each Helm release's templates."""
     documents = []
     for pattern in config.get("manifests", {}).get("rawYaml", []):
         paths = sorted(glob.glob(str(base / pattern)))
@@ -147,7 +152,27 @@ def manifests(config: dict[str, Any], base: Path) -> list[dict[str, Any]]:
             raise ValueError(f"manifests.rawYaml: no files match {pattern}")
         for path in paths:
             documents += [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    for release in config.get("manifests", {}).get("helm", {}).get("releases", []):
+        documents += helm_template(release, base, namespace)
     return documents
+
+
+def helm_template(release: dict[str, Any], base: Path, namespace: str | None) -> list[dict[str, Any]]:
+    """Render one release the way Skaffold's helm renderer does: ``helm template`` with the
+    release's values files, from the helm binary on PATH."""
+    if unsupported := sorted(set(release) - HELM_RELEASE_FIELDS):
+        raise ValueError(f"the stand-in does not implement helm release fields {unsupported}")
+    helm = shutil.which("helm")
+    if helm is None:
+        raise ValueError("helm not found on PATH (skaffold renders charts with it)")
+    argv = [helm, "template", release["name"], str(base / release["chartPath"])]
+    argv += ["--namespace", release.get("namespace") or namespace or "default"]
+    for values in release.get("valuesFiles", []):
+        argv += ["--values", str(base / values)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ValueError(f"helm template {release['name']}: {done.stderr.strip()[:300]}")
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
 
 
 class Cluster:

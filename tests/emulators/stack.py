@@ -22,7 +22,9 @@ from .kube import KubeEmulator
 from .skaffold_standin import install
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ["releasegate.yaml", "skaffold.yaml", "k8s"]
+PROJECT_FILES = ["releasegate.yaml", "skaffold.yaml", "k8s", "helm"]
+# The real helm binary `make setup` installs; the CLI and the skaffold stand-in find it on PATH.
+HELM = ROOT / "tools" / "bin" / "helm"
 APP, REPOSITORY = "model-api", "model-api"
 
 
@@ -55,6 +57,8 @@ class Stack:
                 shutil.copy(source, self.project / name)
         self.bin = workdir / "bin"
         install(self.bin)
+        if HELM.exists():
+            (self.bin / "helm").symlink_to(HELM)
         self.home = workdir / "home"
         self.home.mkdir()
         self.tmp = workdir / "tmp"  # TMPDIR of the CLI: whatever it leaves behind is here
@@ -73,6 +77,9 @@ class Stack:
         """A GitHub release for ``tag`` and (unless ``push=False``) its image in ECR."""
         self.github.add_release(tag, draft=draft, prerelease=prerelease)
         return self.ecr.push(REPOSITORY, tag) if push else None
+
+    def describe_with_chart(self, env: str) -> None:
+        describe_with_chart(self.project, env)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {
@@ -117,6 +124,19 @@ class Stack:
 
     def files_left_behind(self) -> list[Path]:
         return [p for p in self.tmp.rglob("*") if p.is_file()]
+
+
+def describe_with_chart(project: Path, env: str) -> None:
+    """Switch ``env`` to the Helm chart, as the README tells a user to."""
+    path = project / "k8s" / "environments" / f"{env}.yaml"
+    text = path.read_text()
+    for old, new in (
+        ("renderer: templates", "renderer: chart"),
+        (f"skaffold_profile: {env}\n", f"skaffold_profile: {env}-chart\n"),
+    ):
+        assert old in text, f"{path} has no {old!r}"
+        text = text.replace(old, new)
+    path.write_text(text)
 
 
 def new_stack(ecr: EcrEmulator) -> Stack:
