@@ -77,3 +77,17 @@ def test_repository_falls_back_to_github_repository(
     monkeypatch.delenv("GITHUB_REPOSITORY")
     with pytest.raises(BadInput, match="github_repository"):
         load_project(project_dir)
+
+
+def test_renderer_defaults_to_templates_and_a_chart_needs_no_template_values(project_dir: Path) -> None:
+    path = project_dir / "k8s/environments/nonprod.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("renderer: templates\n", ""))
+    assert load_environment(load_project(project_dir), "nonprod").renderer == "templates"
+    without_values = text[: text.index("values:")].replace("renderer: templates", "renderer: chart")
+    path.write_text(without_values)
+    chart = load_environment(load_project(project_dir), "nonprod")
+    assert (chart.renderer, chart.values) == ("chart", {})
+    path.write_text(without_values.replace("renderer: chart", "renderer: templates"))
+    with pytest.raises(BadInput, match="values must be a mapping"):
+        load_environment(load_project(project_dir), "nonprod")

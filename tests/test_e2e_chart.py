@@ -45,6 +45,7 @@ def test_chart_deploy_pins_the_digest_and_proves_pods_ready(chart_stack: Stack) 
         assert chart_stack.kube.get(kind, NS, "model-api")["metadata"]["labels"]["helm.sh/chart"]
     history = json.loads(chart_stack.releasegate("--json", "history", "--env", "nonprod").stdout)["history"]
     assert [(r["tag"], r["outcome"]) for r in history] == [("v1.4.2", "deployed")]
+    assert chart_stack.files_left_behind() == []  # the values file given to helm is removed
 
 
 def test_chart_dry_run_writes_the_release_values_and_changes_nothing(chart_stack: Stack) -> None:
