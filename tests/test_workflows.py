@@ -78,3 +78,17 @@ def test_every_action_is_pinned_and_no_input_is_interpolated_in_a_script() -> No
                     assert not re.search(r"\$\{\{\s*(inputs|github\.event)\.", step["run"]), (
                         f"{path.name}: {step}"
                     )
+
+
+# The first Skaffold release that reads each config version (from Skaffold's release notes);
+# an older pinned binary would refuse skaffold.yaml at deploy time.
+SKAFFOLD_RELEASE_FOR_CONFIG = {"skaffold/v4beta14": (2, 19, 0)}
+
+
+def test_pinned_skaffold_reads_the_project_config_version() -> None:
+    api_version = yaml.safe_load((ROOT / "skaffold.yaml").read_text())["apiVersion"]
+    pinned = workflow("deploy.yml")["env"]["SKAFFOLD_VERSION"]
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", pinned), pinned
+    version = tuple(int(part) for part in pinned[1:].split("."))
+    assert api_version in SKAFFOLD_RELEASE_FOR_CONFIG, f"add the first skaffold release for {api_version}"
+    assert version >= SKAFFOLD_RELEASE_FOR_CONFIG[api_version], f"{pinned} cannot read {api_version}"
