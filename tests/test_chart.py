@@ -167,6 +167,7 @@ SET_VALUES = "chartPath: helm\n            setValues: {replicaCount: 9}\n"
     [
         ("chartPath: helm\n", SET_VALUES, "does not reproduce setValues"),
         ("namespace: model-api-prod\n", "namespace: default\n", "namespace must be model-api-prod"),
+        ("            chartPath: helm\n", "", "the release needs a name and a chartPath"),
     ],
 )
 def test_release_settings_releasegate_would_not_reproduce_are_refused(

@@ -22,7 +22,7 @@ import yaml
 
 from .config import Environment, Project
 from .errors import BadInput
-from .skaffold import ProgramFailed, run_program
+from .skaffold import ProgramFailed, profile_manifests, run_program
 from .version import ReleaseTag
 
 # The release fields releasegate reproduces; any other field could make Skaffold render
@@ -39,7 +39,6 @@ class ChartRelease:
     chart_path: Path
     namespace: str
     values_files: tuple[Path, ...]  # the profile's values files, the release values last
-    release_values: Path
 
     def template_argv(self, release_values: Path, kubernetes_version: str) -> list[str]:
         args = ["template", self.name, str(self.chart_path), "--namespace", self.namespace]
@@ -67,10 +66,9 @@ def write_release_values(project: Project, env: Environment, tag: ReleaseTag, im
 
 def chart_release(project: Project, env: Environment) -> ChartRelease:
     """The one Helm release of the environment's Skaffold profile, checked for what releasegate needs."""
-    from .skaffold import profile_manifests
-
     where = f"{project.skaffold_file.name} profile {env.skaffold_profile}"
-    releases = profile_manifests(project.skaffold_file, env.skaffold_profile).get("helm", {}).get("releases")
+    helm = profile_manifests(project.skaffold_file, env.skaffold_profile).get("helm")
+    releases = helm.get("releases") if isinstance(helm, dict) else None
     if not isinstance(releases, list) or len(releases) != 1 or not isinstance(releases[0], dict):
         raise BadInput(
             f"{where}: renderer chart needs exactly one manifests.helm.releases entry",
@@ -85,12 +83,14 @@ def chart_release(project: Project, env: Environment) -> ChartRelease:
     namespace = release.get("namespace", env.namespace)
     if namespace != env.namespace:
         raise BadInput(f"{where}: namespace must be {env.namespace}", "fix the release's namespace")
+    name, chart_path = release.get("name"), release.get("chartPath")
+    if not isinstance(name, str) or not isinstance(chart_path, str):
+        raise BadInput(f"{where}: the release needs a name and a chartPath", "add them to the release")
     return ChartRelease(
-        name=str(release.get("name")),
-        chart_path=project.root / str(release.get("chartPath", "")),
+        name=name,
+        chart_path=project.root / chart_path,
         namespace=namespace,
         values_files=_values_files(project, env, release, where),
-        release_values=release_values_path(project, env),
     )
 
 
