@@ -46,3 +46,54 @@ def test_standin_rejects_another_api_version_and_unknown_profile(tmp_path: Path)
 def test_profile_selects_the_environment_build_folder() -> None:
     config = skaffold_standin.load_config(ROOT / "skaffold.yaml", ["prod"])
     assert config["manifests"]["rawYaml"] == ["build/prod/*.yaml"]
+
+
+def test_standin_refuses_surrogate_escapes_like_go_yaml() -> None:
+    # go-yaml's scanner: "found invalid Unicode character escape code" (PyYAML would decode it).
+    with pytest.raises(ValueError, match="line 2: found invalid Unicode character escape code"):
+        skaffold_standin.load_documents('kind: ConfigMap\ndata: {"a": "\\ud83d\\ude80"}\n', "x.yaml")
+    with pytest.raises(ValueError, match="invalid Unicode character escape code"):
+        skaffold_standin.load_documents('a: "\\U00110000"\n', "x.yaml")
+    # An escaped backslash before "u" is no escape, and \U beyond the BMP is fine.
+    assert skaffold_standin.load_documents('a: "\\\\ud83d \\U0001F680"\n', "x.yaml") == [
+        {"a": "\\ud83d \U0001f680"}
+    ]
+
+
+def _deployment() -> dict:
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": "app", "labels": {"app": "x"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "x"}},
+            "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": []}},
+        },
+    }
+
+
+def test_standin_stamps_a_fresh_run_id_on_every_run_into_pod_templates() -> None:
+    first, second = _deployment(), _deployment()
+    skaffold_standin.stamp_labels([first], skaffold_standin.run_labels([]))
+    skaffold_standin.stamp_labels([second], skaffold_standin.run_labels([]))
+    run_id = skaffold_standin.RUN_ID
+    assert first["spec"]["template"]["metadata"]["labels"][run_id]
+    assert first["metadata"]["labels"][run_id] == first["spec"]["template"]["metadata"]["labels"][run_id]
+    assert first["spec"]["template"] != second["spec"]["template"]  # a new ReplicaSet each run
+    assert run_id not in first["spec"]["selector"]["matchLabels"]
+
+
+def test_standin_label_flag_fixes_the_run_id_and_keeps_existing_labels() -> None:
+    document = _deployment()
+    labels = skaffold_standin.run_labels(["skaffold.dev/run-id=releasegate-prod,app=other"])
+    skaffold_standin.stamp_labels([document], labels)
+    template_labels = document["spec"]["template"]["metadata"]["labels"]
+    assert template_labels == {"app": "x", "skaffold.dev/run-id": "releasegate-prod"}
+
+
+def test_standin_apply_keeps_a_live_field_neither_manifest_sets() -> None:
+    live = {"metadata": {"name": "a", "uid": "1"}, "spec": {"replicas": 7, "paused": False}}
+    last = {"metadata": {"name": "a"}, "spec": {"paused": False}}
+    new = {"metadata": {"name": "a"}, "spec": {"minReadySeconds": 5}}
+    merged = skaffold_standin.three_way_merge(live, last, new)
+    # replicas: never applied, so the live (autoscaled) value stays; paused: applied before, now dropped.
+    assert merged == {"metadata": {"name": "a", "uid": "1"}, "spec": {"replicas": 7, "minReadySeconds": 5}}

@@ -9,6 +9,15 @@ KUBECONFIG names, over HTTP, as ``kubectl apply`` would. Faults for tests:
 ``STANDIN_SKAFFOLD_RECORD=FILE`` records its argv and the registries DOCKER_CONFIG names;
 ``STANDIN_SKAFFOLD_FAULT_IMAGE=TEXT`` limits the faults to images containing TEXT;
 ``STANDIN_SKAFFOLD_PID_FILE=FILE`` records its process id (to check it was stopped).
+
+Behaviours of the real Skaffold v2.19 it keeps (read from its source):
+- every run stamps ``skaffold.dev/run-id`` (a new UUID unless ``--label skaffold.dev/run-id=…``
+  fixes it) into every ``metadata.labels`` of workload kinds, pod templates included
+  (``pkg/skaffold/kubernetes/manifest/labels.go``; selectors are left alone);
+- manifests are read with go-yaml, which refuses ``\\uD800``–``\\uDFFF`` escapes in
+  double-quoted scalars ("found invalid Unicode character escape code");
+- ``kubectl apply`` is a three-way merge through the ``last-applied-configuration`` annotation:
+  a field that neither the last applied nor the new manifest sets keeps its live value.
 """
 
 from __future__ import annotations
@@ -17,12 +26,14 @@ import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +45,12 @@ API_VERSION = "skaffold/v4beta14"
 ROOT = Path(__file__).resolve().parents[2]
 HELM_RELEASE_FIELDS = {"name", "chartPath", "namespace", "valuesFiles"}
 SCHEMA = ROOT.parent / "shared" / "reference" / "skaffold" / "v4beta14.json"
+RUN_ID = "skaffold.dev/run-id"
+# Kinds whose metadata (at any depth: pod templates too) Skaffold labels (TransformAllowlist).
+LABELLED_KINDS = {"Pod", "Service", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+DOUBLE_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
 
 
 def install(bin_dir: Path) -> Path:
@@ -61,6 +78,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tail", default="false")
     parser.add_argument("--interactive", default="true")
     parser.add_argument("--update-check", default="true")
+    parser.add_argument("-l", "--label", action="append", default=[])
     return parser.parse_args(argv)
 
 
@@ -84,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(Path(args.filename), args.profile)
         documents = manifests(config, Path(args.filename).parent, args.namespace)
+        stamp_labels(documents, run_labels(args.label))
         cluster = Cluster.from_kubeconfig(args.kubeconfig, args.kube_context)
     except ValueError as exc:
         print(f"parsing skaffold config: {exc}", file=sys.stderr)
@@ -151,7 +170,7 @@ def manifests(config: dict[str, Any], base: Path, namespace: str | None) -> list
         if not paths:
             raise ValueError(f"manifests.rawYaml: no files match {pattern}")
         for path in paths:
-            documents += [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+            documents += load_documents(Path(path).read_text(encoding="utf-8"), path)
     for release in config.get("manifests", {}).get("helm", {}).get("releases", []):
         documents += helm_template(release, base, namespace)
     return documents
@@ -172,7 +191,62 @@ def helm_template(release: dict[str, Any], base: Path, namespace: str | None) ->
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ValueError(f"helm template {release['name']}: {done.stderr.strip()[:300]}")
-    return [d for d in yaml.safe_load_all(done.stdout) if d]
+    return load_documents(done.stdout, f"helm template {release['name']}")
+
+
+def load_documents(text: str, where: str) -> list[dict[str, Any]]:
+    refuse_invalid_escapes(text, where)
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def refuse_invalid_escapes(text: str, where: str) -> None:
+    """go-yaml's scanner: a \\u or \\U escape naming a surrogate (or past U+10FFFF) is an
+    error, where PyYAML would quietly decode it into a lone surrogate."""
+    for quoted in DOUBLE_QUOTED.finditer(text):
+        for escape in ESCAPE.finditer(quoted.group()):
+            code = escape.group(1)
+            if code[0] in "uU" and len(code) > 1:
+                value = int(code[1:], 16)
+                if 0xD800 <= value <= 0xDFFF or value > 0x10FFFF:
+                    line = text.count("\n", 0, quoted.start()) + 1
+                    raise ValueError(
+                        f"reading Kubernetes YAML {where}: yaml: line {line}: "
+                        "found invalid Unicode character escape code"
+                    )
+
+
+def run_labels(custom: list[str]) -> dict[str, str]:
+    """Skaffold's labeller: a fresh run-id per run, then the --label values (which may fix it).
+    The flag is a string slice: one value may hold several comma-separated labels."""
+    labels = {RUN_ID: str(uuid.uuid4())}
+    for item in (part for value in custom for part in value.split(",")):
+        key, _, value = item.partition("=")
+        labels[key] = value
+    return labels
+
+
+def stamp_labels(documents: list[dict[str, Any]], labels: dict[str, str]) -> None:
+    for document in documents:
+        if document.get("kind") in LABELLED_KINDS:
+            _stamp(document, labels)
+
+
+def _stamp(node: Any, labels: dict[str, str]) -> None:
+    """Every ``metadata`` map gets the labels; an existing label is kept, except the run-id."""
+    if isinstance(node, list):
+        for item in node:
+            _stamp(item, labels)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key == "metadata" and isinstance(value, dict):
+            have = value.setdefault("labels", {})
+            for name, text in labels.items():
+                if name not in have or name == RUN_ID:
+                    have[name] = text
+        else:
+            _stamp(value, labels)
 
 
 class Cluster:
@@ -202,20 +276,46 @@ class Cluster:
             return json.loads(response.read())
 
     def apply(self, document: dict[str, Any], namespace: str | None) -> str:
+        """``kubectl apply`` (client-side): create with the last-applied annotation, or merge
+        three ways: what the last apply set and this one does not is removed, what this one
+        sets is written, and everything else keeps its live value (an HPA's replicas)."""
         kind, name = document["kind"], document["metadata"]["name"]
         if kind not in KINDS:
             raise ValueError(f"unsupported kind {kind}")
         namespace = namespace or document["metadata"].get("namespace") or "default"
         document["metadata"]["namespace"] = namespace
+        applied = json.dumps(document, sort_keys=True, separators=(",", ":"))
         path = object_path(kind, namespace, name)
         label = f"{kind.lower()}/{name}"
         try:
-            current = self._call("GET", path)
+            live = self._call("GET", path)
         except urllib.error.HTTPError as exc:
             if exc.code != 404:
                 raise
+            document["metadata"].setdefault("annotations", {})[LAST_APPLIED] = applied
             self._call("POST", object_path(kind, namespace), document)
             return f"{label} created"
-        document["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        self._call("PUT", path, document)
+        annotations = live["metadata"].get("annotations") or {}
+        last = json.loads(annotations.get(LAST_APPLIED) or "{}")
+        live.pop("status", None)
+        merged = three_way_merge(live, last, document)
+        merged["metadata"].setdefault("annotations", {})[LAST_APPLIED] = applied
+        merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+        self._call("PUT", path, merged)
         return f"{label} configured"
+
+
+def three_way_merge(live: dict[str, Any], last: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Maps merge key by key; lists and scalars are replaced (kubectl merges some lists by key,
+    which the objects here never rely on)."""
+    merged = dict(live)
+    for key in last:
+        if key not in new:
+            merged.pop(key, None)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(live.get(key), dict):
+            before = last.get(key) if isinstance(last.get(key), dict) else {}
+            merged[key] = three_way_merge(live[key], before, value)
+        else:
+            merged[key] = value
+    return merged
