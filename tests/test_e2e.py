@@ -350,3 +350,46 @@ def test_start_up_imports_no_sdk() -> None:
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     for heavy in ("github", "boto3", "botocore", "kubernetes", "kubernetes_validate", "jinja2", "sh", "rich"):
         assert f"'{heavy}'" not in loaded
+
+
+def test_a_value_beyond_the_basic_multilingual_plane_reaches_the_cluster_exactly(stack: Stack) -> None:
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    banner = "model 🚀 ready — 𝔘"
+    path.write_text(
+        path.read_text().replace("    LOG_LEVEL: debug\n", f"    LOG_LEVEL: debug\n    BANNER: {banner}\n")
+    )
+    stack.publish("v1.4.2")
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2")
+    assert run.exit_code == 0, run.stderr
+    deployment = stack.kube.get("Deployment", NONPROD, "model-api")
+    variables = {
+        e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert variables["BANNER"] == banner
+
+
+def test_redeploying_the_serving_release_changes_no_pod_template(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2").exit_code == 0
+    before = stack.kube.get("Deployment", NONPROD, "model-api")
+    names = {p["metadata"]["name"] for p in pods(stack, NONPROD)}
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2")
+    assert run.exit_code == 0, run.stderr
+    after = stack.kube.get("Deployment", NONPROD, "model-api")
+    # Skaffold labels pod templates with its run-id: releasegate fixes it per environment.
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert {p["metadata"]["name"] for p in pods(stack, NONPROD)} == names  # no pod restarted
+    run_id = after["spec"]["template"]["metadata"]["labels"]["skaffold.dev/run-id"]
+    assert run_id == "releasegate-nonprod"
+
+
+def test_a_restore_scales_the_previous_pods_back_instead_of_starting_new_ones(stack: Stack) -> None:
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    serving = {p["metadata"]["name"] for p in pods(stack, NONPROD)}
+    stack.publish("v1.1.0")
+    stack.kube.controller.scenarios["v1.1.0"] = "crashloop"
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    assert run.exit_code == 4, run.stderr
+    assert {p["metadata"]["name"] for p in pods(stack, NONPROD)} == serving

@@ -121,3 +121,45 @@ def test_a_template_rendering_two_objects_is_refused(project) -> None:
     (project.templates_dir / "extra.yaml.j2").write_text("a: 1\n---\nb: 2\n")
     with pytest.raises(BadInput, match="exactly one object"):
         objects(project)
+
+
+def test_values_outside_the_basic_multilingual_plane_reach_yaml_unchanged(project) -> None:
+    from tests.emulators.skaffold_standin import load_documents
+
+    value = "launch 🚀 𝔘 \u2028 \x85 é \\ud83d"
+    env = load_environment(project, "nonprod")
+    env.values["env"]["BANNER"] = value
+    (manifest,) = [
+        m for m in render.render(project, env, parse_tag("v1.4.2"), IMAGE) if m.kind == "Deployment"
+    ]
+    # go-yaml (Skaffold, kubectl) reads it: no surrogate escapes, and every character survives.
+    (obj,) = load_documents(manifest.text, manifest.filename)
+    variables = {e["name"]: e["value"] for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert variables["BANNER"] == value
+    assert manifest.text.isascii()  # line separators and NEL escaped, not raw in the file
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("replica", "values.replica is not used by any template (did you mean values.replicas?)"),
+        ("probes.readiness_pth", "values.probes.readiness_pth is not used by any template (did you mean"),
+    ],
+)
+def test_a_template_value_no_template_reads_is_bad_input(project, key: str, message: str) -> None:
+    env = load_environment(project, "nonprod")
+    *parents, leaf = key.split(".")
+    section = env.values
+    for parent in parents:
+        section = section[parent]
+    section[leaf] = 3
+    with pytest.raises(BadInput) as caught:
+        render.render(project, env, parse_tag("v1.4.2"), IMAGE)
+    assert message in caught.value.cause and "nonprod.yaml" in caught.value.cause
+
+
+def test_values_read_whole_count_as_read(project) -> None:
+    env = load_environment(project, "nonprod")
+    env.values["env"]["ANY_NAME"] = "x"  # env is rendered whole: any variable name is fine
+    env.values["resources"]["limits"]["ephemeral-storage"] = "1Gi"
+    assert render.render(project, env, parse_tag("v1.4.2"), IMAGE)

@@ -200,6 +200,7 @@ def skaffold_spec(project: Project, env: Environment, image: str) -> SkaffoldDep
         namespace=env.namespace,
         image=image,
         kube_context=env.kube_context,
+        run_id=f"releasegate-{env.name}",
     )
 
 

@@ -25,11 +25,13 @@ from . import chart
 from .config import Environment, Project
 from .errors import BadInput
 from .skaffold import profile_manifests
+from .template_values import ReadTracking
 from .version import ReleaseTag
 
 # The Kubernetes version whose schemas rendered objects must satisfy (EKS standard support).
 KUBERNETES_VERSION = "1.33.0"
 PINNED_IMAGE = re.compile(r"[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+@sha256:[a-f0-9]{64}")
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
 NAMESPACED_KINDS = {
     "Deployment",
     "Service",
@@ -56,8 +58,24 @@ class Manifest:
 
 
 def quote_for_yaml(value: Any) -> str:
-    """A Jinja filter: any value as a single YAML flow scalar or collection."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=True, default=_not_serialisable)
+    """A Jinja filter: any value as a single YAML flow scalar or collection, in ASCII.
+
+    JSON's own ``ensure_ascii`` writes a character beyond U+FFFF as a surrogate pair
+    (``\\ud83d\\ude80``), which go-yaml (Skaffold, kubectl) refuses and PyYAML decodes into
+    two broken characters. YAML's double-quoted scalars have ``\\UXXXXXXXX`` for those, so
+    every non-ASCII character is escaped here instead: the value reaches the cluster exactly,
+    and no raw line separator (U+2028, NEL) can break a line of the file.
+    """
+    if isinstance(value, ReadTracking):
+        value.read_whole()
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=_not_serialisable)
+    # Outside strings JSON is pure ASCII, so every non-ASCII character is inside a quoted scalar.
+    return NON_ASCII.sub(_yaml_escape, text)
+
+
+def _yaml_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _not_serialisable(value: Any) -> Any:
@@ -126,13 +144,17 @@ def _render_templates(project: Project, env: Environment, tag: ReleaseTag, image
         "tag": tag.text,
         "version_label": version_label(tag),
         "image": image,
-        "values": env.values,
+        "values": (values := ReadTracking(env.values)),
     }
     templates = _jinja(project.templates_dir)
     names = sorted(n for n in templates.list_templates() if n.endswith(".yaml.j2") and "/" not in n)
     if not names:
         raise BadInput(f"no templates in {project.templates_dir}", "add k8s/templates/<kind>.yaml.j2")
-    return [_render_one(templates, name, context) for name in names]
+    manifests = [_render_one(templates, name, context) for name in names]
+    if unread := values.unread():
+        path = project.environments_dir / f"{env.name}.yaml"
+        raise BadInput(f"{path}: {unread[0]}", f"fix the key in {path.name}, or remove it")
+    return manifests
 
 
 def write_for_deploy(

@@ -19,6 +19,7 @@ from typing import Any
 from .errors import BadInput, NeedsAttention, Refused
 
 OUTPUT_TAIL = 10
+RUN_ID_LABEL = "skaffold.dev/run-id"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class SkaffoldDeploy:
     namespace: str
     image: str
     kube_context: str | None = None
+    # Skaffold labels every object and pod template with `skaffold.dev/run-id`, a new UUID per
+    # run: a redeploy of the same release, or a restore, would then change the pod template and
+    # start new pods. A run-id fixed per environment keeps the template the release's own.
+    run_id: str = ""
     # Off by default: releasegate's own verifier watches the rollout and fails fast with a
     # diagnosis, where Skaffold's status check would wait out its deadline first.
     status_check: bool = False
@@ -48,6 +53,8 @@ class SkaffoldDeploy:
             "--interactive=false",
             "--update-check=false",
         ]
+        if self.run_id:
+            args += ["--label", f"{RUN_ID_LABEL}={self.run_id}"]
         if self.kube_context:
             args += ["--kube-context", self.kube_context]
         return args
