@@ -108,3 +108,23 @@ def test_progress_deadline_exceeded_fails() -> None:
 def test_unready_but_healthy_pods_keep_waiting() -> None:
     verdict = evaluate(deployment(availableReplicas=0), [pod("a", ready=False, state={"running": {}})], IMAGE)
     assert verdict.state == "progressing"
+
+
+def test_pods_of_an_older_replica_set_on_the_same_image_are_not_counted() -> None:
+    # A restore goes back to an image whose pods may also run under an older pod template.
+    dep = deployment()
+    dep["spec"]["template"] = {"metadata": {"labels": {"app": "model-api", "rev": "new"}}}
+    new = [pod(n) for n in ("a", "b")]
+    old = [pod(n) for n in ("c", "d")]
+    for p in new:
+        p["metadata"]["labels"] = {"app": "model-api", "rev": "new", "pod-template-hash": "1"}
+    for p in old:
+        p["metadata"]["labels"] = {"app": "model-api", "rev": "old", "pod-template-hash": "2"}
+    verdict = evaluate(dep, new + old, IMAGE)
+    assert verdict.state == "complete"
+    assert verdict.summary == "2 of 2 pods Ready on the pinned image"
+
+
+def test_never_more_ready_pods_than_desired_are_reported() -> None:
+    verdict = evaluate(deployment(), [pod(n) for n in "abcd"], IMAGE)
+    assert (verdict.ready, verdict.desired) == (2, 2) and verdict.summary.startswith("2 of 2")

@@ -47,8 +47,17 @@ class Verdict:
 def evaluate(deployment: dict[str, Any], pods: list[dict[str, Any]], image: str) -> Verdict:
     """The rollout's state, given the Deployment and the pods its selector matches."""
     desired = int(deployment.get("spec", {}).get("replicas", 1))
-    new_pods = [p for p in pods if _runs_image(p, image) and not p["metadata"].get("deletionTimestamp")]
-    ready = sum(1 for p in new_pods if is_ready(p))
+    template_labels = (deployment.get("spec", {}).get("template", {}).get("metadata") or {}).get("labels")
+    new_pods = [
+        p
+        for p in pods
+        if _runs_image(p, image)
+        and _from_template(p, template_labels or {})
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+    # What a person means by "2 of 2": new pods of the desired count, never more, even while
+    # surplus pods of the same image (an older pod template) are still terminating.
+    ready = min(sum(1 for p in new_pods if is_ready(p)), desired)
     problems = tuple(problem for p in new_pods for problem in pod_problems(p))
     if problems:
         first = problems[0]
@@ -123,6 +132,13 @@ def pod_problems(pod: dict[str, Any]) -> list[PodProblem]:
 def is_ready(pod: dict[str, Any]) -> bool:
     ready = _condition(pod, "Ready")
     return bool(ready and ready.get("status") == "True")
+
+
+def _from_template(pod: dict[str, Any], template_labels: dict[str, str]) -> bool:
+    """Pods carry their template's labels (plus pod-template-hash): an older template's pods
+    on the same image differ in one of them."""
+    labels = pod["metadata"].get("labels") or {}
+    return all(labels.get(k) == v for k, v in template_labels.items())
 
 
 def _runs_image(pod: dict[str, Any], image: str) -> bool:
