@@ -91,3 +91,47 @@ def test_renderer_defaults_to_templates_and_a_chart_needs_no_template_values(pro
     path.write_text(without_values.replace("renderer: chart", "renderer: templates"))
     with pytest.raises(BadInput, match="values must be a mapping"):
         load_environment(load_project(project_dir), "nonprod")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("protected: true", "protectd: true", "unknown key protectd (did you mean protected?)"),
+        (
+            "promote_from: nonprod",
+            "promote_form: nonprod",
+            "unknown key promote_form (did you mean promote_from?)",
+        ),
+        ("  region: eu-west-1", "  regoin: eu-west-1", "unknown key aws.regoin (did you mean aws.region?)"),
+        ("branches: [main]", "branches: [main]\nfavourite_colour: blue", "unknown key favourite_colour"),
+    ],
+)
+def test_a_typo_in_an_environment_file_is_bad_input_naming_the_nearest_key(
+    project_dir: Path, old: str, new: str, message: str
+) -> None:
+    path = project_dir / "k8s/environments/prod.yaml"
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    with pytest.raises(BadInput) as caught:
+        load_environment(load_project(project_dir), "prod")
+    assert message in caught.value.cause and "prod.yaml" in caught.value.cause
+
+
+def test_a_typo_in_releasegate_yaml_is_bad_input(project_dir: Path) -> None:
+    path = project_dir / "releasegate.yaml"
+    path.write_text(path.read_text().replace("tag_prefix:", "tag_prefx:"))
+    with pytest.raises(BadInput, match=r"unknown key tag_prefx \(did you mean tag_prefix\?\)"):
+        load_project(project_dir)
+
+
+def test_a_renamed_key_says_what_it_is_called_now(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from releasegate import config
+
+    # The table of renames is data the next version fills in; the message is what is tested.
+    monkeypatch.setitem(config.RENAMED, "allow_prereleases", "allow_prerelease")
+    path = project_dir / "k8s/environments/nonprod.yaml"
+    path.write_text(path.read_text().replace("allow_prerelease:", "allow_prereleases:"))
+    with pytest.raises(BadInput) as caught:
+        load_environment(load_project(project_dir), "nonprod")
+    assert "allow_prereleases is now called allow_prerelease" in caught.value.cause
+    assert "rename it" in caught.value.hint

@@ -6,6 +6,7 @@ environment file is exit 2 before anything talks to GitHub, AWS or the cluster.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -26,6 +27,27 @@ GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 # How an environment's objects are described: Jinja templates in k8s/templates, or the Helm
 # chart in helm/ (through the Skaffold profile's manifests.helm release).
 RENDERERS = ("templates", "chart")
+
+# Every key the files may hold: anything else is a typo that would otherwise be ignored
+# silently (`protectd: true` leaving prod unprotected).
+PROJECT_KEYS = ("app", "github_repository", "tag_prefix")
+ENVIRONMENT_KEYS = (
+    "namespace",
+    "create_namespace",
+    "protected",
+    "aws",
+    "renderer",
+    "skaffold_profile",
+    "kube_context",
+    "allow_prerelease",
+    "branches",
+    "deploy_on_release",
+    "promote_from",
+    "values",
+)
+AWS_KEYS = ("region", "ecr_repository")
+# Keys an older releasegate read under another name: old name (with its section) -> new name.
+RENAMED: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,7 @@ class Environment:
     ecr_repository: str
     skaffold_profile: str
     kube_context: str | None
+    create_namespace: bool  # create the namespace when it does not exist (else: refuse, exit 3)
     allow_prerelease: bool
     protected: bool
     branches: tuple[str, ...]
@@ -72,6 +95,7 @@ def load_project(root: Path) -> Project:
     path = root / "releasegate.yaml"
     data = _read_mapping(path)
     reader = _Reader(path, data)
+    reader.only(PROJECT_KEYS)
     repository = reader.optional_str("github_repository") or os.environ.get("GITHUB_REPOSITORY", "")
     if not GITHUB_REPO.fullmatch(repository):
         raise BadInput(
@@ -107,7 +131,9 @@ def load_environment(project: Project, name: str) -> Environment:
         )
     path = project.environments_dir / f"{name}.yaml"
     reader = _Reader(path, _read_mapping(path))
+    reader.only(ENVIRONMENT_KEYS)
     aws = _Reader(path, reader.mapping("aws"), prefix="aws.")
+    aws.only(AWS_KEYS)
     return Environment(
         name=name,
         namespace=reader.matching("namespace", DNS_LABEL, "a DNS label such as model-api-prod"),
@@ -115,6 +141,7 @@ def load_environment(project: Project, name: str) -> Environment:
         ecr_repository=aws.matching("ecr_repository", ECR_REPOSITORY, "an ECR repository name"),
         skaffold_profile=reader.name("skaffold_profile"),
         kube_context=reader.optional_str("kube_context"),
+        create_namespace=reader.boolean("create_namespace", default=False),
         allow_prerelease=reader.boolean("allow_prerelease", default=False),
         protected=reader.boolean("protected", default=False),
         branches=tuple(reader.string_list("branches")),
@@ -151,6 +178,24 @@ class _Reader:
 
     def __init__(self, path: Path, data: dict[str, Any], prefix: str = "") -> None:
         self.path, self.data, self.prefix = path, data, prefix
+
+    def only(self, known: tuple[str, ...]) -> None:
+        """Refuse a key that is not in ``known``, naming the nearest known one."""
+        for key in self.data:
+            if key in known:
+                continue
+            name = f"{self.prefix}{key}"
+            if name in RENAMED:
+                raise BadInput(
+                    f"{self.path}: {name} is now called {RENAMED[name]}",
+                    f"rename it in {self.path.name}",
+                )
+            near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            guess = f" (did you mean {self.prefix}{near[0]}?)" if near else ""
+            raise BadInput(
+                f"{self.path}: unknown key {name}{guess}",
+                f"fix {self.path.name}; its keys are: {', '.join(self.prefix + k for k in known)}",
+            )
 
     def _fail(self, key: str, expected: str) -> BadInput:
         return BadInput(f"{self.path}: {self.prefix}{key} must be {expected}", f"fix {self.path.name}")
