@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from releasegate.actions import decide
+from releasegate.actions import ActionsReport, decide
 from releasegate.config import load_environments, load_project
 from releasegate.errors import BadInput
 from tests.emulators.stack import Stack
@@ -109,13 +109,25 @@ def test_dispatch_y_on_main_deploys_prod_and_reports_like_a_step(stack: Stack) -
                      "✅ success", "https://github.com/acme/model-api/actions/runs/4242"):  # fmt: skip
         assert expected in summary
     token = stack.ecr.authorization_token()
-    masked = [line for line in run.stdout.splitlines() if line.startswith("::add-mask::")]
-    assert masked == [f"::add-mask::{token}"]  # the runner hides it from the log from here on
-    unmasked = "\n".join(
-        line for line in (run.stdout + run.stderr).splitlines() if not line.startswith("::add-mask::")
-    )
-    for written in (unmasked, summary, (stack.workdir / "output.txt").read_text()):
+    for written in (run.stdout, run.stderr, summary, (stack.workdir / "output.txt").read_text()):
         assert token not in written and (stack.github.token or "") not in written
+
+
+def test_workflow_commands_go_to_stderr_and_outputs_are_single_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # `--json` must print exactly one object on stdout, in Actions too: the runner reads
+    # workflow commands from both streams.
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output.txt"))
+    report = ActionsReport()
+    report.mask("s3cr3t")
+    report.error("it failed")
+    report.outputs({"outcome": "failed\r\nforged=1"})
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == ["::add-mask::s3cr3t", "::error title=releasegate::it failed"]
+    assert (tmp_path / "output.txt").read_text() == "outcome=failed  forged=1\n"
 
 
 @pytest.mark.e2e
@@ -134,7 +146,7 @@ def test_dispatch_on_an_unmapped_branch_exits_2(stack: Stack) -> None:
     run = stack.releasegate("deploy", **env)
     assert run.exit_code == 2
     assert "branch 'feature/x' maps to no environment" in run.last_line and "Next: " in run.last_line
-    assert "::error title=releasegate::branch 'feature/x' maps to no environment" in run.stdout
+    assert "::error title=releasegate::branch 'feature/x' maps to no environment" in run.stderr
 
 
 @pytest.mark.e2e
@@ -153,7 +165,7 @@ def test_a_failed_deploy_annotates_and_summarises_the_failure(stack: Stack) -> N
     env = actions_env(stack, "release", released("v1.4.2"), "v1.4.2")
     run = stack.releasegate("deploy", **env)
     assert run.exit_code == 5
-    assert "::error title=releasegate::v1.4.2 did not become Ready in nonprod" in run.stdout
+    assert "::error title=releasegate::v1.4.2 did not become Ready in nonprod" in run.stderr
     assert outputs(stack)["outcome"] == "failure"
     summary = (stack.workdir / "summary.md").read_text()
     assert "❌ failure" in summary and "CrashLoopBackOff" in summary

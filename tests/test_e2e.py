@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 
@@ -238,20 +239,53 @@ def test_prod_without_a_terminal_needs_confirm(stack: Stack) -> None:
     assert stack.kube.requests == []
 
 
-def test_registry_token_never_appears_in_output_argv_or_files(stack: Stack) -> None:
+def test_no_registry_credential_is_fetched_or_written_for_skaffold(stack: Stack) -> None:
+    # Skaffold's kubectl deployer pulls nothing (nodes pull with their role): a credential
+    # handed to it would only be a secret on disk that nothing reads.
     stack.publish("v1.4.2")
     record = stack.workdir / "skaffold-argv.json"
     run = stack.releasegate(
         "--verbose", "deploy", "--env", "nonprod", "--tag", "v1.4.2", STANDIN_SKAFFOLD_RECORD=str(record)
     )
     assert run.exit_code == 0, run.stderr
-    token = stack.ecr.authorization_token()
     recorded = json.loads(record.read_text())
-    assert recorded["docker_config_auths"] == ["https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
+    assert recorded["docker_config"] is None and recorded["docker_config_auths"] == []
+    token = stack.ecr.authorization_token()
     for text in (run.stdout, run.stderr, json.dumps(recorded["argv"])):
         assert token not in text
     assert stack.files_left_behind() == []
-    assert all(token not in p.read_text() for p in (stack.project / "build").rglob("*.yaml"))
+
+
+def test_programs_releasegate_starts_get_no_github_token(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    record = stack.workdir / "skaffold-argv.json"
+    secrets = {"GH_TOKEN": "ghp_other", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "oidc"}
+    run = stack.releasegate(
+        "deploy", "--env", "nonprod", "--tag", "v1.4.2", STANDIN_SKAFFOLD_RECORD=str(record), **secrets
+    )
+    assert run.exit_code == 0, run.stderr
+    names = set(json.loads(record.read_text())["environment"])
+    assert not names & {"GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"}
+    assert {"KUBECONFIG", "AWS_ACCESS_KEY_ID", "PATH"} <= names  # what kubectl and its plugins need
+
+
+def test_a_failure_after_the_first_write_ends_in_recovery_not_a_pending_record(stack: Stack) -> None:
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    stack.publish("v1.1.0")
+    # The build folder cannot be written (a file stands where it should be): this fails after
+    # the ledger record and the GitHub deployment exist, and again when restoring.
+    shutil.rmtree(stack.project / "build" / "nonprod")
+    (stack.project / "build" / "nonprod").write_text("not a folder")
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    assert run.exit_code == 5, run.stderr
+    assert_one_line_failure(run, "restoring v1.0.0 failed too", "a person must look")
+    ledger = [c for c in stack.kube.list("ConfigMap", NONPROD) if c["data"]["tag"] == "v1.1.0"]
+    assert [c["data"]["outcome"] for c in ledger] == ["failed"]
+    assert stack.kube.get("Lease", NONPROD, "releasegate-model-api") is None
+    (deployment,) = [d for d in stack.github.deployments if d["ref"] == "v1.1.0"]
+    states = [s["state"] for s in stack.github.statuses[deployment["id"]]]  # newest first
+    assert states[0] == "failure" and "in_progress" in states
 
 
 def test_github_token_never_appears_even_when_github_rejects_it(stack: Stack) -> None:
@@ -393,3 +427,18 @@ def test_a_restore_scales_the_previous_pods_back_instead_of_starting_new_ones(st
     run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0")
     assert run.exit_code == 4, run.stderr
     assert {p["metadata"]["name"] for p in pods(stack, NONPROD)} == serving
+
+
+def test_skaffold_missing_from_path_is_refused_before_any_change(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate(
+        "deploy",
+        "--env",
+        "nonprod",
+        "--tag",
+        "v1.4.2",
+        PATH=f"{os.path.dirname(sys.executable)}:/usr/bin:/bin",
+    )
+    assert run.exit_code == 3, run.stderr
+    assert_one_line_failure(run, "skaffold not found on PATH")
+    assert stack.kube.writes() == []

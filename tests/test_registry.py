@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,29 +35,6 @@ def test_missing_image_and_missing_repository_are_refused(registry: tuple[Regist
         client.find_image("model-api", "v9.9.9")
     with pytest.raises(Refused, match="not found in ECR"):
         client.find_image("no-such-repo", "v1.0.0")
-
-
-def test_docker_config_is_private_and_removed(registry: tuple[Registry, EcrEmulator]) -> None:
-    seen: list[str] = []
-    client = Registry("eu-west-1", on_secret=seen.append)
-    with client.docker_config() as folder:
-        config = folder / "config.json"
-        assert stat.S_IMODE(config.stat().st_mode) == 0o600 and stat.S_IMODE(folder.stat().st_mode) == 0o700
-        auths = json.loads(config.read_text())["auths"]
-        ((endpoint, entry),) = auths.items()
-        assert endpoint == "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-        assert base64.b64decode(entry["auth"]).startswith(b"AWS:")
-    assert not folder.exists()
-    assert seen == [entry["auth"]]  # reported for masking
-
-
-def test_docker_config_is_removed_even_when_the_body_fails(registry: tuple[Registry, EcrEmulator]) -> None:
-    client, _ = registry
-    kept: list[Path] = []
-    with pytest.raises(RuntimeError), client.docker_config() as folder:
-        kept.append(folder)
-        raise RuntimeError("skaffold blew up")
-    assert not kept[0].exists()
 
 
 def test_no_credentials_is_refused(

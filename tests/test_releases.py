@@ -113,3 +113,21 @@ def test_unreachable_github_is_refused() -> None:
         validate_release(
             ReleaseSource("a/b", api_url="http://127.0.0.1:9", token="t"), "v1.0.0", "required", False, "x"
         )
+
+
+def test_a_secondary_rate_limit_is_waited_out_as_github_asks(github: GitHubEmulator) -> None:
+    github.add_release("v1.4.2")
+    github.faults.secondary_limited = 1
+    started = time.monotonic()
+    _tag, release = validate_release(source(github), "v1.4.2", "required", False, "prod")
+    assert release.tag == "v1.4.2"
+    assert time.monotonic() - started >= 1.0  # Retry-After: 1 was respected
+    assert len(github.api_requests()) == 2
+
+
+def test_an_exhausted_primary_rate_limit_fails_at_once(github: GitHubEmulator) -> None:
+    github.faults.rate_limited_until = int(time.time()) + 900
+    started = time.monotonic()
+    with pytest.raises(Refused, match="rate limit exhausted until"):
+        validate_release(source(github), "v1.4.2", "required", False, "prod")
+    assert time.monotonic() - started < 5  # not waiting 15 minutes for the reset

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from releasegate.errors import NeedsAttention
-from releasegate.pipeline import Result
 from releasegate.report import Console
+from releasegate.run import Result
 
 
 def test_secrets_are_masked_on_every_stream(capsys: pytest.CaptureFixture[str]) -> None:

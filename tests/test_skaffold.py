@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from releasegate.errors import Refused
-from releasegate.skaffold import ProgramFailed, SkaffoldDeploy, run_program
+from releasegate.process import ProgramFailed, run_program
+from releasegate.skaffold import SkaffoldDeploy
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@sha256:" + "ab" * 32
 

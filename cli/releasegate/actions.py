@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,20 +79,24 @@ class ActionsReport:
     def __init__(self) -> None:
         self.enabled = in_actions()
 
+    # Workflow commands go to stderr (the runner reads both streams): stdout carries only the
+    # result, so that `--json` prints exactly one object in Actions too.
     def mask(self, value: str) -> None:
-        if self.enabled and value:
-            print(f"::add-mask::{value}", flush=True)
+        # The runner already masks the secrets a workflow passes in (GITHUB_TOKEN among them).
+        if self.enabled and value and value != os.environ.get("GITHUB_TOKEN"):
+            print(f"::add-mask::{value}", file=sys.stderr, flush=True)
 
     def error(self, message: str) -> None:
         if self.enabled:
-            print(f"::error title=releasegate::{_escape(message)}", flush=True)
+            print(f"::error title=releasegate::{_escape(message)}", file=sys.stderr, flush=True)
 
     def outputs(self, values: dict[str, str]) -> None:
         path = os.environ.get("GITHUB_OUTPUT")
         if self.enabled and path:
             with open(path, "a", encoding="utf-8") as handle:
                 for key, value in values.items():
-                    handle.write(f"{key}={value.replace(chr(10), ' ')}\n")
+                    # One line per output: a CR or LF in a value could forge another output.
+                    handle.write(f"{key}={value.replace(chr(13), ' ').replace(chr(10), ' ')}\n")
 
     def summary(self, markdown: str) -> None:
         path = os.environ.get("GITHUB_STEP_SUMMARY")

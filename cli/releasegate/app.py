@@ -21,8 +21,8 @@ from .errors import BadInput, Refused, ReleasegateError
 
 if TYPE_CHECKING:
     from .config import Environment, Project
-    from .pipeline import Result
     from .report import Console
+    from .run import Result
 
 EXIT_INTERRUPTED = 130
 
@@ -165,6 +165,7 @@ def deploy(
     def run(console: Console) -> Result:
         from . import pipeline
         from .config import load_environment, load_project
+        from .run import DeployOptions, Result
         from .version import parse_tag
 
         project = load_project(ctx.obj.project_dir)
@@ -173,7 +174,7 @@ def deploy(
         environment = load_environment(project, env_name)
         parse_tag(tag_text, project.tag_prefix)  # bad input is exit 2 whatever the answer
         if answer == "n" or (not dry_run and not _confirmed(environment, tag_text, answer, allow_local_prod)):
-            return pipeline.Result(
+            return Result(
                 command="deploy",
                 outcome="skipped",
                 env=environment.name,
@@ -181,7 +182,7 @@ def deploy(
                 namespace=environment.namespace,
                 message=f"skipped: {tag_text} was not deployed to {environment.name}",
             )
-        options = pipeline.DeployOptions(
+        options = DeployOptions(
             dry_run=dry_run,
             timeout=timeout,
             rollback=not no_rollback,
@@ -201,7 +202,7 @@ def event(ctx: typer.Context) -> None:
     def run(console: Console) -> Result:
         from .actions import ActionsReport, decide_from_environment, in_actions
         from .config import load_environments, load_project
-        from .pipeline import Result
+        from .run import Result
 
         if not in_actions():
             raise BadInput("`releasegate event` reads a GitHub Actions event", "run it inside GitHub Actions")
@@ -252,10 +253,11 @@ def rollback(
     """Put the previous good release (or --to TAG) back, with the same verification."""
 
     def run(console: Console) -> Result:
-        from . import pipeline, recovery
+        from . import recovery
+        from .run import DeployOptions
 
         project, environment = _load(ctx.obj, env)
-        return recovery.rollback(project, environment, to, pipeline.DeployOptions(timeout=timeout), console)
+        return recovery.rollback(project, environment, to, DeployOptions(timeout=timeout), console)
 
     _run(ctx.obj, "rollback", run)
 
@@ -318,8 +320,8 @@ def _in_ci() -> bool:
 
 
 def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> None:
-    from .pipeline import Result as PipelineResult
     from .report import Console
+    from .run import Result as PipelineResult
 
     console = Console(as_json=options.as_json, verbose=options.verbose)
     # SIGTERM (a cancelled CI job) is handled like Ctrl-C: stop, restore, release the lock.

@@ -22,7 +22,8 @@ import yaml
 
 from .config import Environment, Project
 from .errors import BadInput
-from .skaffold import ProgramFailed, profile_manifests, run_program
+from .process import ProgramFailed, run_program
+from .skaffold import profile_manifests
 from .version import ReleaseTag
 
 # The release fields releasegate reproduces; any other field could make Skaffold render

@@ -48,3 +48,14 @@ class NeedsAttention(ReleasegateError):
 
 class Interrupted(ReleasegateError):
     exit_code = 130
+
+
+def needs_attention(error: Exception) -> NeedsAttention:
+    """Any error after the cluster was changed, as a NeedsAttention (a bug included), so that
+    it takes the recovery path instead of ending the run half-way."""
+    if isinstance(error, NeedsAttention):
+        return error
+    if isinstance(error, ReleasegateError):
+        return NeedsAttention(error.cause, error.hint, error.details)
+    cause = f"internal error: {error.__class__.__name__}: {error}".replace("\n", " ")
+    return NeedsAttention(cause, "run again with --verbose and report the traceback")

@@ -15,10 +15,10 @@ from dataclasses import asdict
 from typing import Any, NoReturn
 
 from .config import Environment, Project
-from .errors import Interrupted, NeedsAttention, Refused, RolledBack
+from .errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
 from .ledger import DEPLOYED, Record, manifest_hash, serving
-from .pipeline import DeployOptions, Progress, Result, Run, describe
 from .rollout import is_ready
+from .run import DeployOptions, Progress, Result, Run, describe
 from .version import parse_tag
 
 
@@ -46,12 +46,13 @@ def recover(
                 options.timeout,
                 f"restored after revision {failed.revision} ({failed.tag}) failed",
             )
-    except NeedsAttention as restore_failure:
+    except Exception as error:  # whatever stopped the restore, the cluster is not known-good
+        restore_failure = needs_attention(error)
         raise NeedsAttention(
             f"{cause}, and restoring {current.tag} failed too: {restore_failure.cause}",
             look,
             details + restore_failure.details,
-        ) from restore_failure
+        ) from error
     if failure is None:
         restored = f"interrupted while deploying {failed.tag}; {current.tag} was restored and verified"
         raise Interrupted(restored, "deploy again when ready")
@@ -82,9 +83,7 @@ def rollback(
         parse_tag(to_tag, project.tag_prefix)  # bad input is exit 2 before anything else
     run = Run.start("rollback", project, env, progress)
     with run.reporting_failures():
-        with run.stages.run("cluster") as done:
-            run.clients.cluster.check_access(env.namespace)
-            done.append(f"Deployments in {env.namespace} are readable")
+        run.check_cluster()
         _rollback_target(run.ledger().records(), to_tag, env)  # refuse before taking the lock
         with run.locked():
             target = _rollback_target(run.ledger().records(), to_tag, env)  # again: it may have moved

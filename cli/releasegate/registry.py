@@ -1,21 +1,15 @@
-"""ECR via boto3: the image digest for a tag, and registry credentials for Skaffold.
+"""ECR via boto3: the image digest for a tag. botocore errors become ``Refused`` here.
 
-No docker daemon is involved: ``get_authorization_token`` gives the registry credential,
-which is written to a docker ``config.json`` (0600) in a private temporary folder, handed
-to Skaffold through ``DOCKER_CONFIG``, and deleted afterwards. The credential is never put
-on a command line or printed. botocore errors become ``Refused`` here.
+No registry credential (ECR authorization token) is fetched: Skaffold's kubectl deployer
+pulls nothing, and the cluster's nodes pull the image with their own IAM role. Reading the
+digest needs only ``ecr:DescribeImages`` and ``ecr:DescribeRepositories``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .errors import Refused
@@ -48,10 +42,8 @@ class Image:
 class Registry:
     """One ECR region. The boto3 client is created on first use."""
 
-    def __init__(self, region: str, on_secret: Callable[[str], None] = lambda _: None) -> None:
+    def __init__(self, region: str) -> None:
         self.region = region
-        # Called with every secret this adapter handles, so the reporter can mask it.
-        self._on_secret = on_secret
         self._client: Any = None
 
     def _ecr(self) -> Any:
@@ -76,23 +68,6 @@ class Registry:
         return Image(repository_uri=uri["repositoryUri"], tag=tag, digest=digest)
 
     @contextmanager
-    def docker_config(self) -> Iterator[Path]:
-        """A private DOCKER_CONFIG folder holding the ECR credential; removed on exit."""
-        with self._translated_errors(None, None):
-            data = self._ecr().get_authorization_token()["authorizationData"][0]
-        token, endpoint = data["authorizationToken"], data["proxyEndpoint"]
-        self._on_secret(token)
-        folder = Path(tempfile.mkdtemp(prefix="releasegate-docker-"))  # mode 0700
-        try:
-            path = folder / "config.json"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"auths": {endpoint: {"auth": token}}}, handle)
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    @contextmanager
     def _translated_errors(self, repository: str | None, tag: str | None) -> Iterator[None]:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -114,7 +89,7 @@ class Registry:
             if code in CREDENTIAL_ERRORS or status in (401, 403):
                 raise Refused(
                     f"AWS denied the ECR request ({code})",
-                    "refresh the AWS credentials, or grant ecr:DescribeImages and ecr:GetAuthorizationToken",
+                    "refresh the AWS credentials, or grant ecr:DescribeImages and ecr:DescribeRepositories",
                 ) from exc
             raise Refused(
                 f"ECR request failed ({code or 'unknown error'})", "retry, or check the AWS status"

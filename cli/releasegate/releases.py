@@ -48,11 +48,14 @@ class ReleaseSource:
     def has_token(self) -> bool:
         return bool(self._token)
 
+    @property
+    def token(self) -> str:
+        return self._token or ""
+
     def repository_api(self) -> Repository:
         """The PyGithub repository, created on first use (shared with deployments.py)."""
         if self._repo is None:
             from github import Auth, Github
-            from urllib3.util.retry import Retry
 
             self._repo = Github(
                 base_url=self.api_url,
@@ -64,13 +67,7 @@ class ReleaseSource:
                 # spread over its whole run, far below GitHub's secondary rate limits.
                 seconds_between_requests=None,
                 seconds_between_writes=None,
-                retry=Retry(
-                    total=2,
-                    backoff_factor=0.3,
-                    status_forcelist=(500, 502, 503, 504),
-                    allowed_methods=frozenset({"GET"}),
-                    raise_on_status=False,
-                ),
+                retry=_retry(),
                 lazy=True,  # no request for the repository itself, only for what is asked
             ).get_repo(self.repository)
         return self._repo
@@ -121,6 +118,25 @@ class ReleaseSource:
             raise Refused(
                 f"{where} did not answer in time", "retry later, or raise RELEASEGATE_GITHUB_TIMEOUT"
             ) from exc
+
+
+def _retry() -> Any:
+    """PyGithub's own retry (5xx, and a secondary rate limit waited out as GitHub's Retry-After
+    asks), except that an exhausted primary limit fails at once: waiting up to an hour for its
+    reset is not something a deploy should do silently."""
+    from github.GithubRetry import GithubRetry
+    from urllib3.exceptions import MaxRetryError
+
+    class DeployRetry(GithubRetry):
+        def increment(self, method: Any = None, url: Any = None, *args: Any, **kwargs: Any) -> Any:
+            response = kwargs.get("response") or (args[0] if args else None)
+            headers = getattr(response, "headers", {}) or {}
+            if headers.get("X-RateLimit-Remaining") == "0" and "Retry-After" not in headers:
+                # No more tries: the 403 goes back to PyGithub, which raises RateLimitExceeded.
+                raise MaxRetryError(kwargs.get("_pool"), url or "")  # type: ignore[arg-type]
+            return super().increment(method, url, *args, **kwargs)
+
+    return DeployRetry(total=2, backoff_factor=0.3, raise_on_status=False)
 
 
 def validate_release(

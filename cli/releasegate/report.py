@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from .actions import ActionsReport, run_url
 from .errors import ReleasegateError
-from .pipeline import Result
+from .run import Result
 
 MASK = "***"
 HISTORY_ROW = "{revision:>4}  {tag:<16} {outcome:<12} {at:<21} {actor:<28} {note}"

@@ -22,6 +22,7 @@ DOCS = "https://docs.github.com/rest"
 class Faults:
     status_queue: list[int] = field(default_factory=list)  # answered in order, one per request
     rate_limited_until: int | None = None
+    secondary_limited: int = 0  # the next N requests hit a secondary rate limit (403, Retry-After)
     delay_seconds: float = 0.0
     deployments_forbidden: bool = False  # a token without `deployments: write`
     deployments_unavailable: bool = False  # reading deployments answers 503
@@ -65,6 +66,9 @@ class GitHubEmulator(EmulatorServer):
             return _error(status, "Server Error" if status >= 500 else "Injected error")
         if self.faults.rate_limited_until and time.time() < self.faults.rate_limited_until:
             return self._rate_limited()
+        if self.faults.secondary_limited:
+            self.faults.secondary_limited -= 1
+            return self._secondary_limited()
         prefix = f"/repos/{self.repository}"
         path = unquote(request.path)
         if path.startswith(f"{prefix}/deployments"):
@@ -171,6 +175,13 @@ class GitHubEmulator(EmulatorServer):
         return Response(
             403, {"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS}, headers
         )
+
+    def _secondary_limited(self) -> Response:
+        # GitHub's answer to too many requests at once: 403 with Retry-After, the primary limit
+        # not exhausted (docs: "Rate limits for the REST API", secondary rate limits).
+        message = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+        headers = {**self._rate_headers(), "Retry-After": "1"}
+        return Response(403, {"message": message, "documentation_url": DOCS}, headers)
 
     def _rate_headers(self, remaining: int = 4999, reset: int | None = None) -> dict[str, str]:
         return {

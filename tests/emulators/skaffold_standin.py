@@ -6,7 +6,8 @@ present, resolves the profile's ``manifests.rawYaml`` globs, renders its ``manif
 releases with the real ``helm template``, and applies every object to the cluster that
 KUBECONFIG names, over HTTP, as ``kubectl apply`` would. Faults for tests:
 ``STANDIN_SKAFFOLD_EXIT=N`` fails with exit N, ``STANDIN_SKAFFOLD_HANG=SECONDS`` hangs,
-``STANDIN_SKAFFOLD_RECORD=FILE`` records its argv and the registries DOCKER_CONFIG names;
+``STANDIN_SKAFFOLD_RECORD=FILE`` records its argv, its environment's variable names and the
+registries DOCKER_CONFIG names;
 ``STANDIN_SKAFFOLD_FAULT_IMAGE=TEXT`` limits the faults to images containing TEXT;
 ``STANDIN_SKAFFOLD_PID_FILE=FILE`` records its process id (to check it was stopped).
 
@@ -108,7 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parsing skaffold config: {exc}", file=sys.stderr)
         return 1
     if record := os.environ.get("STANDIN_SKAFFOLD_RECORD"):
-        Path(record).write_text(json.dumps({"argv": sys.argv, "docker_config_auths": _registries()}))
+        recorded = {
+            "argv": sys.argv,
+            "docker_config": os.environ.get("DOCKER_CONFIG"),
+            "docker_config_auths": _registries(),
+            "environment": sorted(os.environ),  # the names only
+        }
+        Path(record).write_text(json.dumps(recorded))
     print("Tags used in deployment:")
     for image in args.images:
         print(f" - {image}")

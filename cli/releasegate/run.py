@@ -1,0 +1,214 @@
+"""One command's shared state: what it works on, the clients it talks through, how it reports.
+
+``pipeline.py`` (check, render, deploy) and ``recovery.py`` (restore, rollback, status,
+history) both build on this module, and it on neither, so the dependency runs one way.
+``Run.apply`` is the one way a release is put into the cluster: write the manifests,
+``skaffold deploy``, verify the rollout.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import render as renderer
+from .config import Environment, Project
+from .errors import NeedsAttention, ReleasegateError
+from .kube import Cluster
+from .ledger import Ledger, Record, actor
+from .lock import DeployLock
+from .process import require_program
+from .registry import Registry
+from .releases import Release, ReleaseSource
+from .skaffold import SkaffoldDeploy
+from .skaffold import deploy as skaffold_deploy
+from .version import ReleaseTag, parse_tag
+
+
+class Progress(Protocol):
+    def stage(self, name: str, message: str, seconds: float) -> None: ...
+    def detail(self, source: str, text: str) -> None: ...
+    def warning(self, text: str) -> None: ...
+    def secret(self, value: str) -> None: ...
+
+
+@dataclass
+class Result:
+    """What every command reports, as text or as one JSON object."""
+
+    command: str
+    outcome: str
+    env: str | None = None
+    tag: str | None = None
+    namespace: str | None = None
+    image: str | None = None
+    digest: str | None = None
+    revision: int | None = None
+    files: list[str] = field(default_factory=list)
+    skaffold: list[str] = field(default_factory=list)
+    releases: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    pods_ready: str | None = None
+    drift: str | None = None
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+
+
+@dataclass
+class Clients:
+    releases: ReleaseSource
+    registry: Registry
+    cluster: Cluster
+
+    @classmethod
+    def for_environment(cls, project: Project, env: Environment, progress: Progress) -> Clients:
+        releases = ReleaseSource(project.github_repository)
+        progress.secret(releases.token)  # never printed, even inside an SDK's error message
+        return cls(
+            releases=releases,
+            registry=Registry(env.aws_region),
+            cluster=Cluster(env.kube_context),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the pre-flight checks established: what exactly would be deployed."""
+
+    tag: ReleaseTag
+    release: Release | None
+    image: str  # repository@sha256:…
+    manifests: list[renderer.Manifest]
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    dry_run: bool = False
+    timeout: float = 600.0
+    rollback: bool = True
+    allow_downgrade: bool = False
+    skip_promotion_check: bool = False
+
+
+class Stages:
+    def __init__(self, result: Result, progress: Progress) -> None:
+        self.result, self.progress = result, progress
+
+    @contextmanager
+    def run(self, name: str) -> Iterator[list[str]]:
+        """Times one stage; the body appends the message to report when it succeeds."""
+        started = time.monotonic()
+        message: list[str] = []
+        yield message
+        seconds = time.monotonic() - started
+        text = message[0] if message else "done"
+        self.result.stages.append({"name": name, "seconds": round(seconds, 3), "message": text})
+        self.progress.stage(name, text, seconds)
+
+
+@dataclass
+class Run:
+    """One command's shared state: what it works on and how it reports."""
+
+    project: Project
+    env: Environment
+    clients: Clients
+    stages: Stages
+    progress: Progress
+
+    @classmethod
+    def start(cls, command: str, project: Project, env: Environment, progress: Progress) -> Run:
+        result = Result(command=command, outcome="failed", env=env.name, namespace=env.namespace)
+        clients = Clients.for_environment(project, env, progress)
+        return cls(project, env, clients, Stages(result, progress), progress)
+
+    @property
+    def result(self) -> Result:
+        return self.stages.result
+
+    @contextmanager
+    def reporting_failures(self) -> Iterator[None]:
+        """Attach what is known so far to any error, for the step summary."""
+        try:
+            yield
+        except ReleasegateError as error:
+            error.result = self.result
+            raise
+
+    def check_cluster(self) -> None:
+        """Before the first change: the cluster answers, and skaffold is there to deploy with."""
+        with self.stages.run("cluster") as done:
+            require_program("skaffold")
+            self.clients.cluster.check_access(self.env.namespace)
+            done.append(f"Deployments in {self.env.namespace} are readable")
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.clients.cluster, self.env.namespace, self.project.app)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the environment's deploy lock for the body (the stage times only taking it)."""
+        name = f"releasegate-{self.project.app}"
+        identity = f"{actor()} pid {os.getpid()}"
+        lock = DeployLock(self.clients.cluster, self.env.namespace, name, identity, self.progress.warning)
+        with ExitStack() as held:
+            with self.stages.run("lock") as done:
+                held.enter_context(lock)
+                done.append(f"holding the {self.env.namespace} deploy lock as {identity}")
+            yield
+
+    def plan_from_record(self, record: Record) -> Plan:
+        tag = parse_tag(record.tag, self.project.tag_prefix)
+        return Plan(tag, None, record.image, renderer.render(self.project, self.env, tag, record.image))
+
+    def apply(self, plan: Plan, timeout: float, stage: str = "deploy") -> str:
+        """Write, skaffold deploy and verify one release; NeedsAttention when it is not Ready."""
+        started = time.monotonic()
+        renderer.write_for_deploy(self.project, self.env, plan.tag, plan.image, plan.manifests)
+        spec = skaffold_spec(self.project, self.env, plan.image)
+        with self.stages.run(stage) as done:
+            skaffold_deploy(
+                spec,
+                timeout=timeout,
+                on_line=lambda line: self.progress.detail("skaffold", line),
+                cwd=self.project.root,
+            )
+            done.append(
+                f"skaffold applied {len(plan.manifests)} objects for {plan.tag} to {self.env.namespace}"
+            )
+        remaining = max(timeout - (time.monotonic() - started), 1.0)
+        with self.stages.run("verify") as done:
+            verdict = self.clients.cluster.wait_for_rollout(
+                self.env.namespace,
+                self.project.app,
+                plan.image,
+                remaining,
+                on_progress=lambda text: self.progress.detail("rollout", text),
+            )
+            if verdict.state != "complete":
+                raise NeedsAttention(
+                    f"{plan.tag} did not become Ready in {self.env.name}: {verdict.summary}",
+                    "fix the release and deploy again",
+                    details=tuple(self.clients.cluster.diagnose(self.env.namespace, verdict, plan.image)),
+                )
+            done.append(verdict.summary)
+        return f"{verdict.ready}/{verdict.desired}"
+
+
+def skaffold_spec(project: Project, env: Environment, image: str) -> SkaffoldDeploy:
+    return SkaffoldDeploy(
+        skaffold_file=project.skaffold_file,
+        profile=env.skaffold_profile,
+        namespace=env.namespace,
+        image=image,
+        kube_context=env.kube_context,
+        run_id=f"releasegate-{env.name}",
+    )
+
+
+def describe(result: Result, tag: str, image: str) -> None:
+    result.tag, result.image, result.digest = tag, image, image.partition("@")[2]
