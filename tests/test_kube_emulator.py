@@ -127,3 +127,72 @@ def test_images_missing_from_the_registry_fail_to_pull() -> None:
         wait_for(lambda: any(t.reason == "ImagePullBackOff" for t in kube.controller.transitions))
     finally:
         kube.stop()
+
+
+def watch_events(kube: KubeEmulator, path: str, **params: str) -> list[dict[str, Any]]:
+    response = requests.get(
+        kube.url + path,
+        params={"watch": "true", **params},
+        headers={"Authorization": f"Bearer {kube.token}"},
+        stream=True,
+        timeout=10,
+    )
+    return [json.loads(line) for line in response.iter_lines() if line]
+
+
+def config_map(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "1"}}
+
+
+def test_creating_in_a_missing_namespace_is_404_and_listing_there_is_empty(kube: KubeEmulator) -> None:
+    created = call(kube, "POST", "/api/v1/namespaces/nowhere/configmaps", config_map("x"))
+    assert created.status_code == 404 and created.json()["message"] == 'namespaces "nowhere" not found'
+    listed = call(kube, "GET", "/api/v1/namespaces/nowhere/configmaps")
+    assert listed.status_code == 200 and listed.json()["items"] == []
+    assert call(kube, "GET", "/api/v1/namespaces/nowhere").status_code == 404
+    made = call(kube, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                   "metadata": {"name": "nowhere"}})  # fmt: skip
+    assert made.status_code == 201
+    assert call(kube, "GET", "/api/v1/namespaces/nowhere").json()["status"]["phase"] == "Active"
+    assert call(kube, "POST", "/api/v1/namespaces/nowhere/configmaps", config_map("x")).status_code == 201
+
+
+def test_a_watch_resumes_from_a_resource_version(kube: KubeEmulator) -> None:
+    path = f"/api/v1/namespaces/{NS}/configmaps"
+    first = call(kube, "POST", path, config_map("a")).json()
+    call(kube, "POST", path, config_map("b"))
+    events = watch_events(
+        kube, path, resourceVersion=first["metadata"]["resourceVersion"], timeoutSeconds="1"
+    )
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "b")]
+
+
+def test_a_compacted_resource_version_is_410_gone(kube: KubeEmulator) -> None:
+    path = f"/api/v1/namespaces/{NS}/configmaps"
+    first = call(kube, "POST", path, config_map("a")).json()
+    kube.compact()
+    call(kube, "POST", path, config_map("b"))
+    (event,) = watch_events(
+        kube, path, resourceVersion=first["metadata"]["resourceVersion"], timeoutSeconds="1"
+    )
+    assert event["type"] == "ERROR"
+    assert event["object"]["code"] == 410 and "too old resource version" in event["object"]["message"]
+
+
+def test_the_server_may_close_a_watch_early(kube: KubeEmulator) -> None:
+    kube.faults.watch_seconds = 0.3
+    started = time.monotonic()
+    watch_events(kube, f"/api/v1/namespaces/{NS}/configmaps", timeoutSeconds="30")
+    assert time.monotonic() - started < 5
+
+
+def test_delete_preconditions_and_injected_errors(kube: KubeEmulator) -> None:
+    path = f"/api/v1/namespaces/{NS}/configmaps"
+    made = call(kube, "POST", path, config_map("a")).json()
+    stale = {"preconditions": {"resourceVersion": "1"}}
+    refused = call(kube, "DELETE", f"{path}/a", stale)
+    assert refused.status_code == 409 and "Precondition failed" in refused.json()["message"]
+    kube.fail_next(503, "DELETE", "/configmaps/a")
+    assert call(kube, "DELETE", f"{path}/a").status_code == 503
+    exact = {"preconditions": {"resourceVersion": made["metadata"]["resourceVersion"]}}
+    assert call(kube, "DELETE", f"{path}/a", exact).status_code == 200

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+# Yielded by a stream to drop the connection mid-stream, without the closing chunk: what a
+# client sees when a load balancer or a restarting API server resets it.
+RESET = object()
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,10 @@ class EmulatorServer:
             handler.end_headers()
             try:
                 for item in response.stream:
+                    if item is RESET:
+                        handler.close_connection = True
+                        handler.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     data = json.dumps(item).encode() + b"\n"
                     handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                     handler.wfile.flush()

@@ -5,6 +5,16 @@ with label and field selectors, pod logs, bearer-token auth, Status errors, and 
 deployment controller (``kube_controller.py``) that turns Deployments into pods that become
 Ready or fail per scenario. Served objects validate against the Kubernetes schemas
 (``tests/test_kube_emulator.py``).
+
+What a real API server does that clients trip over, kept here on purpose:
+- namespaces exist or not: creating an object in a missing one is 404 ``namespaces "x" not
+  found`` (listing in one is an empty list);
+- a watch resumes from a ``resourceVersion``; one older than the server's event history
+  (compacted) gets an ``ERROR`` event with a 410 Status, and the client must list again;
+- watches end whenever the server likes (``faults.watch_seconds``: timeouts, control-plane
+  upgrades, load-balancer idle limits), not only at ``timeoutSeconds``;
+- writes fail now and then with a 5xx (``fail_next``);
+- DELETE honours ``preconditions`` (uid, resourceVersion): 409 Conflict when they do not hold.
 """
 
 from __future__ import annotations
@@ -17,11 +27,13 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .http import EmulatorServer, Request, Response
+from .http import RESET, EmulatorServer, Request, Response
 from .kinds import BY_PATH, KINDS, api_version
 from .kube_controller import DeploymentController
 
@@ -29,8 +41,30 @@ PATH = re.compile(
     r"(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)"
     r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>log|status))?"
 )
+NAMESPACE_PATH = re.compile(r"/api/v1/namespaces(?:/(?P<name>[^/]+))?")
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+HISTORY = 500  # events kept for watches that resume from a resourceVersion
+DEFAULT_NAMESPACES = ("default", "kube-system", "model-api-nonprod", "model-api-prod")
 Key = tuple[str, str, str]  # kind, namespace, name
+
+
+@dataclass
+class Injected:
+    status: int
+    method: str
+    path_part: str
+    times: int
+
+
+@dataclass
+class Faults:
+    # Every watch is closed by the server after this many seconds (None: at timeoutSeconds).
+    watch_seconds: float | None = None
+    # The next N watches that name a resourceVersion are answered with ERROR 410 Gone.
+    gone: int = 0
+    # Watches closed by watch_seconds end with a reset connection instead of a clean end.
+    reset: bool = False
+    errors: list[Injected] = field(default_factory=list)
 
 
 def now() -> str:
@@ -48,6 +82,9 @@ class KubeEmulator(EmulatorServer):
         self.logs: dict[str, str] = {}
         self._watchers: list[tuple[str, str, Callable[[dict[str, Any]], bool], queue.Queue[Any]]] = []
         self._versions = itertools.count(1000)
+        self.namespaces: set[str] = set(DEFAULT_NAMESPACES)
+        self.history: deque[tuple[int, str, dict[str, Any]]] = deque(maxlen=HISTORY)
+        self.faults = Faults()
         self.controller = DeploymentController(self, registry_has or (lambda image: True))
 
     # What tests look at.
@@ -66,6 +103,16 @@ class KubeEmulator(EmulatorServer):
                 for (k, ns, _), o in sorted(self.objects.items())
                 if k == kind and ns == namespace
             ]
+
+    def fail_next(self, status: int, method: str, path_part: str, times: int = 1) -> None:
+        """The next ``times`` requests with ``method`` whose path contains ``path_part`` fail."""
+        self.faults.errors.append(Injected(status, method, path_part, times))
+
+    def compact(self) -> None:
+        """Forget the event history, as etcd compaction does: old resourceVersions are gone."""
+        with self.lock:
+            self.history.clear()
+            next(self._versions)
 
     def write_kubeconfig(self, path: Path, context: str = "emulator") -> Path:
         config = {
@@ -93,6 +140,10 @@ class KubeEmulator(EmulatorServer):
             self._notify(event or ("MODIFIED" if old else "ADDED"), obj)
             return copy.deepcopy(obj)
 
+    def latest_version(self) -> int:
+        with self.lock:
+            return max((int(o["metadata"]["resourceVersion"]) for o in self.objects.values()), default=999)
+
     def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self.lock:
             obj = self.objects.pop((kind, namespace, name), None)
@@ -102,6 +153,7 @@ class KubeEmulator(EmulatorServer):
             return obj
 
     def _notify(self, event: str, obj: dict[str, Any]) -> None:
+        self.history.append((int(obj["metadata"]["resourceVersion"]), event, copy.deepcopy(obj)))
         for kind, namespace, matches, events in list(self._watchers):
             if obj["kind"] == kind and obj["metadata"]["namespace"] == namespace and matches(obj):
                 events.put({"type": event, "object": copy.deepcopy(obj)})
@@ -110,6 +162,10 @@ class KubeEmulator(EmulatorServer):
     def handle(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return _status(401, "Unauthorized", "Unauthorized")
+        if injected := self._injected(request):
+            return injected
+        if namespace_match := NAMESPACE_PATH.fullmatch(request.path):
+            return self._namespace(namespace_match["name"], request)
         match = PATH.fullmatch(request.path)
         if not match or (match["prefix"], match["plural"]) not in BY_PATH:
             return _status(
@@ -127,6 +183,26 @@ class KubeEmulator(EmulatorServer):
             return _status(405, "MethodNotAllowed", f"{request.method} is not allowed on a collection")
         return self._one(kind, namespace, name, request)
 
+    def _injected(self, request: Request) -> Response | None:
+        for fault in self.faults.errors:
+            if fault.times > 0 and fault.method == request.method and fault.path_part in request.path:
+                fault.times -= 1
+                return _status(fault.status, "InternalError", "etcdserver: request timed out (injected)")
+        return None
+
+    def _namespace(self, name: str | None, request: Request) -> Response:
+        if name is None and request.method == "POST":
+            name = str(request.json()["metadata"]["name"])
+            if name in self.namespaces:
+                return _status(409, "AlreadyExists", f'namespaces "{name}" already exists')
+            self.namespaces.add(name)
+            return Response(201, _namespace_object(name))
+        if name is not None and request.method == "GET":
+            if name not in self.namespaces:
+                return _status(404, "NotFound", f'namespaces "{name}" not found')
+            return Response(200, _namespace_object(name))
+        return _status(405, "MethodNotAllowed", f"{request.method} {request.path} is not emulated")
+
     def _one(self, kind: str, namespace: str, name: str, request: Request) -> Response:
         current = self.get(kind, namespace, name)
         if current is None and request.method != "PATCH":
@@ -134,6 +210,13 @@ class KubeEmulator(EmulatorServer):
         if request.method == "GET":
             return Response(200, current)
         if request.method == "DELETE":
+            preconditions = (request.json() or {}).get("preconditions") or {}
+            meta = current["metadata"]
+            for field_name in ("uid", "resourceVersion"):
+                if field_name in preconditions and preconditions[field_name] != meta[field_name]:
+                    message = (f"Precondition failed: {field_name}: {preconditions[field_name]}, "
+                               f"{field_name} in object meta: {meta[field_name]}")  # fmt: skip
+                    return _status(409, "Conflict", message)
             self.delete(kind, namespace, name)
             return Response(200, _status_body(200, "", f"{name} deleted", "Success"))
         if request.method == "PUT":
@@ -143,6 +226,8 @@ class KubeEmulator(EmulatorServer):
         return _status(405, "MethodNotAllowed", f"{request.method} is not allowed")
 
     def _create(self, kind: str, namespace: str, body: dict[str, Any]) -> Response:
+        if namespace not in self.namespaces:
+            return _status(404, "NotFound", f'namespaces "{namespace}" not found')
         body = _normalise(kind, namespace, body)
         if self.get(kind, namespace, body["metadata"]["name"]):
             return _status(
@@ -211,23 +296,42 @@ class KubeEmulator(EmulatorServer):
     ) -> Iterator[dict[str, Any]]:
         events: queue.Queue[Any] = queue.Queue()
         watcher = (kind, namespace, matches, events)
+        since = query.get("resourceVersion")
         with self.lock:
+            if since and (self.faults.gone > 0 or self._compacted_past(int(since))):
+                self.faults.gone = max(self.faults.gone - 1, 0)
+                yield _gone(since, self.latest_version())
+                return
             self._watchers.append(watcher)
-            # Without a resourceVersion a watch starts with the current objects as ADDED.
-            if not query.get("resourceVersion"):
+            if since:  # resume: every change after that version, from the history
+                for version, event, obj in self.history:
+                    same_collection = obj["kind"] == kind and obj["metadata"]["namespace"] == namespace
+                    if version > int(since) and same_collection and matches(obj):
+                        events.put({"type": event, "object": copy.deepcopy(obj)})
+            else:  # without a resourceVersion a watch starts with the current objects as ADDED
                 current = [o for o in self.list(kind, namespace) if matches(o)]
                 for obj in current or existing:
                     events.put({"type": "ADDED", "object": obj})
-        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
+        seconds = float(query.get("timeoutSeconds") or 1800)
+        if self.faults.watch_seconds is not None:
+            seconds = min(seconds, self.faults.watch_seconds)
+        deadline = time.monotonic() + seconds
         try:
             while (remaining := deadline - time.monotonic()) > 0:
                 try:
-                    yield events.get(timeout=min(remaining, 1.0))
+                    yield events.get(timeout=min(remaining, 0.2))
                 except queue.Empty:
                     continue
+            if self.faults.reset and self.faults.watch_seconds is not None:
+                yield RESET
         finally:
             with self.lock:
                 self._watchers.remove(watcher)
+
+    def _compacted_past(self, version: int) -> bool:
+        """Whether events after ``version`` may be missing from the history."""
+        oldest = self.history[0][0] if self.history else self.latest_version() + 1
+        return version < oldest - 1
 
     def _log(self, namespace: str, name: str, request: Request) -> Response:
         pod = self.get("Pod", namespace, name)
@@ -280,6 +384,21 @@ def _selector(query: dict[str, str]) -> Callable[[dict[str, Any]], bool]:
         )
 
     return matches
+
+
+def _gone(since: str, latest: int) -> dict[str, Any]:
+    message = f"too old resource version: {since} ({latest})"
+    return {"type": "ERROR", "object": _status_body(410, "Expired", message)}
+
+
+def _namespace_object(name: str) -> dict[str, Any]:
+    return {
+        "kind": "Namespace",
+        "apiVersion": "v1",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
 
 
 def _status_body(code: int, reason: str, message: str, status: str = "Failure") -> dict[str, Any]:
