@@ -1,35 +1,44 @@
-"""The Kubernetes API through the official client: access check, rollout watch, diagnosis.
+"""The Kubernetes API of one kube-context, through the official client's ``ApiClient``.
 
-The rollout is followed with two API watches (the Deployment, and the pods its selector
-matches) feeding one queue, so the verdict is re-evaluated the moment anything changes: a
-crash loop is reported as soon as the kubelet reports it, not at the next poll. Objects are
-kept as the API's JSON and judged by the pure functions in ``rollout.py``.
+``Cluster`` is the small API object the ledger, the lock and the rollout follower share:
+one request (``call``), a watch that keeps going (``watch``), and the pre-flight checks.
+Requests go through the client's ``ApiClient`` (kubeconfig, auth, TLS) but not through the
+generated ``CoreV1Api``/``AppsV1Api`` classes: importing those costs over half a second, for
+the handful of paths used here. Objects stay the API's JSON.
 
-Requests go through the official client's ``ApiClient`` (kubeconfig, auth, TLS) and its
-``Watch``, but not through the generated ``CoreV1Api``/``AppsV1Api`` classes: importing
-those costs over half a second, for the handful of GET paths used here.
+What the real API server does, and how it is handled here:
+- transient failures (5xx, 429, a reset connection) happen; a request is retried a few
+  times with a short backoff when the caller says it is safe (``retry=True``);
+- a watch ends whenever the server or a load balancer closes it, cleanly or not: ``watch``
+  resumes from the last resourceVersion it saw; when that version is too old (410 Gone) it
+  lists again and carries on from the list, so the caller never misses a change.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import NeedsAttention, Refused
-from .rollout import PodProblem, Verdict, evaluate, is_ready
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/{namespace}/deployments"
 PODS = "/api/v1/namespaces/{namespace}/pods"
 EVENTS = "/api/v1/namespaces/{namespace}/events"
-LOG_LINES = 20
-EVENTS_PER_POD = 5
-HEARTBEAT_SECONDS = 5.0
+NAMESPACES = "/api/v1/namespaces"
+RETRY_DELAYS = (0.2, 0.5, 1.0)  # seconds before each retry of a transient failure
+WATCH_SECONDS = 240  # the server-side timeout asked for one watch request
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, or SYNC: ``items`` is the whole list again
+    obj: dict[str, Any]
+    items: tuple[dict[str, Any], ...] = ()
 
 
 class Cluster:
@@ -56,20 +65,37 @@ class Cluster:
                 ) from exc
         return self._client
 
-    def _request(self, path: str, timeout: float | None = 15, stream: bool = False, **query: Any) -> Any:
-        """GET one API path: the decoded JSON, a log's text, or (stream) the open response."""
-        return self.call("GET", path, timeout=timeout, stream=stream, **query)
-
     def call(
         self,
         method: str,
         path: str,
         body: Any = None,
-        timeout: float | None = 15,
+        timeout: float | tuple[float, float] | None = 15,
         stream: bool = False,
+        retry: bool = False,
         **query: Any,
     ) -> Any:
-        """One API request; raises the client's ApiException on an error status."""
+        """One API request: the decoded JSON, a log's text, or (stream) the open response.
+        Raises the client's ApiException on an error status. ``retry``: the request is safe to
+        repeat, so a transient failure is retried a few times before it is raised."""
+        for delay in (*RETRY_DELAYS, None) if retry else (None,):
+            try:
+                return self._call_once(method, path, body, timeout, stream, query)
+            except Exception as exc:
+                if delay is None or not is_transient(exc):
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _call_once(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        timeout: float | tuple[float, float] | None,
+        stream: bool,
+        query: dict[str, Any],
+    ) -> Any:
         from kubernetes.client.exceptions import ApiException
 
         client = self._api()
@@ -92,176 +118,129 @@ class Cluster:
             raise ApiException(http_resp=response)
         return json.loads(data) if "json" in (response.getheader("Content-Type") or "") else data.decode()
 
-    def _list_function(self, path: str) -> Callable[..., Any]:
-        """A list function of the shape ``kubernetes.watch.Watch.stream`` calls."""
+    def get(self, path: str, **query: Any) -> Any:
+        """A read, retried on transient failures (reads are always safe to repeat)."""
+        return self.call("GET", path, retry=True, **query)
 
-        def list_objects(watch: bool, _preload_content: bool, timeout_seconds: int, **selectors: str) -> Any:
-            del _preload_content  # always streamed
-            query = {"watch": str(watch).lower(), "timeoutSeconds": timeout_seconds, **selectors}
-            return self._request(path, timeout=timeout_seconds + 5, stream=True, **query)
+    def watch(
+        self,
+        path: str,
+        resource_version: str,
+        deadline: float,
+        stopped: Callable[[], bool] = lambda: False,
+        **selectors: str,
+    ) -> Iterator[WatchEvent]:
+        """Every change to the collection at ``path`` after ``resource_version``, until the
+        monotonic ``deadline`` or ``stopped()``, across as many watch requests as it takes."""
+        failures = 0
+        while not stopped() and (remaining := deadline - time.monotonic()) > 0:
+            seconds = max(1, min(int(remaining) + 1, WATCH_SECONDS))
+            try:
+                for event in self._watch_once(path, resource_version, seconds, **selectors):
+                    failures = 0
+                    resource_version = event.obj["metadata"].get("resourceVersion") or resource_version
+                    if event.type == "BOOKMARK":  # only a newer resourceVersion to resume from
+                        continue
+                    yield event
+                    if stopped():
+                        return
+            except _Gone:
+                listing = self.get(path, **selectors)  # too old to resume: start again from a list
+                yield WatchEvent("SYNC", listing, tuple(listing.get("items") or ()))
+                resource_version = listing["metadata"]["resourceVersion"]
+            except Exception as exc:
+                failures += 1
+                if not is_transient(exc) or failures > len(RETRY_DELAYS):
+                    raise
+                time.sleep(RETRY_DELAYS[failures - 1])
+            # Otherwise the server ended the watch (its timeout, an upgrade, a proxy): resume.
 
-        return list_objects
+    def _watch_once(
+        self, path: str, resource_version: str, seconds: int, **selectors: str
+    ) -> Iterator[WatchEvent]:
+        from kubernetes.client.exceptions import ApiException
+
+        query: dict[str, Any] = dict(selectors)
+        try:
+            response = self.call(
+                "GET",
+                path,
+                # Connect quickly; a read that stays silent past the server's own timeout means
+                # the connection is dead without anyone having said so.
+                timeout=(10, seconds + 10),
+                stream=True,
+                watch="true",
+                resourceVersion=resource_version,
+                timeoutSeconds=seconds,
+                allowWatchBookmarks="true",
+                **query,
+            )
+        except ApiException as exc:
+            if exc.status == 410:
+                raise _Gone from exc
+            raise
+        try:
+            for line in _lines(response):
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    if status.get("code") == 410:
+                        raise _Gone
+                    raise ApiException(status=status.get("code"), reason=status.get("message"))
+                yield WatchEvent(event["type"], event["object"])
+        finally:
+            response.release_conn()
 
     def check_access(self, namespace: str) -> None:
         """Fail before any change when the cluster cannot be reached or read."""
         with translated_errors("cannot read Deployments in", namespace, Refused):
-            self._request(DEPLOYMENTS.format(namespace=namespace), timeout=10, limit=1)
+            self.call("GET", DEPLOYMENTS.format(namespace=namespace), timeout=10, retry=True, limit=1)
 
-    def workload(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """The Deployment (None when there is none) and the pods its selector matches."""
+    def namespace_exists(self, namespace: str) -> bool | None:
+        """Whether the namespace exists; None when this identity may not read namespaces
+        (a deploy role scoped to its namespace usually may not)."""
         from kubernetes.client.exceptions import ApiException
 
-        with translated_errors("cannot read", namespace, Refused):
+        with translated_errors("cannot read the namespace", namespace, Refused):
             try:
-                deployment = self._request(f"{DEPLOYMENTS.format(namespace=namespace)}/{name}")
+                self.get(f"{NAMESPACES}/{namespace}")
             except ApiException as exc:
                 if exc.status == 404:
-                    return None, []
+                    return False
+                if exc.status == 403:
+                    return None
                 raise
-            selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
-            return deployment, self._request(PODS.format(namespace=namespace), labelSelector=selector)[
-                "items"
-            ]
+        return True
 
-    def wait_for_rollout(
-        self, namespace: str, name: str, image: str, timeout: float, on_progress: Callable[[str], None]
-    ) -> Verdict:
-        deadline = time.monotonic() + timeout
-        with translated_errors("cannot watch the rollout in", namespace, NeedsAttention):
-            deployment = self._request(f"{DEPLOYMENTS.format(namespace=namespace)}/{name}")
-            selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
-            pods = self._request(PODS.format(namespace=namespace), labelSelector=selector)["items"]
-            verdict = evaluate(deployment, pods, image)
-            if verdict.state != "progressing":  # already settled: nothing to watch
-                on_progress(verdict.summary)
-                return verdict
-            with self._watches(namespace, name, selector, timeout) as events:
-                return _follow(events, deployment, image, deadline, on_progress)
-
-    @contextmanager
-    def _watches(
-        self, namespace: str, name: str, selector: str, timeout: float
-    ) -> Iterator[queue.Queue[Any]]:
-        from kubernetes import watch
-
-        events: queue.Queue[Any] = queue.Queue()
-        streams = [
-            ("deployment", DEPLOYMENTS, {"fieldSelector": f"metadata.name={name}"}),
-            ("pod", PODS, {"labelSelector": selector}),
-        ]
-        watches = []
-        for source, path, selectors in streams:
-            stream = watch.Watch(return_type="object")  # no model classes: events stay JSON
-            watches.append(stream)
-            threading.Thread(
-                target=_pump,
-                args=(source, stream, self._list_function(path.format(namespace=namespace)), selectors),
-                kwargs={"seconds": int(timeout) + 2, "out": events},
-                daemon=True,  # a stream blocked in a read must not keep the process alive
-            ).start()
-        try:
-            yield events
-        finally:
-            for stream in watches:
-                stream.stop()
-
-    def diagnose(self, namespace: str, verdict: Verdict, image: str) -> list[str]:
-        """Events and log tails that explain a failed or stuck rollout (best effort)."""
-        problems = list(verdict.problems) or self._unready_pods(namespace, image)
-        lines: list[str] = []
-        for problem in _one_per_pod(problems)[:3]:
-            lines.append(f"pod {problem.pod}: {problem.reason}: {problem.message or problem.explanation}")
-            lines += [f"  event: {e}" for e in self._warning_events(namespace, problem.pod)]
-            lines += [f"  log: {line}" for line in self._log_tail(namespace, problem)]
-        return lines
-
-    def _unready_pods(self, namespace: str, image: str) -> list[PodProblem]:
-        try:
-            pods = self._request(PODS.format(namespace=namespace))["items"]
-        except Exception:  # diagnosis is best effort: the failure itself is already known
-            return []
-        return [
-            PodProblem(p["metadata"]["name"], "", "NotReady", "", "the pod never became Ready")
-            for p in pods
-            if any(c.get("image") == image for c in p["spec"]["containers"]) and not is_ready(p)
-        ]
-
-    def _warning_events(self, namespace: str, pod: str) -> list[str]:
-        try:
-            path = EVENTS.format(namespace=namespace)
-            items = self._request(path, fieldSelector=f"involvedObject.name={pod}")["items"]
-        except Exception:
-            return []
-        warnings = [e for e in items if e.get("type") == "Warning"]
-        warnings.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-        return [
-            f"{e.get('reason')}: {e.get('message')} (x{e.get('count', 1)})"
-            for e in warnings[-EVENTS_PER_POD:]
-        ]
-
-    def _log_tail(self, namespace: str, problem: PodProblem) -> list[str]:
-        try:
-            text = self._request(
-                f"{PODS.format(namespace=namespace)}/{problem.pod}/log",
-                container=problem.container or None,
-                tailLines=LOG_LINES,
-                previous="true" if problem.restarts > 0 else None,  # the crashed run's output
-            )
-        except Exception:  # no logs yet (the image was never pulled): nothing to show
-            return []
-        return str(text).splitlines()[-LOG_LINES:]
+    def create_namespace(self, namespace: str) -> None:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        with translated_errors("cannot create the namespace", namespace, Refused):
+            self.call("POST", NAMESPACES, body=body, retry=True)
 
 
-def _pump(
-    source: str, stream: Any, list_fn: Any, selectors: dict[str, str], *, seconds: int, out: Any
-) -> None:
-    try:
-        for event in stream.stream(list_fn, timeout_seconds=seconds, deserialize=False, **selectors):
-            out.put((source, event["type"], event["object"]))
-    except Exception as exc:  # surfaced to the follower, which decides what it means
-        out.put((source, "ERROR", exc))
+class _Gone(Exception):
+    """The resourceVersion a watch resumed from is older than the server keeps (410)."""
 
 
-def _follow(
-    events: queue.Queue[Any],
-    deployment: dict[str, Any],
-    image: str,
-    deadline: float,
-    on_progress: Callable[[str], None],
-) -> Verdict:
-    pods: dict[str, dict[str, Any]] = {}
-    shown = ""
-    verdict = evaluate(deployment, [], image)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return Verdict("failed", f"timed out: {verdict.summary}", verdict.ready, verdict.desired)
-        try:
-            source, kind, obj = events.get(timeout=min(remaining, HEARTBEAT_SECONDS))
-        except queue.Empty:
-            on_progress(f"still waiting: {verdict.summary}")
-            continue
-        if kind == "ERROR":
-            raise obj
-        if source == "deployment":
-            deployment = obj
-        elif kind == "DELETED":
-            pods.pop(obj["metadata"]["name"], None)
-        else:
-            pods[obj["metadata"]["name"]] = obj
-        verdict = evaluate(deployment, list(pods.values()), image)
-        if verdict.summary != shown:
-            shown = verdict.summary
-            on_progress(shown)
-        if verdict.state != "progressing":
-            return verdict
+def _lines(response: Any) -> Iterator[bytes]:
+    """Newline-delimited JSON from a chunked response, as each chunk arrives."""
+    pending = b""
+    for chunk in response.stream(amt=None, decode_content=True):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        yield from (line for line in complete if line.strip())
+    if pending.strip():
+        yield pending
 
 
-def _one_per_pod(problems: list[PodProblem]) -> list[PodProblem]:
-    seen: dict[str, PodProblem] = {}
-    for problem in problems:
-        seen.setdefault(problem.pod, problem)
-    return list(seen.values())
+def is_transient(exc: BaseException) -> bool:
+    """An error worth one more try: the server was busy or the connection broke."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(exc, ApiException):
+        return exc.status is not None and (exc.status >= 500 or exc.status == 429)
+    return isinstance(exc, HTTPError | ConnectionError | json.JSONDecodeError)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ import hashlib
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -93,29 +94,59 @@ def serving(records: list[Record]) -> Record | None:
 
 
 class Ledger:
-    def __init__(self, cluster: Cluster, namespace: str, app: str) -> None:
+    def __init__(
+        self, cluster: Cluster, namespace: str, app: str, before_write: Callable[[], None] = lambda: None
+    ) -> None:
         self.cluster, self.namespace, self.app = cluster, namespace, app
         self.path = f"/api/v1/namespaces/{namespace}/configmaps"
+        # Called before every write: the deploy lock checks that it is still held.
+        self.before_write = before_write
 
     def records(self) -> list[Record]:
         """Newest first."""
         with translated_errors("cannot read the release ledger in", self.namespace, Refused):
-            items = self.cluster.call("GET", self.path, labelSelector=f"{LABEL}={self.app}")["items"]
+            items = self.cluster.get(self.path, labelSelector=f"{LABEL}={self.app}")["items"]
         return sorted((from_config_map(i) for i in items), key=lambda r: r.revision, reverse=True)
 
     def append(self, **values: Any) -> Record:
+        self.before_write()
         existing = self.records()
         revision = (existing[0].revision if existing else 0) + 1
         record = Record(revision=revision, actor=actor(), at=now(), **values)
         with translated_errors("cannot write the release ledger in", self.namespace, NeedsAttention):
-            self.cluster.call("POST", self.path, body=to_config_map(record, self.app, self.namespace))
+            self._create(to_config_map(record, self.app, self.namespace))
             for old in existing[KEEP - 1 :]:
-                self.cluster.call("DELETE", f"{self.path}/{config_map_name(self.app, old.revision)}")
+                self._delete(config_map_name(self.app, old.revision))
         return record
 
     def mark(self, record: Record, outcome: str, note: str = "") -> Record:
+        self.before_write()
         updated = replace(record, outcome=outcome, note=note or record.note)
         path = f"{self.path}/{config_map_name(self.app, record.revision)}"
         with translated_errors("cannot write the release ledger in", self.namespace, NeedsAttention):
-            self.cluster.call("PUT", path, body=to_config_map(updated, self.app, self.namespace))
+            # A whole replacement without a resourceVersion: repeating it is harmless.
+            self.cluster.call("PUT", path, body=to_config_map(updated, self.app, self.namespace), retry=True)
         return updated
+
+    def _create(self, config_map: dict[str, Any]) -> None:
+        """Create, retrying transient failures; a retry that finds its own earlier attempt
+        already stored (the answer was lost, not the write) is a success."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.cluster.call("POST", self.path, body=config_map, retry=True)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            stored = self.cluster.get(f"{self.path}/{config_map['metadata']['name']}")
+            if stored.get("data") != config_map["data"]:
+                raise  # another writer took this revision number
+
+    def _delete(self, name: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.cluster.call("DELETE", f"{self.path}/{name}", retry=True)
+        except ApiException as exc:
+            if exc.status != 404:  # gone already: what a retry after a lost answer finds
+                raise

@@ -19,6 +19,7 @@ from .errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_atte
 from .ledger import DEPLOYED, Record, manifest_hash, serving
 from .rollout import is_ready
 from .run import DeployOptions, Progress, Result, Run, describe
+from .verify import workload
 from .version import parse_tag
 
 
@@ -117,7 +118,7 @@ def status(project: Project, env: Environment, progress: Progress) -> Result:
     run = Run.start("status", project, env, progress)
     records = run.ledger().records()
     current = serving(records)
-    deployment, pods = run.clients.cluster.workload(env.namespace, project.app)
+    deployment, pods = workload(run.clients.cluster, env.namespace, project.app)
     result = run.result
     result.outcome = "status"
     if current:

@@ -8,7 +8,6 @@ history) both build on this module, and it on neither, so the dependency runs on
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,13 +18,14 @@ from . import render as renderer
 from .config import Environment, Project
 from .errors import NeedsAttention, ReleasegateError
 from .kube import Cluster
-from .ledger import Ledger, Record, actor
-from .lock import DeployLock
+from .ledger import Ledger, Record
+from .lock import DeployLock, holder_identity
 from .process import require_program
 from .registry import Registry
 from .releases import Release, ReleaseSource
 from .skaffold import SkaffoldDeploy
 from .skaffold import deploy as skaffold_deploy
+from .verify import diagnose, wait_for_rollout
 from .version import ReleaseTag, parse_tag
 
 
@@ -119,6 +119,7 @@ class Run:
     clients: Clients
     stages: Stages
     progress: Progress
+    lock: DeployLock | None = None  # while the deploy lock is held
 
     @classmethod
     def start(cls, command: str, project: Project, env: Environment, progress: Progress) -> Run:
@@ -147,19 +148,28 @@ class Run:
             done.append(f"Deployments in {self.env.namespace} are readable")
 
     def ledger(self) -> Ledger:
-        return Ledger(self.clients.cluster, self.env.namespace, self.project.app)
+        return Ledger(self.clients.cluster, self.env.namespace, self.project.app, self.ensure_lock)
+
+    def ensure_lock(self) -> None:
+        """Before a change while the lock is held: stop if another deploy took it over."""
+        if self.lock is not None:
+            self.lock.ensure_held()
 
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the environment's deploy lock for the body (the stage times only taking it)."""
         name = f"releasegate-{self.project.app}"
-        identity = f"{actor()} pid {os.getpid()}"
+        identity = holder_identity()
         lock = DeployLock(self.clients.cluster, self.env.namespace, name, identity, self.progress.warning)
         with ExitStack() as held:
             with self.stages.run("lock") as done:
                 held.enter_context(lock)
                 done.append(f"holding the {self.env.namespace} deploy lock as {identity}")
-            yield
+            self.lock = lock
+            try:
+                yield
+            finally:
+                self.lock = None
 
     def plan_from_record(self, record: Record) -> Plan:
         tag = parse_tag(record.tag, self.project.tag_prefix)
@@ -168,6 +178,7 @@ class Run:
     def apply(self, plan: Plan, timeout: float, stage: str = "deploy") -> str:
         """Write, skaffold deploy and verify one release; NeedsAttention when it is not Ready."""
         started = time.monotonic()
+        self.ensure_lock()
         renderer.write_for_deploy(self.project, self.env, plan.tag, plan.image, plan.manifests)
         spec = skaffold_spec(self.project, self.env, plan.image)
         with self.stages.run(stage) as done:
@@ -182,7 +193,8 @@ class Run:
             )
         remaining = max(timeout - (time.monotonic() - started), 1.0)
         with self.stages.run("verify") as done:
-            verdict = self.clients.cluster.wait_for_rollout(
+            verdict = wait_for_rollout(
+                self.clients.cluster,
                 self.env.namespace,
                 self.project.app,
                 plan.image,
@@ -193,7 +205,7 @@ class Run:
                 raise NeedsAttention(
                     f"{plan.tag} did not become Ready in {self.env.name}: {verdict.summary}",
                     "fix the release and deploy again",
-                    details=tuple(self.clients.cluster.diagnose(self.env.namespace, verdict, plan.image)),
+                    details=tuple(diagnose(self.clients.cluster, self.env.namespace, verdict, plan.image)),
                 )
             done.append(verdict.summary)
         return f"{verdict.ready}/{verdict.desired}"

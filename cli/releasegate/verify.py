@@ -1,0 +1,212 @@
+"""Proving a rollout through the Kubernetes API, and explaining one that failed.
+
+The rollout is followed with two watches (the Deployment, and the pods its selector
+matches) feeding one queue, so the verdict is re-evaluated the moment anything changes: a
+crash loop is reported as soon as the kubelet reports it, not at the next poll. The watches
+survive the server closing them or forgetting old versions (``Cluster.watch``). Objects stay
+the API's JSON and are judged by the pure functions in ``rollout.py``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import NeedsAttention, Refused
+from .kube import DEPLOYMENTS, EVENTS, PODS, Cluster, WatchEvent, translated_errors
+from .rollout import PodProblem, Verdict, evaluate, is_ready
+
+LOG_LINES = 20
+EVENTS_PER_POD = 5
+HEARTBEAT_SECONDS = 5.0
+Snapshot = tuple[dict[str, Any], dict[str, dict[str, Any]]]  # the Deployment, its pods by name
+
+
+def workload(
+    cluster: Cluster, namespace: str, name: str
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The Deployment (None when there is none) and the pods its selector matches."""
+    from kubernetes.client.exceptions import ApiException
+
+    with translated_errors("cannot read", namespace, Refused):
+        try:
+            deployment = cluster.get(f"{DEPLOYMENTS.format(namespace=namespace)}/{name}")
+        except ApiException as exc:
+            if exc.status == 404:
+                return None, []
+            raise
+        pods = cluster.get(PODS.format(namespace=namespace), labelSelector=_selector(deployment))["items"]
+        return deployment, pods
+
+
+def wait_for_rollout(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    image: str,
+    timeout: float,
+    on_progress: Callable[[str], None],
+) -> Verdict:
+    deadline = time.monotonic() + timeout
+    with translated_errors("cannot watch the rollout in", namespace, NeedsAttention):
+        deployment = cluster.get(f"{DEPLOYMENTS.format(namespace=namespace)}/{name}")
+        listing = cluster.get(PODS.format(namespace=namespace), labelSelector=_selector(deployment))
+        pods = {p["metadata"]["name"]: p for p in listing["items"]}
+        verdict = evaluate(deployment, list(pods.values()), image)
+        if verdict.state != "progressing":  # already settled: nothing to watch
+            on_progress(verdict.summary)
+            return verdict
+        streams = {
+            "deployment": (
+                DEPLOYMENTS.format(namespace=namespace),
+                deployment["metadata"]["resourceVersion"],
+                {"fieldSelector": f"metadata.name={name}"},
+            ),
+            "pod": (
+                PODS.format(namespace=namespace),
+                listing["metadata"]["resourceVersion"],
+                {"labelSelector": _selector(deployment)},
+            ),
+        }
+        with _watching(cluster, streams, deadline) as events:
+            return _follow(events, (deployment, pods), image, deadline, on_progress)
+
+
+@contextmanager
+def _watching(
+    cluster: Cluster, streams: dict[str, tuple[str, str, dict[str, str]]], deadline: float
+) -> Iterator[queue.Queue[tuple[str, WatchEvent | Exception]]]:
+    events: queue.Queue[tuple[str, WatchEvent | Exception]] = queue.Queue()
+    done = threading.Event()
+
+    def pump(source: str, path: str, version: str, selectors: dict[str, str]) -> None:
+        try:
+            for event in cluster.watch(path, version, deadline, stopped=done.is_set, **selectors):
+                events.put((source, event))
+        except Exception as exc:  # surfaced to the follower, which decides what it means
+            events.put((source, exc))
+
+    for source, (path, version, selectors) in streams.items():
+        # Daemon threads: a watch blocked in a read must not keep the process alive.
+        threading.Thread(target=pump, args=(source, path, version, selectors), daemon=True).start()
+    try:
+        yield events
+    finally:
+        done.set()
+
+
+def _follow(
+    events: queue.Queue[tuple[str, WatchEvent | Exception]],
+    snapshot: Snapshot,
+    image: str,
+    deadline: float,
+    on_progress: Callable[[str], None],
+) -> Verdict:
+    deployment, pods = snapshot
+    shown = ""
+    verdict = evaluate(deployment, list(pods.values()), image)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return Verdict("failed", f"timed out: {verdict.summary}", verdict.ready, verdict.desired)
+        try:
+            source, event = events.get(timeout=min(remaining, HEARTBEAT_SECONDS))
+        except queue.Empty:
+            on_progress(f"still waiting: {verdict.summary}")
+            continue
+        if isinstance(event, Exception):
+            raise event
+        deployment = _apply(source, event, deployment, pods)
+        verdict = evaluate(deployment, list(pods.values()), image)
+        if verdict.summary != shown:
+            shown = verdict.summary
+            on_progress(shown)
+        if verdict.state != "progressing":
+            return verdict
+
+
+def _apply(
+    source: str, event: WatchEvent, deployment: dict[str, Any], pods: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The watched state after ``event``: the Deployment returned, the pods updated in place."""
+    if source == "deployment":
+        if event.type == "SYNC":
+            if not event.items:
+                raise NeedsAttention("the Deployment was deleted during the rollout", "look at the cluster")
+            return event.items[0]
+        if event.type == "DELETED":
+            raise NeedsAttention("the Deployment was deleted during the rollout", "look at the cluster")
+        return event.obj
+    if event.type == "SYNC":
+        pods.clear()
+        pods.update({p["metadata"]["name"]: p for p in event.items})
+    elif event.type == "DELETED":
+        pods.pop(event.obj["metadata"]["name"], None)
+    else:
+        pods[event.obj["metadata"]["name"]] = event.obj
+    return deployment
+
+
+def diagnose(cluster: Cluster, namespace: str, verdict: Verdict, image: str) -> list[str]:
+    """Events and log tails that explain a failed or stuck rollout (best effort)."""
+    problems = list(verdict.problems) or _unready_pods(cluster, namespace, image)
+    lines: list[str] = []
+    for problem in _one_per_pod(problems)[:3]:
+        lines.append(f"pod {problem.pod}: {problem.reason}: {problem.message or problem.explanation}")
+        lines += [f"  event: {e}" for e in _warning_events(cluster, namespace, problem.pod)]
+        lines += [f"  log: {line}" for line in _log_tail(cluster, namespace, problem)]
+    return lines
+
+
+def _unready_pods(cluster: Cluster, namespace: str, image: str) -> list[PodProblem]:
+    try:
+        pods = cluster.get(PODS.format(namespace=namespace))["items"]
+    except Exception:  # diagnosis is best effort: the failure itself is already known
+        return []
+    return [
+        PodProblem(p["metadata"]["name"], "", "NotReady", "", "the pod never became Ready")
+        for p in pods
+        if any(c.get("image") == image for c in p["spec"]["containers"]) and not is_ready(p)
+    ]
+
+
+def _warning_events(cluster: Cluster, namespace: str, pod: str) -> list[str]:
+    try:
+        path = EVENTS.format(namespace=namespace)
+        items = cluster.get(path, fieldSelector=f"involvedObject.name={pod}")["items"]
+    except Exception:
+        return []
+    warnings = [e for e in items if e.get("type") == "Warning"]
+    warnings.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    return [
+        f"{e.get('reason')}: {e.get('message')} (x{e.get('count', 1)})" for e in warnings[-EVENTS_PER_POD:]
+    ]
+
+
+def _log_tail(cluster: Cluster, namespace: str, problem: PodProblem) -> list[str]:
+    try:
+        text = cluster.call(
+            "GET",
+            f"{PODS.format(namespace=namespace)}/{problem.pod}/log",
+            container=problem.container or None,
+            tailLines=LOG_LINES,
+            previous="true" if problem.restarts > 0 else None,  # the crashed run's output
+        )
+    except Exception:  # no logs yet (the image was never pulled): nothing to show
+        return []
+    return str(text).splitlines()[-LOG_LINES:]
+
+
+def _one_per_pod(problems: list[PodProblem]) -> list[PodProblem]:
+    seen: dict[str, PodProblem] = {}
+    for problem in problems:
+        seen.setdefault(problem.pod, problem)
+    return list(seen.values())
+
+
+def _selector(deployment: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
