@@ -230,7 +230,7 @@ def test_two_deploys_at_once_the_second_is_refused(stack: Stack, baseline: Basel
     first.wait(timeout=60)
     assert first.returncode == 0, first_err
     assert second.exit_code == 3
-    assert "another deploy holds the model-api-nonprod lock: first-deployer pid" in second.last_line
+    assert "another deploy holds the model-api-nonprod lock: first-deployer (" in second.last_line
     assert "Next: wait for it to finish" in second.last_line
     assert stack.kube.get("Lease", NS, LEASE) is None
 
@@ -258,10 +258,90 @@ def test_an_abandoned_lock_is_taken_over_with_a_warning(stack: Stack, baseline: 
     stack.kube.put({
         "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
         "metadata": {"name": LEASE, "namespace": NS},
-        "spec": {"holderIdentity": "dead-runner pid 1", "leaseDurationSeconds": 30, "acquireTime": stale,
+        "spec": {"holderIdentity": "dead-runner pid 1", "leaseDurationSeconds": 2, "acquireTime": stale,
                  "renewTime": stale},
     })  # fmt: skip
     run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0")
     assert run.exit_code == 0, run.stderr
+    assert "watching it for 2s before taking it over" in run.stderr
     assert "taking over the deploy lock from dead-runner pid 1" in run.stderr
+    assert stack.kube.get("Lease", NS, LEASE) is None
+
+
+def test_a_deploy_that_loses_its_lock_stops_before_its_next_change(stack: Stack, baseline: Baseline) -> None:
+    stack.kube.controller.scenarios["v1.1.0"] = "slow"
+    stack.kube.controller.slow_seconds = 2
+    argv = stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    first = subprocess.Popen(argv, env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert first.stderr is not None
+    for line in first.stderr:
+        if line.startswith("✓ deploy"):
+            break
+    # Another deploy takes the Lease over while this one waits for its pods.
+    lease = stack.kube.get("Lease", NS, LEASE)
+    lease["spec"]["holderIdentity"] = "intruder (run 7/1)"
+    stack.kube.put(lease)
+    rest = first.stderr.read()
+    first.wait(timeout=60)
+    assert first.returncode == 5, rest
+    last = rest.strip().splitlines()[-1]
+    assert "lost the model-api-nonprod deploy lock to intruder (run 7/1)" in last and "Next: " in last
+    # It stopped: no ledger outcome written after losing the lock, the new holder's Lease kept.
+    records = {c["data"]["tag"]: c["data"]["outcome"] for c in stack.kube.list("ConfigMap", NS)}
+    assert records["v1.1.0"] == "pending"
+    assert stack.kube.get("Lease", NS, LEASE)["spec"]["holderIdentity"] == "intruder (run 7/1)"
+
+
+# Faults of the API server that a healthy release must survive: the deploy succeeds, the
+# release is recorded, the lock is released.
+def _slow_release(stack: Stack) -> None:
+    stack.kube.controller.scenarios["v1.1.0"] = "slow"
+    stack.kube.controller.slow_seconds = 2.5
+
+
+def _watches_closed(stack: Stack) -> None:
+    _slow_release(stack)
+    stack.kube.faults.watch_seconds = 0.4
+
+
+def _watches_reset(stack: Stack) -> None:
+    _watches_closed(stack)
+    stack.kube.faults.reset = True
+
+
+def _watches_gone(stack: Stack) -> None:
+    _watches_closed(stack)
+    stack.kube.faults.gone = 3  # a resumed watch answers ERROR 410: list again
+
+
+def _ledger_write_fails_once(stack: Stack) -> None:
+    stack.kube.fail_next(503, "PUT", "/configmaps/releasegate.model-api.v")
+    stack.kube.fail_next(500, "POST", "/configmaps")
+
+
+def _lease_write_fails_once(stack: Stack) -> None:
+    stack.kube.fail_next(503, "POST", "/leases")
+    stack.kube.fail_next(503, "DELETE", "/leases/")
+
+
+SURVIVABLE = {
+    "watch closed by the server": _watches_closed,
+    "watch connection reset": _watches_reset,
+    "watch answers 410 Gone": _watches_gone,
+    "transient 5xx on ledger writes": _ledger_write_fails_once,
+    "transient 5xx on lease writes": _lease_write_fails_once,
+}
+
+
+@pytest.mark.parametrize("arrange", SURVIVABLE.values(), ids=SURVIVABLE.keys())
+def test_a_healthy_release_survives(
+    stack: Stack, baseline: Baseline, arrange: Callable[[Stack], None]
+) -> None:
+    arrange(stack)
+    started = time.monotonic()
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "30")
+    assert run.exit_code == 0, run.stderr
+    assert time.monotonic() - started < 20  # not the whole --timeout
+    records = {c["data"]["tag"]: c["data"]["outcome"] for c in stack.kube.list("ConfigMap", NS)}
+    assert records == {"v1.0.0": "deployed", "v1.1.0": "deployed"}
     assert stack.kube.get("Lease", NS, LEASE) is None

@@ -18,6 +18,7 @@ from .config import Environment, Project
 from .deployments import DeploymentRecord
 from .errors import Interrupted, Refused, ReleasegateError, RolledBack, needs_attention
 from .ledger import DEPLOYED, FAILED, INTERRUPTED, PENDING, Record, manifest_hash, serving
+from .lock import LockLost
 from .recovery import recover
 from .registry import Image
 from .releases import ReleaseSource, list_releases, validate_release
@@ -154,6 +155,8 @@ def go_live(run: Run, plan: Plan, attempt: Attempt, options: DeployOptions) -> N
     ledger = run.ledger()
     try:
         run.result.pods_ready = run.apply(plan, options.timeout)
+    except LockLost:
+        raise  # another deploy holds the environment now: restoring would be a change too
     except (Exception, KeyboardInterrupt) as error:
         failure = None if isinstance(error, KeyboardInterrupt) else needs_attention(error)
         outcome, note = (FAILED, failure.cause) if failure else (INTERRUPTED, "interrupted by SIGINT/SIGTERM")
