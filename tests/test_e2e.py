@@ -442,3 +442,38 @@ def test_skaffold_missing_from_path_is_refused_before_any_change(stack: Stack) -
     assert run.exit_code == 3, run.stderr
     assert_one_line_failure(run, "skaffold not found on PATH")
     assert stack.kube.writes() == []
+
+
+def _staging(stack: Stack, extra: str = "") -> None:
+    text = (stack.project / "k8s/environments/nonprod.yaml").read_text()
+    text = text.replace("model-api-nonprod", "model-api-staging").replace(
+        "branches: [develop]", "branches: []"
+    )
+    text = text.replace("deploy_on_release: true", "deploy_on_release: false")
+    (stack.project / "k8s/environments/staging.yaml").write_text(text + extra)
+    skaffold = stack.project / "skaffold.yaml"
+    skaffold.write_text(skaffold.read_text() + "  - name: staging\n    manifests:\n      rawYaml:\n"
+                        "        - build/staging/*.yaml\n")  # fmt: skip
+    path = stack.project / "k8s/environments/staging.yaml"
+    path.write_text(path.read_text().replace("skaffold_profile: nonprod", "skaffold_profile: staging"))
+
+
+def test_a_missing_namespace_is_refused_in_preflight_naming_it(stack: Stack) -> None:
+    _staging(stack)
+    stack.publish("v1.4.2")
+    run = stack.releasegate("deploy", "--env", "staging", "--tag", "v1.4.2")
+    assert run.exit_code == 3, run.stderr
+    assert_one_line_failure(
+        run, "namespace model-api-staging does not exist", "kubectl create namespace model-api-staging",
+        "create_namespace: true",
+    )  # fmt: skip
+    assert stack.kube.writes() == []
+
+
+def test_create_namespace_creates_it_before_the_first_deploy(stack: Stack) -> None:
+    _staging(stack, "create_namespace: true\n")
+    stack.publish("v1.4.2")
+    run = stack.releasegate("deploy", "--env", "staging", "--tag", "v1.4.2")
+    assert run.exit_code == 0, run.stderr
+    assert "model-api-staging" in stack.kube.namespaces
+    assert len(pods(stack, "model-api-staging")) == 2

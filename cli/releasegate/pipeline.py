@@ -84,7 +84,7 @@ def check(project: Project, env: Environment, tag_text: str, progress: Progress)
     run = Run.start("check", project, env, progress)
     plan = preflight(run, tag_text)
     promotion(run, plan, skip=False)
-    run.check_cluster()
+    run.check_cluster(create_namespace=False)  # `check` changes nothing
     run.result.outcome, run.result.message = "checked", f"{plan.tag} can be deployed to {env.name}"
     return run.result
 

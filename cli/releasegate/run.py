@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from . import render as renderer
 from .config import Environment, Project
-from .errors import NeedsAttention, ReleasegateError
+from .errors import NeedsAttention, Refused, ReleasegateError
 from .kube import Cluster
 from .ledger import Ledger, Record
 from .lock import DeployLock, holder_identity
@@ -140,12 +140,24 @@ class Run:
             error.result = self.result
             raise
 
-    def check_cluster(self) -> None:
-        """Before the first change: the cluster answers, and skaffold is there to deploy with."""
+    def check_cluster(self, create_namespace: bool = True) -> None:
+        """Before the first change: the cluster answers, the namespace is there (or is created
+        when the environment says so), and skaffold is there to deploy with."""
+        namespace, cluster = self.env.namespace, self.clients.cluster
         with self.stages.run("cluster") as done:
             require_program("skaffold")
-            self.clients.cluster.check_access(self.env.namespace)
-            done.append(f"Deployments in {self.env.namespace} are readable")
+            exists = cluster.namespace_exists(namespace)
+            if exists is False and not self.env.create_namespace:
+                raise Refused(
+                    f"namespace {namespace} does not exist in the cluster",
+                    f"create it (`kubectl create namespace {namespace}`), "
+                    f"or set create_namespace: true in k8s/environments/{self.env.name}.yaml",
+                )
+            if exists is False and create_namespace:
+                cluster.create_namespace(namespace)
+                self.progress.warning(f"created namespace {namespace} (create_namespace: true)")
+            cluster.check_access(namespace)
+            done.append(f"Deployments in {namespace} are readable")
 
     def ledger(self) -> Ledger:
         return Ledger(self.clients.cluster, self.env.namespace, self.project.app, self.ensure_lock)
