@@ -72,7 +72,9 @@ def test_chart_renders_every_kind_valid_against_the_kubernetes_schemas(
     assert sorted(objects) == KINDS
     assert {o["metadata"]["namespace"] for o in objects.values()} == {namespace}
     deployment = objects["Deployment"]
-    assert deployment["spec"]["replicas"] == replicas
+    # The HorizontalPodAutoscaler owns spec.replicas: an apply that set it would fight it.
+    assert "replicas" not in deployment["spec"]
+    assert deployment["metadata"]["annotations"]["releasegate.dev/initial-replicas"] == str(replicas)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
     assert deployment["metadata"]["labels"]["app.kubernetes.io/instance"] == f"model-api-{env}"
 
@@ -213,3 +215,11 @@ def test_missing_helm_is_refused_with_the_fix(project: Project, monkeypatch: pyt
     with pytest.raises(Exception, match="helm not found on PATH") as raised:
         rendered(project)
     assert getattr(raised.value, "exit_code", None) == 3
+
+
+def test_without_autoscaling_the_chart_sets_replicas_and_renders_no_autoscaler(project: Project) -> None:
+    block = "autoscaling:\n  minReplicas: 3\n  maxReplicas: 12\n  targetCPUUtilizationPercentage: 70\n"
+    edit(project.root / "helm" / "values-prod.yaml", block, "autoscaling: null  # helm drops the default\n")
+    objects = rendered(project)
+    assert "HorizontalPodAutoscaler" not in objects
+    assert objects["Deployment"]["spec"]["replicas"] == 3

@@ -312,7 +312,7 @@ def test_check_runs_every_preflight_check_and_changes_nothing(stack: Stack) -> N
     run = stack.releasegate("check", "--env", "nonprod", "--tag", "v1.4.2")
     assert run.exit_code == 0, run.stderr
     assert "v1.4.2 can be deployed to nonprod" in run.stdout
-    assert stack.kube.writes() == [] and len(stack.kube.requests) == 1
+    assert stack.kube.writes() == [] and len(stack.kube.requests) == 2  # the namespace, then Deployments
 
 
 def test_render_writes_the_build_folder_byte_identically(stack: Stack) -> None:
@@ -477,3 +477,55 @@ def test_create_namespace_creates_it_before_the_first_deploy(stack: Stack) -> No
     assert run.exit_code == 0, run.stderr
     assert "model-api-staging" in stack.kube.namespaces
     assert len(pods(stack, "model-api-staging")) == 2
+
+
+def scale_like_an_autoscaler(stack: Stack, namespace: str, replicas: int) -> None:
+    """What the HorizontalPodAutoscaler does: write spec.replicas (through the API)."""
+    import requests
+
+    response = requests.patch(
+        f"{stack.kube.url}/apis/apps/v1/namespaces/{namespace}/deployments/model-api",
+        json={"spec": {"replicas": replicas}},
+        headers={
+            "Authorization": f"Bearer {stack.kube.token}",
+            "Content-Type": "application/merge-patch+json",
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_deploy_keeps_the_autoscalers_replica_count(stack: Stack) -> None:
+    stack.publish("v1.0.0")
+    run = stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", "v1.0.0")
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(run.stdout)["pods_ready"] == "2/2"  # the initial count, on creation
+    scale_like_an_autoscaler(stack, NONPROD, 4)
+    stack.publish("v1.1.0")
+    run = stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    assert stack.kube.get("Deployment", NONPROD, "model-api")["spec"]["replicas"] == 4
+    assert json.loads(run.stdout)["pods_ready"] == "4/4"  # verified against the live count
+    # A restore keeps it too.
+    stack.publish("v1.2.0")
+    stack.kube.controller.scenarios["v1.2.0"] = "crashloop"
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.2.0").exit_code == 4
+    assert stack.kube.get("Deployment", NONPROD, "model-api")["spec"]["replicas"] == 4
+
+
+def test_an_environment_deployed_with_replicas_before_migrates_without_a_drop(stack: Stack) -> None:
+    # Deployed by an earlier releasegate whose manifests set spec.replicas: kubectl's
+    # last-applied annotation holds it, and an apply without it would reset the count to 1.
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    deployment = stack.kube.get("Deployment", NONPROD, "model-api")
+    annotation = "kubectl.kubernetes.io/last-applied-configuration"
+    applied = json.loads(deployment["metadata"]["annotations"][annotation])
+    applied["spec"]["replicas"] = 2
+    deployment["metadata"]["annotations"][annotation] = json.dumps(applied)
+    stack.kube.put(deployment)
+    scale_like_an_autoscaler(stack, NONPROD, 3)
+    stack.publish("v1.1.0")
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    assert stack.kube.get("Deployment", NONPROD, "model-api")["spec"]["replicas"] == 3

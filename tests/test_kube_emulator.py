@@ -31,6 +31,7 @@ def apply_release(kube: KubeEmulator, tag: str = "v1.4.2") -> dict[str, Any]:
     project = load_project(ROOT)
     manifests = render.render(project, load_environment(project, "nonprod"), parse_tag(tag), IMAGE)
     deployment = next(m.obj for m in manifests if m.kind == "Deployment")
+    deployment["spec"]["replicas"] = 2  # the initial count releasegate sets on creation
     response = call(kube, "POST", f"/apis/apps/v1/namespaces/{NS}/deployments", deployment)
     assert response.status_code == 201, response.text
     return response.json()
@@ -83,6 +84,7 @@ def test_rolling_update_keeps_old_pods_until_new_ones_are_ready(kube: KubeEmulat
     )
     current = kube.get("Deployment", NS, "model-api")
     deployment["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    deployment["spec"]["replicas"] = 2  # a PUT replaces the whole spec: without it, 1
     assert (
         call(kube, "PUT", f"/apis/apps/v1/namespaces/{NS}/deployments/model-api", deployment).status_code
         == 200

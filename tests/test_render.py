@@ -36,7 +36,10 @@ def test_every_kind_is_rendered_for_each_environment(project) -> None:
             "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "ServiceAccount"
         ]  # fmt: skip
         assert {o["metadata"]["namespace"] for o in rendered.values()} == {namespace}
-        assert rendered["Deployment"]["spec"]["replicas"] == replicas
+        # The HorizontalPodAutoscaler owns spec.replicas; the count is only the initial one.
+        assert "replicas" not in rendered["Deployment"]["spec"]
+        annotations = rendered["Deployment"]["metadata"]["annotations"]
+        assert annotations["releasegate.dev/initial-replicas"] == str(replicas)
 
 
 def test_deployment_is_production_grade(project) -> None:
@@ -98,8 +101,17 @@ def test_missing_value_is_an_error_naming_it(project) -> None:
 
 def test_schema_violation_names_the_field(project) -> None:
     path = project.environments_dir / "prod.yaml"
-    path.write_text(path.read_text().replace("replicas: 3", "replicas: three"))
-    with pytest.raises(BadInput, match=r"deployment.yaml: spec.replicas"):
+    path.write_text(
+        path.read_text().replace("progress_deadline_seconds: 600", "progress_deadline_seconds: ten")
+    )
+    with pytest.raises(BadInput, match=r"deployment.yaml: spec.progressDeadlineSeconds"):
+        objects(project)
+
+
+def test_an_initial_replica_count_that_is_no_whole_number_is_bad_input(project) -> None:
+    path = project.environments_dir / "prod.yaml"
+    path.write_text(path.read_text().replace("\n  replicas: 3\n", "\n  replicas: three\n"))
+    with pytest.raises(BadInput, match=r"releasegate.dev/initial-replicas must be a whole number"):
         objects(project)
 
 
@@ -163,3 +175,11 @@ def test_values_read_whole_count_as_read(project) -> None:
     env.values["env"]["ANY_NAME"] = "x"  # env is rendered whole: any variable name is fine
     env.values["resources"]["limits"]["ephemeral-storage"] = "1Gi"
     assert render.render(project, env, parse_tag("v1.4.2"), IMAGE)
+
+
+def test_without_autoscaling_the_deployment_sets_replicas_and_no_autoscaler_is_rendered(project) -> None:
+    env = load_environment(project, "prod")
+    del env.values["autoscaling"]
+    rendered = {m.kind: m.obj for m in render.render(project, env, parse_tag("v1.4.2"), IMAGE)}
+    assert "HorizontalPodAutoscaler" not in rendered
+    assert rendered["Deployment"]["spec"]["replicas"] == 3

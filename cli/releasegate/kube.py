@@ -73,6 +73,7 @@ class Cluster:
         timeout: float | tuple[float, float] | None = 15,
         stream: bool = False,
         retry: bool = False,
+        content_type: str = "application/json",
         **query: Any,
     ) -> Any:
         """One API request: the decoded JSON, a log's text, or (stream) the open response.
@@ -80,7 +81,7 @@ class Cluster:
         repeat, so a transient failure is retried a few times before it is raised."""
         for delay in (*RETRY_DELAYS, None) if retry else (None,):
             try:
-                return self._call_once(method, path, body, timeout, stream, query)
+                return self._call_once(method, path, body, timeout, stream, content_type, query)
             except Exception as exc:
                 if delay is None or not is_transient(exc):
                     raise
@@ -94,6 +95,7 @@ class Cluster:
         body: Any,
         timeout: float | tuple[float, float] | None,
         stream: bool,
+        content_type: str,
         query: dict[str, Any],
     ) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -101,7 +103,7 @@ class Cluster:
         client = self._api()
         headers = {"Accept": "application/json, */*"}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         method, url, headers, body, _ = client.param_serialize(
             method,
             path,

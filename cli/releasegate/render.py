@@ -31,6 +31,8 @@ from .version import ReleaseTag
 # The Kubernetes version whose schemas rendered objects must satisfy (EKS standard support).
 KUBERNETES_VERSION = "1.33.0"
 PINNED_IMAGE = re.compile(r"[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+@sha256:[a-f0-9]{64}")
+# The replica count an autoscaled Deployment is created with (autoscaling.py sets it).
+INITIAL_REPLICAS = "releasegate.dev/initial-replicas"
 NON_ASCII = re.compile(r"[^\x00-\x7f]")
 NAMESPACED_KINDS = {
     "Deployment",
@@ -150,7 +152,8 @@ def _render_templates(project: Project, env: Environment, tag: ReleaseTag, image
     names = sorted(n for n in templates.list_templates() if n.endswith(".yaml.j2") and "/" not in n)
     if not names:
         raise BadInput(f"no templates in {project.templates_dir}", "add k8s/templates/<kind>.yaml.j2")
-    manifests = [_render_one(templates, name, context) for name in names]
+    rendered = [_render_one(templates, name, context) for name in names]
+    manifests = [m for m in rendered if m is not None]
     if unread := values.unread():
         path = project.environments_dir / f"{env.name}.yaml"
         raise BadInput(f"{path}: {unread[0]}", f"fix the key in {path.name}, or remove it")
@@ -193,7 +196,8 @@ def _jinja(templates_dir: Path) -> jinja2.Environment:
     return environment
 
 
-def _render_one(templates: jinja2.Environment, name: str, context: dict[str, Any]) -> Manifest:
+def _render_one(templates: jinja2.Environment, name: str, context: dict[str, Any]) -> Manifest | None:
+    """The template's one object, or None when it renders none (an `{% if %}` around it)."""
     filename = name.removesuffix(".j2")
     try:
         text = templates.get_template(name).render(context)
@@ -201,14 +205,20 @@ def _render_one(templates: jinja2.Environment, name: str, context: dict[str, Any
         raise BadInput(f"template {name}: {exc.message}", "add the value to the environment file") from exc
     except jinja2.TemplateError as exc:
         raise BadInput(f"template {name}: {exc}", "fix the template") from exc
+    if not _documents(text, f"template {name}"):
+        return None
     return _parse(filename, text, f"template {name}")
 
 
-def _parse(filename: str, text: str, where: str) -> Manifest:
+def _documents(text: str, where: str) -> list[Any]:
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        return [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise BadInput(f"{where} does not render to valid YAML", "fix the template") from exc
+
+
+def _parse(filename: str, text: str, where: str) -> Manifest:
+    documents = _documents(text, where)
     if len(documents) != 1 or not isinstance(documents[0], dict):
         raise BadInput(f"{where} must render exactly one object", "split it into one file per object")
     return Manifest(filename=filename, text=text, obj=documents[0])
@@ -216,6 +226,12 @@ def _parse(filename: str, text: str, where: str) -> Manifest:
 
 def _check(manifest: Manifest, env: Environment, image: str) -> None:
     where = f"rendered {manifest.filename}"
+    initial = (manifest.obj["metadata"].get("annotations") or {}).get(INITIAL_REPLICAS)
+    if initial is not None and not (str(initial).isdigit() and int(initial) > 0):
+        raise BadInput(
+            f"{where}: {INITIAL_REPLICAS} must be a whole number above 0, not {str(initial)[:20]!r}",
+            "fix replicas in the environment's values (or replicaCount in the chart's)",
+        )
     if manifest.kind in NAMESPACED_KINDS and manifest.obj["metadata"].get("namespace") != env.namespace:
         raise BadInput(
             f"{where}: namespace must be {env.namespace}", "use {{ namespace | q }} in the template"

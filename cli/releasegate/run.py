@@ -14,10 +14,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from . import autoscaling
 from . import render as renderer
 from .config import Environment, Project
 from .errors import NeedsAttention, Refused, ReleasegateError
-from .kube import Cluster
+from .kube import Cluster, translated_errors
 from .ledger import Ledger, Record
 from .lock import DeployLock, holder_identity
 from .process import require_program
@@ -183,6 +184,24 @@ class Run:
             finally:
                 self.lock = None
 
+    def _leave_replicas_to_the_autoscaler(self, plan: Plan) -> int | None:
+        """When an autoscaler owns the count: make sure the apply cannot reset it, and return
+        the count to set once the apply has created the Deployment (None: nothing to set)."""
+        initial = autoscaling.initial_replicas(_deployment(plan, self.project.app))
+        if initial is None:
+            return None
+        cluster, namespace = self.clients.cluster, self.env.namespace
+        with translated_errors("cannot read the Deployment in", namespace, NeedsAttention):
+            live = autoscaling.live_deployment(cluster, namespace, self.project.app)
+            if live is None:
+                return initial
+            if autoscaling.forget_applied_replicas(cluster, live):
+                self.progress.warning(
+                    "spec.replicas is now the autoscaler's: removed it from kubectl's "
+                    "last-applied-configuration, so this apply keeps the live count"
+                )
+        return None
+
     def plan_from_record(self, record: Record) -> Plan:
         tag = parse_tag(record.tag, self.project.tag_prefix)
         return Plan(tag, None, record.image, renderer.render(self.project, self.env, tag, record.image))
@@ -194,12 +213,16 @@ class Run:
         renderer.write_for_deploy(self.project, self.env, plan.tag, plan.image, plan.manifests)
         spec = skaffold_spec(self.project, self.env, plan.image)
         with self.stages.run(stage) as done:
+            initial = self._leave_replicas_to_the_autoscaler(plan)
             skaffold_deploy(
                 spec,
                 timeout=timeout,
                 on_line=lambda line: self.progress.detail("skaffold", line),
                 cwd=self.project.root,
             )
+            if initial is not None:  # created just now, with the API server's default of 1
+                self.ensure_lock()
+                autoscaling.set_replicas(self.clients.cluster, self.env.namespace, self.project.app, initial)
             done.append(
                 f"skaffold applied {len(plan.manifests)} objects for {plan.tag} to {self.env.namespace}"
             )
@@ -221,6 +244,10 @@ class Run:
                 )
             done.append(verdict.summary)
         return f"{verdict.ready}/{verdict.desired}"
+
+
+def _deployment(plan: Plan, app: str) -> renderer.Manifest:
+    return next(m for m in plan.manifests if m.kind == "Deployment" and m.name == app)
 
 
 def skaffold_spec(project: Project, env: Environment, image: str) -> SkaffoldDeploy:

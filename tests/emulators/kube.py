@@ -353,6 +353,8 @@ def _normalise(kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any
     body = copy.deepcopy(body)
     body["kind"], body["apiVersion"] = kind, api_version(kind)
     body.setdefault("metadata", {})["namespace"] = namespace
+    if kind == "Deployment":  # the API server's defaulting: a Deployment without replicas runs 1
+        body.setdefault("spec", {}).setdefault("replicas", 1)
     return body
 
 

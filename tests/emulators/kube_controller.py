@@ -72,14 +72,17 @@ class DeploymentController:
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         template = obj["spec"]["template"]
         revision = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-        if self._revision.get((namespace, name)) != revision:
-            self._revision[(namespace, name)] = revision
-            # Back to a revision whose pods still run (a rollback): scale it up, as the real
-            # controller scales the old ReplicaSet, rather than starting a second set.
-            running = [p for p in self.cluster.list("Pod", namespace)
-                       if p["metadata"]["labels"].get("pod-template-hash") == revision]  # fmt: skip
-            for _ in range(int(obj["spec"].get("replicas", 1)) - len(running)):
-                self._start_pod(namespace, name, template, revision)
+        self._revision[(namespace, name)] = revision
+        # The current revision's ReplicaSet gets the desired count: a new revision starts its
+        # pods; one whose pods still run (a rollback) is scaled back up rather than started
+        # again; a count changed by itself (an HPA, `kubectl scale`) scales the current one.
+        running = [p for p in self.cluster.list("Pod", namespace)
+                   if p["metadata"]["labels"].get("pod-template-hash") == revision]  # fmt: skip
+        desired = int(obj["spec"].get("replicas", 1))
+        for _ in range(desired - len(running)):
+            self._start_pod(namespace, name, template, revision)
+        for extra in running[desired:]:
+            self.cluster.delete("Pod", namespace, extra["metadata"]["name"])
         self.sync_status(namespace, name)
 
     def _start_pod(self, namespace: str, deployment: str, template: dict[str, Any], revision: str) -> None:
