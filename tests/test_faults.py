@@ -345,3 +345,46 @@ def test_a_healthy_release_survives(
     records = {c["data"]["tag"]: c["data"]["outcome"] for c in stack.kube.list("ConfigMap", NS)}
     assert records == {"v1.0.0": "deployed", "v1.1.0": "deployed"}
     assert stack.kube.get("Lease", NS, LEASE) is None
+
+
+def test_recover_puts_back_the_last_good_release_after_a_killed_deploy(
+    stack: Stack, baseline: Baseline
+) -> None:
+    # A cancelled Actions run: SIGKILL to the whole tree once the grace period is over, then
+    # the workflow's `if: cancelled()` step runs `releasegate recover` in the same run.
+    stack.kube.controller.scenarios["v1.1.0"] = "slow"
+    stack.kube.controller.slow_seconds = 30
+    same_run = {"GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "1", "GITHUB_ACTOR": "octocat"}
+    argv = stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    first = subprocess.Popen(argv, env=stack.env(**same_run), stderr=subprocess.PIPE, text=True)
+    assert first.stderr is not None
+    for line in first.stderr:
+        if line.startswith("✓ deploy"):
+            break
+    first.kill()
+    first.wait(timeout=10)
+    assert stack.kube.get("Lease", NS, LEASE) is not None  # the killed holder never released it
+    run = stack.releasegate("recover", "--env", "nonprod", **same_run)
+    assert run.exit_code == 0, run.stderr
+    assert "v1.0.0 was restored and verified" in run.stdout
+    assert_still_serving(stack, baseline)
+    records = {c["data"]["tag"]: c["data"]["outcome"] for c in stack.kube.list("ConfigMap", NS)}
+    assert records["v1.1.0"] == "interrupted"
+    assert stack.kube.get("Lease", NS, LEASE) is None
+    again = stack.releasegate("recover", "--env", "nonprod", **same_run)
+    assert again.exit_code == 0 and "nothing to recover" in again.stdout
+
+
+def test_recover_from_another_run_respects_a_live_lock(stack: Stack, baseline: Baseline) -> None:
+    stack.kube.controller.scenarios["v1.1.0"] = "slow"
+    stack.kube.controller.slow_seconds = 4
+    argv = stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    first = subprocess.Popen(argv, env=stack.env(GITHUB_RUN_ID="1"), stderr=subprocess.PIPE, text=True)
+    assert first.stderr is not None
+    for line in first.stderr:
+        if line.startswith("✓ deploy"):
+            break
+    run = stack.releasegate("recover", "--env", "nonprod", GITHUB_RUN_ID="2")
+    first.wait(timeout=60)
+    assert run.exit_code == 3, run.stderr
+    assert "another deploy holds the model-api-nonprod lock" in run.last_line

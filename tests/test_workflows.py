@@ -92,3 +92,24 @@ def test_pinned_skaffold_reads_the_project_config_version() -> None:
     version = tuple(int(part) for part in pinned[1:].split("."))
     assert api_version in SKAFFOLD_RELEASE_FOR_CONFIG, f"add the first skaffold release for {api_version}"
     assert version >= SKAFFOLD_RELEASE_FOR_CONFIG[api_version], f"{pinned} cannot read {api_version}"
+
+
+def test_the_deploy_workflow_needs_nothing_filled_in_and_verifies_skaffold() -> None:
+    deploy = workflow("deploy.yml")
+    assert all(value != "" for value in deploy["env"].values()), deploy["env"]  # no blank to fill in
+    steps = deploy["jobs"]["deploy"]["steps"]
+    install = next(s for s in steps if "skaffold" in s.get("name", "").lower() and "run" in s)
+    script = install["run"]
+    assert "set -euo pipefail" in script  # fails closed on any download or check error
+    assert "skaffold-linux-amd64.sha256" in script and "sha256sum --check --strict" in script
+    assert any("kubectl version --client" in s.get("run", "") for s in steps)  # the kubectl deployer runs it
+
+
+def test_a_cancelled_run_puts_the_last_good_release_back() -> None:
+    steps = workflow("deploy.yml")["jobs"]["deploy"]["steps"]
+    deploy_step = next(s for s in steps if s.get("run", "").strip().endswith("releasegate deploy"))
+    # exec: releasegate is the step's process, so the runner's signal reaches it, not a shell.
+    assert deploy_step["run"].strip() == "exec releasegate deploy"
+    cleanup = next(s for s in steps if s.get("if") == "cancelled()")
+    assert cleanup["run"].strip() == "exec releasegate recover"
+    assert cleanup["env"]["RELEASEGATE_ENV"] == "${{ needs.target.outputs.environment }}"

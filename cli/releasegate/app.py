@@ -262,6 +262,27 @@ def rollback(
     _run(ctx.obj, "rollback", run)
 
 
+@app.command()
+def recover(
+    ctx: typer.Context,
+    env: EnvOption,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds for skaffold and the rollout.")
+    ] = 600,
+) -> None:
+    """After a deploy was killed (a cancelled CI run): if the last recorded deploy did not
+    finish, put the last good release back; otherwise do nothing."""
+
+    def run(console: Console) -> Result:
+        from . import recovery
+        from .run import DeployOptions
+
+        project, environment = _load(ctx.obj, env)
+        return recovery.recover_unfinished(project, environment, DeployOptions(timeout=timeout), console)
+
+    _run(ctx.obj, "recover", run)
+
+
 def _from_event(
     project: Project, env: str | None, tag: str | None, confirm: str | None, console: Console
 ) -> tuple[str, str, str | None]:

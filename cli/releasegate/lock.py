@@ -42,9 +42,13 @@ class LockLost(NeedsAttention):
 
 def holder_identity() -> str:
     """Unique per process: ``actor pid N`` alone repeats across containers (pid 1 everywhere)."""
+    return f"{actor()} ({this_run() or ''}{socket.gethostname()}, pid {os.getpid()}, {uuid.uuid4().hex[:8]})"
+
+
+def this_run() -> str | None:
+    """The GitHub Actions run and attempt, as it appears in a holder identity."""
     run = os.environ.get("GITHUB_RUN_ID")
-    where = f"run {run}/{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}, " if run else ""
-    return f"{actor()} ({where}{socket.gethostname()}, pid {os.getpid()}, {uuid.uuid4().hex[:8]})"
+    return f"run {run}/{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}, " if run else None
 
 
 def micro_time(moment: datetime) -> str:
@@ -73,8 +77,12 @@ class DeployLock:
         identity: str,
         on_warning: Callable[[str], None],
         duration: int = DURATION_SECONDS,
+        take_over_this_run: bool = False,
     ) -> None:
         self.cluster, self.identity, self.duration = cluster, identity, duration
+        # A step of this same Actions run held it: the runner killed that step's processes
+        # before it ran this one (`if: cancelled()`), so its Lease is certainly abandoned.
+        self.take_over_this_run = take_over_this_run
         self.on_warning = on_warning
         self.path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         self.name, self.namespace = name, namespace
@@ -111,7 +119,7 @@ class DeployLock:
                 return
             spec = current.get("spec") or {}
             holder = spec.get("holderIdentity")
-            if holder and holder != self.identity:
+            if holder and holder != self.identity and not self._held_by_this_run(holder):
                 current = self._confirm_abandoned(current)
                 if current is None:  # released while we watched: free now
                     self._mine = self.cluster.call("POST", self.path, body=self._lease(0), retry=True)
@@ -130,6 +138,10 @@ class DeployLock:
             raise self._held(latest.get("spec") or {}) from exc
         finally:
             self._renewed = time.monotonic()
+
+    def _held_by_this_run(self, holder: str) -> bool:
+        run = this_run()
+        return self.take_over_this_run and run is not None and f"({run}" in holder
 
     def _confirm_abandoned(self, current: dict[str, Any]) -> dict[str, Any] | None:
         """The Lease, once this machine has seen it unchanged for its whole duration; Refused

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from .config import Environment, Project
 from .errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
-from .ledger import DEPLOYED, Record, manifest_hash, serving
+from .ledger import DEPLOYED, INTERRUPTED, PENDING, Record, manifest_hash, serving
 from .rollout import is_ready
 from .run import DeployOptions, Progress, Result, Run, describe
 from .verify import workload
@@ -95,6 +95,53 @@ def rollback(
         run.result.outcome = "rolled-back"
         run.result.message = f"{target.tag} is live in {env.name} again ({run.result.pods_ready} pods Ready)"
         return run.result
+
+
+def recover_unfinished(
+    project: Project, env: Environment, options: DeployOptions, progress: Progress
+) -> Result:
+    """Finish what a deploy that was killed left behind (a cancelled Actions run kills the
+    step's processes ~10 s after signalling it): when the newest ledger record did not end
+    deployed, put the last good release back. Nothing to do otherwise."""
+    run = Run.start("recover", project, env, progress)
+    with run.reporting_failures():
+        run.check_cluster()
+        if _unfinished(run.ledger().records()) is None:
+            return _nothing_to_recover(run)
+        with run.locked(take_over_this_run=True):
+            records = run.ledger().records()  # again, under the lock: it may have finished
+            unfinished, good = _unfinished(records), serving(records)
+            if unfinished is None:
+                return _nothing_to_recover(run)
+            if good is None:
+                raise NeedsAttention(
+                    f"{unfinished.tag} did not finish in {env.name} and there is no earlier good release",
+                    f"a person must look: `releasegate status --env {env.name}`",
+                )
+            if unfinished.outcome == PENDING:
+                run.ledger().mark(
+                    unfinished, INTERRUPTED, "the deploy was killed; put back by `releasegate recover`"
+                )
+            record = restore(run, good, options.timeout, f"recovered after revision {unfinished.revision} "
+                             f"({unfinished.tag}) did not finish")  # fmt: skip
+        run.result.revision = record.revision
+        run.result.outcome = "recovered"
+        run.result.message = (
+            f"{unfinished.tag} did not finish; {good.tag} was restored and verified in {env.name} "
+            f"({run.result.pods_ready} pods Ready)"
+        )
+        return run.result
+
+
+def _nothing_to_recover(run: Run) -> Result:
+    run.result.outcome = "nothing-to-recover"
+    run.result.message = f"nothing to recover in {run.env.name}: the last deploy finished"
+    return run.result
+
+
+def _unfinished(records: list[Record]) -> Record | None:
+    """The newest record when it did not end deployed (restored releases are records too)."""
+    return records[0] if records and records[0].outcome != DEPLOYED else None
 
 
 def _rollback_target(records: list[Record], to_tag: str | None, env: Environment) -> Record:

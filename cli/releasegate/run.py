@@ -169,11 +169,18 @@ class Run:
             self.lock.ensure_held()
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self, take_over_this_run: bool = False) -> Iterator[None]:
         """Hold the environment's deploy lock for the body (the stage times only taking it)."""
         name = f"releasegate-{self.project.app}"
         identity = holder_identity()
-        lock = DeployLock(self.clients.cluster, self.env.namespace, name, identity, self.progress.warning)
+        lock = DeployLock(
+            self.clients.cluster,
+            self.env.namespace,
+            name,
+            identity,
+            self.progress.warning,
+            take_over_this_run=take_over_this_run,
+        )
         with ExitStack() as held:
             with self.stages.run("lock") as done:
                 held.enter_context(lock)
