@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 HELM    := tools/bin/helm
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test lint demo bench clean deploy-nonprod
+.PHONY: setup test test-lowest lint lock demo bench clean deploy-nonprod
 
 NODE    := node_modules/.installed
 
@@ -15,10 +15,20 @@ $(NODE): package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	touch $@
 
-$(STAMP): pyproject.toml
+# Every dependency from the hash-pinned lock (regenerate it with `make lock`), then the project.
+$(STAMP): pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# The lowest versions pyproject.toml's floors allow, so that the floors stay true.
+LOWEST       := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed
+$(LOWEST_STAMP): pyproject.toml $(STAMP)
+	rm -rf $(LOWEST)
+	$(VENV)/bin/uv venv --quiet --python $(PY) $(LOWEST)
+	VIRTUAL_ENV=$(LOWEST) $(VENV)/bin/uv pip install --quiet --resolution lowest-direct -e '.[dev]'
 	touch $@
 
 $(HELM): scripts/install-helm.sh
@@ -29,9 +39,24 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check cli tests bench scripts
 	$(VENV)/bin/mypy
 
-## The whole suite: lint, types, unit, conformance and end-to-end tests.
+## The whole suite: lint, types, unit, conformance and end-to-end tests; then the tests that
+## cover every SDK call again at the lowest dependency versions pyproject.toml allows.
 test: setup lint
 	$(VENV)/bin/pytest -n 2 -q
+	$(MAKE) --no-print-directory test-lowest
+
+LOWEST_TESTS := tests/test_releases.py tests/test_registry.py tests/test_kube.py tests/test_verify.py \
+	tests/test_lock.py tests/test_ledger.py tests/test_render.py tests/test_config.py tests/test_version.py \
+	tests/test_skaffold.py tests/test_chart.py tests/test_actions.py tests/test_report.py tests/test_e2e.py
+test-lowest: $(LOWEST_STAMP) $(HELM) $(NODE)
+	PATH="$(CURDIR)/$(LOWEST)/bin:$$PATH" $(LOWEST)/bin/pytest -n 2 -q $(LOWEST_TESTS)
+
+## Regenerate the hash-pinned lock files from pyproject.toml (needs the package index).
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
+		--python-version 3.11 -q -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --universal \
+		--python-version 3.11 -q -o requirements-deploy.lock
 
 ## A full deploy against the local emulators, then a broken release being caught.
 ## CHART=1: the same with nonprod described by the Helm chart in helm/.
@@ -47,4 +72,4 @@ bench: setup
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) tools build node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) tools build node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -113,3 +113,19 @@ def test_a_cancelled_run_puts_the_last_good_release_back() -> None:
     cleanup = next(s for s in steps if s.get("if") == "cancelled()")
     assert cleanup["run"].strip() == "exec releasegate recover"
     assert cleanup["env"]["RELEASEGATE_ENV"] == "${{ needs.target.outputs.environment }}"
+
+
+def test_the_deploy_workflow_installs_from_the_hash_pinned_lock() -> None:
+    # The deploy job holds id-token: write: nothing it runs may come from an unpinned download.
+    for job in workflow("deploy.yml")["jobs"].values():
+        installs = [s["run"] for s in job["steps"] if "pip install" in s.get("run", "")]
+        assert installs, job
+        for script in installs:
+            lines = [line.strip() for line in script.strip().splitlines()]
+            assert lines == [
+                "python -m pip install --require-hashes -r requirements-deploy.lock",
+                "python -m pip install --no-deps .",
+            ]
+    lock = (ROOT / "requirements-deploy.lock").read_text()
+    for name in ("typer", "semver", "pygithub", "boto3", "jinja2", "sh", "kubernetes", "pyyaml"):
+        assert re.search(rf"^{name}==\S+ \\\n    --hash=sha256:", lock, re.MULTILINE | re.IGNORECASE), name

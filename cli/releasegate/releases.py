@@ -68,8 +68,7 @@ class ReleaseSource:
                 seconds_between_requests=None,
                 seconds_between_writes=None,
                 retry=_retry(),
-                lazy=True,  # no request for the repository itself, only for what is asked
-            ).get_repo(self.repository)
+            ).get_repo(self.repository, lazy=True)  # no request for the repository itself
         return self._repo
 
     def published(self, tag: str) -> Release | None:
