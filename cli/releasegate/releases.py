@@ -68,7 +68,8 @@ class ReleaseSource:
                 seconds_between_requests=None,
                 seconds_between_writes=None,
                 retry=_retry(),
-            ).get_repo(self.repository, lazy=True)  # no request for the repository itself
+                lazy=True,  # no request for the repository itself, only for what is asked
+            ).get_repo(self.repository)
         return self._repo
 
     def published(self, tag: str) -> Release | None:
