@@ -157,6 +157,26 @@ def crashloop_rollback(stack: Stack) -> None:
     print(f"  helm --rollback-on-failure: {helm_says}")
 
 
+def smoke_overhead(stack: Stack) -> None:
+    """The cost of a passing smoke check: the `smoke` stage's own time (from --json) over the
+    number of checks, with the shipped two checks listed five times (ten requests per run)."""
+    stack.publish("v1.4.2")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2").exit_code == 0
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    text = path.read_text()
+    checks = text[text.index("  checks:\n") + len("  checks:\n") : text.index("values:\n")]
+    path.write_text(text.replace(checks, checks * 5))
+    per_check = []
+    for _ in range(7):
+        run = stack.releasegate("--json", "smoke", "--env", "nonprod")
+        assert run.exit_code == 0, run.stderr
+        result = json.loads(run.stdout)
+        stage = next(s["seconds"] for s in result["stages"] if s["name"] == "smoke")
+        per_check.append(stage / len(result["smoke"]) * 1000)
+    print("smoke checks through the API server's service proxy (`releasegate smoke`, 10 checks, 7 runs):")
+    print(f"  median {statistics.median(per_check):.1f} ms per passing check (target <= 50 ms)")
+
+
 def main() -> int:
     startup()
     ecr = EcrEmulator().start()
@@ -167,6 +187,7 @@ def main() -> int:
             deploy_overhead_with_chart,
             failure_latency,
             crashloop_rollback,
+            smoke_overhead,
         )
         for bench in benches:
             with tempfile.TemporaryDirectory(prefix="releasegate-bench-") as workdir:

@@ -135,3 +135,42 @@ def test_a_renamed_key_says_what_it_is_called_now(project_dir: Path, monkeypatch
         load_environment(load_project(project_dir), "nonprod")
     assert "allow_prereleases is now called allow_prerelease" in caught.value.cause
     assert "rename it" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("  attempts: 30", "  attempts: 0", "smoke.attempts must be a whole number above 0"),
+        ("  attempts: 30", "  atempts: 30", "unknown key smoke.atempts (did you mean smoke.attempts?)"),
+        ("      path: /health/ready", "      path: health/ready",
+         "smoke.checks[0].path must be a path starting with /"),
+        ("      method: POST", "      method: DELETE", "smoke.checks[1].method must be GET or POST or PUT"),
+        ("      json_file: k8s/smoke/predict-request.json", "      json_file: k8s/smoke/missing.json",
+         "smoke.checks[1].json_file must be a readable JSON file"),
+        ("      json_file: k8s/smoke/predict-request.json", "      json_file: ../../etc/passwd",
+         "json_file must be a path inside the project"),
+        ("      json_file: k8s/smoke/predict-request.json",
+         "      json_file: k8s/smoke/predict-request.json\n      json: {}", "json or json_file, not both"),
+    ],
+)  # fmt: skip
+def test_smoke_checks_are_validated_naming_the_key(
+    project_dir: Path, old: str, new: str, message: str
+) -> None:
+    path = project_dir / "k8s/environments/nonprod.yaml"
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    with pytest.raises(BadInput) as caught:
+        load_environment(load_project(project_dir), "nonprod")
+    assert message in caught.value.cause
+
+
+def test_shipped_smoke_checks_load_with_the_sample_request() -> None:
+    smoke = load_environment(load_project(ROOT), "prod").smoke
+    assert smoke is not None and (smoke.attempts, smoke.interval, smoke.each_pod) == (30, 3.0, False)
+    health, prediction = smoke.checks
+    assert (health.method, health.path, health.expect_status) == ("GET", "/health/ready", 200)
+    assert (
+        prediction.method == "POST"
+        and prediction.body["inputs"]
+        and prediction.expect_json == {"model": "model-api"}
+    )

@@ -104,6 +104,19 @@ def _scenario(name: str) -> Callable[[Stack], dict[str, str]]:
     return arrange
 
 
+def _smoke(behaviour: str, old: str = "", new: str = "") -> Callable[[Stack], dict[str, str]]:
+    """v1.1.0's application misbehaves behind the service proxy; two quick tries per check."""
+
+    def arrange(stack: Stack) -> dict[str, str]:
+        stack.kube.proxy.apps.behaviours["v1.1.0"] = behaviour
+        path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+        text = path.read_text().replace("attempts: 30", "attempts: 2").replace("interval: 3 ", "interval: 0 ")
+        path.write_text(text.replace(old, new) if old else text)
+        return {}
+
+    return arrange
+
+
 def _skaffold(**env: str) -> Callable[[Stack], dict[str, str]]:
     def arrange(stack: Stack) -> dict[str, str]:
         digest = stack.ecr.client().describe_images(
@@ -153,6 +166,24 @@ FAULTS = [
         args=("--timeout", "4"),
     ),
     Fault("pods out of memory", 4, ("OOMKilled", "v1.0.0 was restored"), _scenario("oom")),
+    Fault(
+        "smoke check failing",
+        4,
+        ("smoke check 'health'", "answered 503", "v1.0.0 was restored"),
+        _smoke("unhealthy"),
+    ),
+    Fault(
+        "smoke check timing out",
+        4,
+        ("smoke check 'health'", "more than max_ms", "v1.0.0 was restored"),
+        _smoke("slow", "      path: /health/ready\n", "      path: /health/ready\n      max_ms: 50\n"),
+    ),
+    Fault(
+        "smoke check answering garbage",
+        4,
+        ("smoke check 'sample prediction'", "not JSON", "v1.0.0 was restored"),
+        _smoke("garbage"),
+    ),
 ]
 
 

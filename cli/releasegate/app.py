@@ -263,6 +263,18 @@ def rollback(
 
 
 @app.command()
+def smoke(ctx: typer.Context, env: EnvOption) -> None:
+    """Run ENV's smoke checks against the release serving now (exit 0: all pass, 5: one fails)."""
+
+    def run(console: Console) -> Result:
+        from . import pipeline
+
+        return pipeline.smoke(*_load(ctx.obj, env), console)
+
+    _run(ctx.obj, "smoke", run)
+
+
+@app.command()
 def recover(
     ctx: typer.Context,
     env: EnvOption,

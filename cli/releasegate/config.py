@@ -7,6 +7,7 @@ environment file is exit 2 before anything talks to GitHub, AWS or the cluster.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -43,9 +44,13 @@ ENVIRONMENT_KEYS = (
     "branches",
     "deploy_on_release",
     "promote_from",
+    "smoke",
     "values",
 )
 AWS_KEYS = ("region", "ecr_repository")
+SMOKE_KEYS = ("service_port", "attempts", "interval", "each_pod", "checks")
+CHECK_KEYS = ("name", "method", "path", "json", "json_file", "expect_status", "expect_json", "max_ms")
+SMOKE_METHODS = ("GET", "POST", "PUT")
 # Keys an older releasegate read under another name: old name (with its section) -> new name.
 RENAMED: dict[str, str] = {}
 
@@ -74,6 +79,28 @@ class Project:
 
 
 @dataclass(frozen=True)
+class SmokeCheck:
+    name: str
+    path: str  # starts with /
+    method: str = "GET"
+    body: Any = None  # the JSON request body, from `json:` or `json_file:`
+    expect_status: int = 200
+    expect_json: dict[str, Any] | None = None  # every key given must be in the answer, equal
+    max_ms: int | None = None  # slower than this is a failed try
+
+
+@dataclass(frozen=True)
+class Smoke:
+    """Requests to the new release through the API server's service proxy (smoke.py)."""
+
+    checks: tuple[SmokeCheck, ...]
+    service_port: int | str | None = None  # None: the Service's first port
+    attempts: int = 30
+    interval: float = 3.0
+    each_pod: bool = False  # every check against every new pod, not one endpoint of the Service
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     namespace: str
@@ -89,6 +116,7 @@ class Environment:
     promote_from: str | None  # only tags verified in this environment may be deployed here
     renderer: str  # one of RENDERERS
     values: dict[str, Any]  # the templates' values; a chart takes its own values files
+    smoke: Smoke | None = None
 
 
 def load_project(root: Path) -> Project:
@@ -149,7 +177,73 @@ def load_environment(project: Project, name: str) -> Environment:
         promote_from=_promote_from(reader, known, name),
         renderer=(renderer := reader.one_of("renderer", RENDERERS)),
         values=reader.mapping("values") if renderer == "templates" else reader.optional_mapping("values"),
+        smoke=_smoke(project, reader) if "smoke" in reader.data else None,
     )
+
+
+def _smoke(project: Project, reader: _Reader) -> Smoke:
+    section = _Reader(reader.path, reader.mapping("smoke"), prefix="smoke.")
+    section.only(SMOKE_KEYS)
+    port = section.data.get("service_port")
+    if port is not None and not (isinstance(port, int | str) and not isinstance(port, bool) and str(port)):
+        raise section._fail("service_port", "a port number or name")
+    checks = section.data.get("checks")
+    if not isinstance(checks, list) or not checks:
+        raise section._fail("checks", "a list of checks")
+    return Smoke(
+        checks=tuple(_smoke_check(project, reader.path, item, n) for n, item in enumerate(checks)),
+        service_port=port,
+        attempts=section.positive("attempts", default=30),
+        interval=section.seconds("interval", default=3.0),
+        each_pod=section.boolean("each_pod", default=False),
+    )
+
+
+def _smoke_check(project: Project, path: Path, item: Any, index: int) -> SmokeCheck:
+    check = _Reader(path, item if isinstance(item, dict) else {}, prefix=f"smoke.checks[{index}].")
+    if not isinstance(item, dict):
+        raise check._fail("", "a mapping with name and path")
+    check.only(CHECK_KEYS)
+    name = check.data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise check._fail("name", "a name for the check")
+    target = check.data.get("path")
+    if not isinstance(target, str) or not target.startswith("/"):
+        raise check._fail("path", "a path starting with /")
+    method = str(check.data.get("method", "GET")).upper()
+    if method not in SMOKE_METHODS:
+        raise check._fail("method", " or ".join(SMOKE_METHODS))
+    expect_json = check.data.get("expect_json")
+    if expect_json is not None and not isinstance(expect_json, dict):
+        raise check._fail("expect_json", "a mapping of keys the answer must hold")
+    return SmokeCheck(
+        name=name,
+        path=target,
+        method=method,
+        body=_request_body(project, check),
+        expect_status=check.positive("expect_status", default=200),
+        expect_json=expect_json,
+        max_ms=check.positive("max_ms", default=None),
+    )
+
+
+def _request_body(project: Project, check: _Reader) -> Any:
+    if "json" in check.data and "json_file" in check.data:
+        raise check._fail("json", "given alone: json or json_file, not both")
+    if "json_file" not in check.data:
+        return check.data.get("json")
+    relative = check.data["json_file"]
+    if not isinstance(relative, str):
+        raise check._fail("json_file", "a path relative to the project")
+    file = (project.root / relative).resolve()
+    if not file.is_relative_to(project.root.resolve()):
+        raise check._fail("json_file", "a path inside the project")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise check._fail(
+            "json_file", f"a readable JSON file ({relative}: {exc.__class__.__name__})"
+        ) from exc
 
 
 def _promote_from(reader: _Reader, known: list[str], name: str) -> str | None:
@@ -228,6 +322,21 @@ class _Reader:
         if not isinstance(value, bool):
             raise self._fail(key, "true or false")
         return value
+
+    def positive(self, key: str, default: Any, zero: bool = False) -> Any:
+        """A whole number above 0 (or 0 too, when ``zero``), or ``default`` when absent."""
+        value = self.data.get(key, default)
+        if value is default:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
+            raise self._fail(key, "a whole number" + ("" if zero else " above 0"))
+        return value
+
+    def seconds(self, key: str, default: float) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise self._fail(key, "a number of seconds")
+        return float(value)
 
     def string_list(self, key: str) -> list[str]:
         value = self.data.get(key, [])

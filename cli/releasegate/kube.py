@@ -100,6 +100,23 @@ class Cluster:
     ) -> Any:
         from kubernetes.client.exceptions import ApiException
 
+        response = self._send(method, path, body, timeout, content_type, query)
+        if stream and 200 <= response.status < 300:
+            return response.response
+        data = response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+        return json.loads(data) if "json" in (response.getheader("Content-Type") or "") else data.decode()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        timeout: float | tuple[float, float] | None,
+        content_type: str,
+        query: dict[str, Any],
+    ) -> Any:
         client = self._api()
         headers = {"Accept": "application/json, */*"}
         if body is not None:
@@ -112,13 +129,13 @@ class Cluster:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = client.call_api(method, url, headers, body, _request_timeout=timeout)
-        if stream and 200 <= response.status < 300:
-            return response.response
-        data = response.read()
-        if not 200 <= response.status < 300:
-            raise ApiException(http_resp=response)
-        return json.loads(data) if "json" in (response.getheader("Content-Type") or "") else data.decode()
+        return client.call_api(method, url, headers, body, _request_timeout=timeout)
+
+    def raw(self, method: str, path: str, body: Any = None, timeout: float = 30) -> tuple[int, bytes]:
+        """One request whatever its answer: the status and the body (the service proxy's answers
+        are the application's, not the API's)."""
+        response = self._send(method, path, body, timeout, "application/json", {})
+        return response.status, response.read()
 
     def get(self, path: str, **query: Any) -> Any:
         """A read, retried on transient failures (reads are always safe to repeat)."""

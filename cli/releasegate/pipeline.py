@@ -16,7 +16,7 @@ from pathlib import Path
 from . import render as renderer
 from .config import Environment, Project
 from .deployments import DeploymentRecord
-from .errors import Interrupted, Refused, ReleasegateError, RolledBack, needs_attention
+from .errors import BadInput, Interrupted, Refused, ReleasegateError, RolledBack, needs_attention
 from .ledger import DEPLOYED, FAILED, INTERRUPTED, PENDING, Record, manifest_hash, serving
 from .lock import LockLost
 from .recovery import recover
@@ -155,6 +155,7 @@ def go_live(run: Run, plan: Plan, attempt: Attempt, options: DeployOptions) -> N
     ledger = run.ledger()
     try:
         run.result.pods_ready = run.apply(plan, options.timeout)
+        run.smoke_check(plan.image)
     except LockLost:
         raise  # another deploy holds the environment now: restoring would be a change too
     except (Exception, KeyboardInterrupt) as error:
@@ -177,6 +178,27 @@ def mark_best_effort(run: Run, record: Record, outcome: str, note: str) -> None:
         run.ledger().mark(record, outcome, note)
     except ReleasegateError as error:
         run.progress.warning(f"could not record revision {record.revision} as {outcome}: {error.cause}")
+
+
+def smoke(project: Project, env: Environment, progress: Progress) -> Result:
+    """The smoke checks against what serves now: exit 0 when all pass, 5 when one fails."""
+    from .verify import workload
+
+    if env.smoke is None:
+        raise BadInput(
+            f"{env.name} has no smoke checks", f"add a smoke: section to k8s/environments/{env.name}.yaml"
+        )
+    run = Run.start("smoke", project, env, progress)
+    with run.reporting_failures():
+        deployment, _ = workload(run.clients.cluster, env.namespace, project.app)
+        if deployment is None:
+            raise Refused(f"nothing serves {env.name}: no Deployment {project.app}", "deploy a release first")
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        run.smoke_check(image)
+        run.result.image = image
+        run.result.outcome = "passed"
+        run.result.message = f"{len(run.result.smoke)} smoke checks passed in {env.name}"
+        return run.result
 
 
 def guard_downgrade(

@@ -78,6 +78,8 @@ class Console:
         if self.as_json:
             payload: dict[str, Any] = {"command": command, "outcome": "failed", "exit_code": error.exit_code}
             payload["error"] = {"cause": error.cause, "hint": error.hint, "details": list(error.details)}
+            if result is not None and result.smoke:
+                payload["smoke"] = result.smoke
             self._print(sys.stdout, json.dumps(payload, sort_keys=True))
         # The one line that names the cause and the next step: always last on stderr.
         self._print(sys.stderr, f"error: {error.one_line()}")
@@ -117,7 +119,16 @@ def step_summary(result: Result, outcome: str, cause: str, seconds: float) -> st
     if url := run_url():
         rows.append(("Run", f"[{url}]({url})"))
     table = "\n".join(f"| {key} | {value} |" for key, value in rows)
-    return f"### releasegate {result.command}: {result.tag} → {result.env}\n\n| | |\n|---|---|\n{table}\n\n"
+    summary = (
+        f"### releasegate {result.command}: {result.tag} → {result.env}\n\n| | |\n|---|---|\n{table}\n\n"
+    )
+    if result.smoke:
+        checks = "\n".join(
+            f"| {'✅' if c['passed'] else '❌'} {c['name']} | {c['status']} | {c['ms']} ms | {c['attempts']} |"  # noqa: E501
+            for c in result.smoke
+        )
+        summary += f"| Smoke check | Status | Time | Tries |\n|---|---|---|---|\n{checks}\n\n"
+    return summary
 
 
 def _result_dict(result: Result, exit_code: int) -> dict[str, Any]:

@@ -55,6 +55,7 @@ class Result:
     history: list[dict[str, Any]] = field(default_factory=list)
     pods_ready: str | None = None
     drift: str | None = None
+    smoke: list[dict[str, Any]] = field(default_factory=list)  # one entry per smoke check
     stages: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
 
@@ -208,6 +209,28 @@ class Run:
                     "last-applied-configuration, so this apply keeps the live count"
                 )
         return None
+
+    def smoke_check(self, image: str) -> None:
+        """The environment's smoke checks against ``image`` where it serves (none: nothing)."""
+        from .smoke import SmokeFailed, run_checks
+
+        if self.env.smoke is None:
+            return
+        with self.stages.run("smoke") as done:
+            try:
+                results = run_checks(
+                    self.clients.cluster,
+                    self.env.namespace,
+                    self.project.app,
+                    self.env.smoke,
+                    image,
+                    on_progress=lambda text: self.progress.detail("smoke", text),
+                )
+            except SmokeFailed as failed:
+                self.result.smoke = [r.as_dict() for r in failed.results]
+                raise
+            self.result.smoke = [r.as_dict() for r in results]
+            done.append(f"{len(results)} checks passed through the API server's proxy")
 
     def plan_from_record(self, record: Record) -> Plan:
         tag = parse_tag(record.tag, self.project.tag_prefix)

@@ -36,6 +36,7 @@ from typing import Any
 from .http import RESET, EmulatorServer, Request, Response
 from .kinds import BY_PATH, KINDS, api_version
 from .kube_controller import DeploymentController
+from .proxy import PROXY, Proxy
 
 PATH = re.compile(
     r"(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)"
@@ -86,6 +87,7 @@ class KubeEmulator(EmulatorServer):
         self.history: deque[tuple[int, str, dict[str, Any]]] = deque(maxlen=HISTORY)
         self.faults = Faults()
         self.controller = DeploymentController(self, registry_has or (lambda image: True))
+        self.proxy = Proxy(self)  # services/NAME:PORT/proxy and pods/NAME:PORT/proxy
 
     # What tests look at.
     def writes(self) -> list[Request]:
@@ -166,6 +168,8 @@ class KubeEmulator(EmulatorServer):
             return injected
         if namespace_match := NAMESPACE_PATH.fullmatch(request.path):
             return self._namespace(namespace_match["name"], request)
+        if proxied := PROXY.fullmatch(request.path):
+            return self.proxy.handle(proxied, request)
         match = PATH.fullmatch(request.path)
         if not match or (match["prefix"], match["plural"]) not in BY_PATH:
             return _status(

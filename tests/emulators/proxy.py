@@ -1,0 +1,158 @@
+"""The API server's proxy to Services and pods, and the application behind it.
+
+``/api/v1/namespaces/NS/services/NAME[:PORT]/proxy/PATH`` reaches one Ready pod the Service
+selects (503 "no endpoints available" when there is none); ``pods/NAME[:PORT]/proxy/PATH``
+reaches that pod. Behind each pod answers a small fake of the reference model-serving API,
+whose behaviour tests script per release (the pod's version label, or its image digest):
+
+- ``healthy`` (default): ``GET /health/ready`` and ``/health/live`` answer 200, ``POST
+  /predict`` answers the model name, the release's version and a prediction;
+- ``unhealthy``: the health endpoints answer 503;
+- ``broken_predict``: ``/predict`` answers 500;
+- ``slow``: every answer takes ``slow_ms``;
+- ``garbage``: 200 with a body that is not JSON.
+
+``unreachable`` makes every proxied request answer what EKS answers when the control plane
+cannot reach the pods (security groups, an overlay CNI): 503 "error trying to reach service".
+Every proxied request is recorded in ``calls`` (pod, method, path, body).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .http import Request, Response
+
+if TYPE_CHECKING:
+    from .kube import KubeEmulator
+
+PROXY = re.compile(
+    r"/api/v1/namespaces/(?P<ns>[^/]+)/(?P<kind>services|pods)/(?P<name>[^/:]+)(?::(?P<port>[^/]+))?"
+    r"/proxy(?P<path>/.*)?"
+)
+VERSION_LABEL = "app.kubernetes.io/version"
+
+
+@dataclass
+class Call:
+    pod: str
+    method: str
+    path: str
+    body: Any
+
+
+@dataclass
+class Applications:
+    behaviours: dict[str, str] = field(default_factory=dict)  # version, digest or pod name -> behaviour
+    slow_ms: int = 300
+    unreachable: bool = False
+    calls: list[Call] = field(default_factory=list)
+
+    def behaviour(self, pod: dict[str, Any]) -> str:
+        version = (pod["metadata"].get("labels") or {}).get(VERSION_LABEL, "")
+        digest = pod["spec"]["containers"][0]["image"].partition("@")[2]
+        name = pod["metadata"]["name"]
+        return (
+            self.behaviours.get(name)
+            or self.behaviours.get(version)
+            or self.behaviours.get(digest)
+            or "healthy"
+        )
+
+
+class Proxy:
+    def __init__(self, cluster: KubeEmulator) -> None:
+        self.cluster = cluster
+        self.apps = Applications()
+        self._turn = itertools.count()
+
+    def handle(self, match: re.Match[str], request: Request) -> Response:
+        namespace, name = match["ns"], match["name"]
+        if match["kind"] == "services":
+            service = self.cluster.get("Service", namespace, name)
+            if service is None:
+                return _status(404, "NotFound", f'services "{name}" not found')
+            if not _port_of(service, match["port"]):
+                return _status(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
+            ready = [p for p in self.cluster.list("Pod", namespace) if _selected(service, p) and _ready(p)]
+            if not ready:
+                return _status(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
+            pod = ready[next(self._turn) % len(ready)]  # the API server picks one endpoint per request
+        else:
+            found = self.cluster.get("Pod", namespace, name)
+            if found is None:
+                return _status(404, "NotFound", f'pods "{name}" not found')
+            pod = found
+        if self.apps.unreachable:
+            address = pod["status"].get("podIP", "10.0.1.17")
+            message = f"error trying to reach service: dial tcp {address}:8000: i/o timeout"
+            return _status(503, "ServiceUnavailable", message)
+        return self._application(pod, request.method, match["path"] or "/", request)
+
+    def _application(self, pod: dict[str, Any], method: str, path: str, request: Request) -> Response:
+        body = request.json() if request.body else None
+        self.apps.calls.append(Call(pod["metadata"]["name"], method, path, body))
+        behaviour = self.apps.behaviour(pod)
+        if behaviour == "slow":
+            time.sleep(self.apps.slow_ms / 1000)
+        if behaviour == "garbage":
+            return Response(200, b"<html>502 Bad Gateway</html>")
+        handler = ROUTES.get((method, path))
+        if handler is None:
+            return Response(404, {"detail": "Not Found"})
+        return handler(pod, behaviour, body)
+
+
+def _health(pod: dict[str, Any], behaviour: str, body: Any) -> Response:
+    del pod, body
+    if behaviour == "unhealthy":
+        return Response(503, {"status": "loading model"})
+    return Response(200, {"status": "ok"})
+
+
+def _predict(pod: dict[str, Any], behaviour: str, body: Any) -> Response:
+    if behaviour == "broken_predict":
+        return Response(500, {"detail": "Internal Server Error"})
+    if not isinstance(body, dict) or "inputs" not in body:
+        return Response(422, {"detail": [{"loc": ["body", "inputs"], "msg": "field required"}]})
+    variables = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
+    prediction = [round(sum(map(float, row)) / max(len(row), 1), 4) for row in body["inputs"]]
+    return Response(
+        200, {"model": "model-api", "version": variables.get("APP_VERSION", ""), "predictions": prediction}
+    )
+
+
+ROUTES: dict[tuple[str, str], Callable[[dict[str, Any], str, Any], Response]] = {
+    ("GET", "/health/ready"): _health,
+    ("GET", "/health/live"): _health,
+    ("POST", "/predict"): _predict,
+}
+
+
+def _port_of(service: dict[str, Any], port: str | None) -> bool:
+    ports = service["spec"].get("ports") or []
+    if port is None:
+        return bool(ports)
+    return any(port in (str(p.get("port")), p.get("name")) for p in ports)
+
+
+def _selected(service: dict[str, Any], pod: dict[str, Any]) -> bool:
+    selector = service["spec"].get("selector") or {}
+    labels = pod["metadata"].get("labels") or {}
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _status(code: int, reason: str, message: str) -> Response:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}  # fmt: skip
+    return Response(code, body)
