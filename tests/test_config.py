@@ -174,3 +174,19 @@ def test_shipped_smoke_checks_load_with_the_sample_request() -> None:
         and prediction.body["inputs"]
         and prediction.expect_json == {"model": "model-api"}
     )
+
+
+def test_the_strategy_defaults_to_rolling_and_names_what_is_available(project_dir: Path) -> None:
+    path = project_dir / "k8s/environments/nonprod.yaml"
+    assert load_environment(load_project(project_dir), "nonprod").strategy == "rolling"
+    text = path.read_text()
+    path.write_text(text + "strategy: {type: rolling}\n")
+    assert load_environment(load_project(project_dir), "nonprod").strategy == "rolling"
+    path.write_text(text + "strategy: {type: bluegreen}\n")
+    with pytest.raises(BadInput) as caught:
+        load_environment(load_project(project_dir), "nonprod")
+    assert "strategy.type 'bluegreen' is not available in this version" in caught.value.cause
+    assert caught.value.hint == "use one of: rolling"
+    path.write_text(text + "strategy: {type: rolling, slots: 2}\n")
+    with pytest.raises(BadInput, match="unknown key strategy.slots"):
+        load_environment(load_project(project_dir), "nonprod")

@@ -45,12 +45,15 @@ ENVIRONMENT_KEYS = (
     "deploy_on_release",
     "promote_from",
     "smoke",
+    "strategy",
     "values",
 )
 AWS_KEYS = ("region", "ecr_repository")
 SMOKE_KEYS = ("service_port", "attempts", "interval", "each_pod", "checks")
 CHECK_KEYS = ("name", "method", "path", "json", "json_file", "expect_status", "expect_json", "max_ms")
 SMOKE_METHODS = ("GET", "POST", "PUT")
+# How a release is put in service (strategies/). Blue/green and canary are not built yet.
+STRATEGIES = ("rolling",)
 # Keys an older releasegate read under another name: old name (with its section) -> new name.
 RENAMED: dict[str, str] = {}
 
@@ -117,6 +120,7 @@ class Environment:
     renderer: str  # one of RENDERERS
     values: dict[str, Any]  # the templates' values; a chart takes its own values files
     smoke: Smoke | None = None
+    strategy: str = "rolling"  # one of STRATEGIES
 
 
 def load_project(root: Path) -> Project:
@@ -178,7 +182,22 @@ def load_environment(project: Project, name: str) -> Environment:
         renderer=(renderer := reader.one_of("renderer", RENDERERS)),
         values=reader.mapping("values") if renderer == "templates" else reader.optional_mapping("values"),
         smoke=_smoke(project, reader) if "smoke" in reader.data else None,
+        strategy=_strategy(reader),
     )
+
+
+def _strategy(reader: _Reader) -> str:
+    if "strategy" not in reader.data:
+        return STRATEGIES[0]
+    section = _Reader(reader.path, reader.mapping("strategy"), prefix="strategy.")
+    section.only(("type",))
+    kind = section.data.get("type", STRATEGIES[0])
+    if kind not in STRATEGIES:
+        raise BadInput(
+            f"{reader.path}: strategy.type {str(kind)[:20]!r} is not available in this version",
+            f"use one of: {', '.join(STRATEGIES)}",
+        )
+    return str(kind)
 
 
 def _smoke(project: Project, reader: _Reader) -> Smoke:

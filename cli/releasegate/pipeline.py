@@ -154,8 +154,7 @@ def go_live(run: Run, plan: Plan, attempt: Attempt, options: DeployOptions) -> N
     and an exit code that says nothing changed."""
     ledger = run.ledger()
     try:
-        run.result.pods_ready = run.apply(plan, options.timeout)
-        run.smoke_check(plan.image)
+        run.result.pods_ready = run.strategy.put_in_service(run, plan, options.timeout)
     except LockLost:
         raise  # another deploy holds the environment now: restoring would be a change too
     except (Exception, KeyboardInterrupt) as error:
@@ -182,18 +181,15 @@ def mark_best_effort(run: Run, record: Record, outcome: str, note: str) -> None:
 
 def smoke(project: Project, env: Environment, progress: Progress) -> Result:
     """The smoke checks against what serves now: exit 0 when all pass, 5 when one fails."""
-    from .verify import workload
-
     if env.smoke is None:
         raise BadInput(
             f"{env.name} has no smoke checks", f"add a smoke: section to k8s/environments/{env.name}.yaml"
         )
     run = Run.start("smoke", project, env, progress)
     with run.reporting_failures():
-        deployment, _ = workload(run.clients.cluster, env.namespace, project.app)
-        if deployment is None:
+        image = run.strategy.serving(run).image
+        if image is None:
             raise Refused(f"nothing serves {env.name}: no Deployment {project.app}", "deploy a release first")
-        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         run.smoke_check(image)
         run.result.image = image
         run.result.outcome = "passed"

@@ -19,7 +19,6 @@ from .errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_atte
 from .ledger import DEPLOYED, INTERRUPTED, PENDING, Record, manifest_hash, serving
 from .rollout import is_ready
 from .run import DeployOptions, Progress, Result, Run, describe
-from .verify import workload
 from .version import parse_tag
 
 
@@ -66,7 +65,7 @@ def restore(run: Run, record: Record, timeout: float, note: str) -> Record:
     """Deploy the exact image of ``record`` again, verify it, and add it to the ledger."""
     plan = run.plan_from_record(record)
     describe(run.result, record.tag, record.image)
-    run.result.pods_ready = run.apply(plan, timeout, stage="restore")
+    run.result.pods_ready = run.strategy.put_back(run, plan, timeout)
     return run.ledger().append(
         tag=record.tag,
         image=record.image,
@@ -165,7 +164,8 @@ def status(project: Project, env: Environment, progress: Progress) -> Result:
     run = Run.start("status", project, env, progress)
     records = run.ledger().records()
     current = serving(records)
-    deployment, pods = workload(run.clients.cluster, env.namespace, project.app)
+    now = run.strategy.serving(run)
+    deployment, pods = now.deployment, now.pods
     result = run.result
     result.outcome = "status"
     if current:

@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import autoscaling
+from . import autoscaling, strategies
 from . import render as renderer
 from .config import Environment, Project
 from .errors import NeedsAttention, Refused, ReleasegateError
@@ -26,6 +26,7 @@ from .registry import Registry
 from .releases import Release, ReleaseSource
 from .skaffold import SkaffoldDeploy
 from .skaffold import deploy as skaffold_deploy
+from .strategies import Strategy
 from .verify import diagnose, wait_for_rollout
 from .version import ReleaseTag, parse_tag
 
@@ -122,6 +123,10 @@ class Run:
     stages: Stages
     progress: Progress
     lock: DeployLock | None = None  # while the deploy lock is held
+
+    @property
+    def strategy(self) -> Strategy:
+        return strategies.for_environment(self.env)
 
     @classmethod
     def start(cls, command: str, project: Project, env: Environment, progress: Progress) -> Run:
