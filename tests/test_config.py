@@ -188,5 +188,5 @@ def test_the_strategy_defaults_to_rolling_and_names_what_is_available(project_di
     assert "strategy.type 'bluegreen' is not available in this version" in caught.value.cause
     assert caught.value.hint == "use one of: rolling"
     path.write_text(text + "strategy: {type: rolling, slots: 2}\n")
-    with pytest.raises(BadInput, match="unknown key strategy.slots"):
+    with pytest.raises(BadInput, match=r"unknown key strategy\.slots"):
         load_environment(load_project(project_dir), "nonprod")
