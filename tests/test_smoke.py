@@ -138,3 +138,12 @@ def test_a_control_plane_that_cannot_reach_the_pods_is_said_as_such(stack: Stack
     assert "the API server cannot reach the pods" in run.last_line and "not the release" in run.last_line
     assert "security group" in run.last_line
     assert len(stack.kube.proxy.apps.calls) == 2  # from the deploy; none answered while unreachable
+
+
+@pytest.mark.e2e
+def test_a_dry_run_names_the_smoke_checks_it_would_run(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2", "--dry-run")
+    assert run.exit_code == 0, run.stderr
+    assert "then smoke checks: health (GET /health/ready), sample prediction (POST /predict)" in run.stdout
+    assert stack.kube.requests == []

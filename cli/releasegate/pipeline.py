@@ -114,7 +114,9 @@ def deploy(
             written = renderer.write_for_deploy(project, env, plan.tag, plan.image, plan.manifests)
             run.result.files = [str(p) for p in written]
             run.result.outcome = "planned"
-            run.result.message = f"dry run: would deploy {plan.tag} to {env.name}; nothing was changed"
+            run.result.message = (
+                f"dry run: would deploy {plan.tag} to {env.name}{_smoke_plan(env)}; nothing was changed"
+            )
             return run.result
 
         run.check_cluster()
@@ -195,6 +197,13 @@ def smoke(project: Project, env: Environment, progress: Progress) -> Result:
         run.result.outcome = "passed"
         run.result.message = f"{len(run.result.smoke)} smoke checks passed in {env.name}"
         return run.result
+
+
+def _smoke_plan(env: Environment) -> str:
+    if env.smoke is None:
+        return ""
+    checks = ", ".join(f"{c.name} ({c.method} {c.path})" for c in env.smoke.checks)
+    return f", then smoke checks: {checks}"
 
 
 def guard_downgrade(
