@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -419,3 +420,10 @@ def test_recover_from_another_run_respects_a_live_lock(stack: Stack, baseline: B
     first.wait(timeout=60)
     assert run.exit_code == 3, run.stderr
     assert "another deploy holds the model-api-nonprod lock" in run.last_line
+
+
+def test_recover_with_nothing_unfinished_needs_no_skaffold(stack: Stack, baseline: Baseline) -> None:
+    without_skaffold = f"{os.path.dirname(sys.executable)}:/usr/bin:/bin"
+    run = stack.releasegate("recover", "--env", "nonprod", PATH=without_skaffold)
+    assert run.exit_code == 0, run.stderr
+    assert "nothing to recover in nonprod" in run.stdout

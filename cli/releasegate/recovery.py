@@ -104,9 +104,11 @@ def recover_unfinished(
     deployed, put the last good release back. Nothing to do otherwise."""
     run = Run.start("recover", project, env, progress)
     with run.reporting_failures():
-        run.check_cluster()
+        # Nothing unfinished: done, without needing skaffold (the run may have been cancelled
+        # before it was even installed).
         if _unfinished(run.ledger().records()) is None:
             return _nothing_to_recover(run)
+        run.check_cluster()
         with run.locked(take_over_this_run=True):
             records = run.ledger().records()  # again, under the lock: it may have finished
             unfinished, good = _unfinished(records), serving(records)

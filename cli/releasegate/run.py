@@ -257,7 +257,9 @@ class Run:
             )
             if initial is not None:  # created just now, with the API server's default of 1
                 self.ensure_lock()
-                autoscaling.set_replicas(self.clients.cluster, self.env.namespace, self.project.app, initial)
+                namespace = self.env.namespace
+                with translated_errors("cannot set the initial replica count in", namespace, NeedsAttention):
+                    autoscaling.set_replicas(self.clients.cluster, namespace, self.project.app, initial)
             done.append(
                 f"skaffold applied {len(plan.manifests)} objects for {plan.tag} to {self.env.namespace}"
             )
