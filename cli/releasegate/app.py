@@ -274,6 +274,27 @@ def smoke(ctx: typer.Context, env: EnvOption) -> None:
     _run(ctx.obj, "smoke", run)
 
 
+@app.command("ecr-login")
+def ecr_login(
+    ctx: typer.Context,
+    env: EnvOption,
+    tool: Annotated[str, typer.Option("--tool", help="The tool to log in: docker or helm.")] = "docker",
+) -> None:
+    """Log docker (or helm) into ENV's ECR registry; the credential goes on stdin, never argv.
+    Deploys need none: the cluster's nodes pull with their own role."""
+
+    def run(console: Console) -> Result:
+        from .login import TOOLS, ecr_login
+
+        if tool not in TOOLS:
+            raise BadInput(
+                f"--tool must be docker or helm, not {tool[:20]!r}", "pass --tool docker or --tool helm"
+            )
+        return ecr_login(*_load(ctx.obj, env), tool, console)
+
+    _run(ctx.obj, "ecr-login", run)
+
+
 @app.command()
 def recover(
     ctx: typer.Context,

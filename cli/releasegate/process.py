@@ -49,9 +49,11 @@ def run_program(
     on_line: Callable[[str], None],
     cwd: Path,
     on_error_line: Callable[[str], None] | None = None,
+    stdin: str | None = None,
 ) -> None:
     """Run ``program`` with ``argv``; each output line goes to ``on_line`` (standard error to
-    ``on_error_line`` when given, so that a program's data and its complaints stay apart)."""
+    ``on_error_line`` when given, so that a program's data and its complaints stay apart).
+    ``stdin`` is written to the program's standard input: the way to hand it a secret."""
     import sh
 
     try:
@@ -75,7 +77,7 @@ def run_program(
         _err=collector(on_error_line or on_line),
         _tty_out=False,
         _cwd=str(cwd),
-        _in=None,
+        _in=stdin,
         _bg=True,  # waited for below, so that an interrupt can stop it
         _bg_exc=False,
         _timeout=max(timeout, 0.1),  # sh kills it past the deadline

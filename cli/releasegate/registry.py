@@ -1,8 +1,10 @@
-"""ECR via boto3: the image digest for a tag. botocore errors become ``Refused`` here.
+"""ECR via boto3: the image digest for a tag, and a registry credential on request.
+botocore errors become ``Refused`` here.
 
-No registry credential (ECR authorization token) is fetched: Skaffold's kubectl deployer
+A deploy fetches no registry credential (ECR authorization token): Skaffold's kubectl deployer
 pulls nothing, and the cluster's nodes pull the image with their own IAM role. Reading the
-digest needs only ``ecr:DescribeImages`` and ``ecr:DescribeRepositories``.
+digest needs only ``ecr:DescribeImages`` and ``ecr:DescribeRepositories``. ``login`` fetches one
+only for ``releasegate ecr-login`` (``ecr:GetAuthorizationToken``), for a tool that pulls.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ CREDENTIAL_ERRORS = {
     "RequestExpired",
 }
 MISSING_ERRORS = {"ImageNotFoundException", "RepositoryNotFoundException"}
+
+
+@dataclass(frozen=True)
+class Login:
+    registry: str  # host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com
+    username: str
+    password: str  # a secret: valid 12 hours
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,16 @@ class Registry:
             digest = details["imageDetails"][0]["imageDigest"]
             uri = self._ecr().describe_repositories(repositoryNames=[repository])["repositories"][0]
         return Image(repository_uri=uri["repositoryUri"], tag=tag, digest=digest)
+
+    def login(self) -> Login:
+        """A registry credential for this account's ECR in this region."""
+        import base64
+
+        with self._translated_errors(None, None):
+            data = self._ecr().get_authorization_token()["authorizationData"][0]
+        username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+        registry = str(data["proxyEndpoint"]).removeprefix("https://").removeprefix("http://")
+        return Login(registry=registry, username=username, password=password)
 
     @contextmanager
     def _translated_errors(self, repository: str | None, tag: str | None) -> Iterator[None]:
