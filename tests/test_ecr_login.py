@@ -28,14 +28,16 @@ def recording_tool(bin_dir: Path, name: str) -> Path:
     return record
 
 
+REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+
+
 @pytest.mark.parametrize(
     ("tool", "argv"),
     [
-        ("docker", ["login", "--username", "AWS", "--password-stdin", "123456789012.dkr.ecr.eu-west-1.amazonaws.com"]),
-        ("helm", ["registry", "login", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "--username", "AWS",
-                  "--password-stdin"]),
+        ("docker", ["login", "--username", "AWS", "--password-stdin", REGISTRY]),
+        ("helm", ["registry", "login", REGISTRY, "--username", "AWS", "--password-stdin"]),
     ],
-)  # fmt: skip
+)
 def test_the_credential_reaches_the_tool_on_stdin_only(stack: Stack, tool: str, argv: list[str]) -> None:
     tools = stack.workdir / "tools"
     tools.mkdir()
@@ -47,7 +49,7 @@ def test_the_credential_reaches_the_tool_on_stdin_only(stack: Stack, tool: str, 
     seen = json.loads(record.read_text())
     assert seen["argv"] == argv and seen["stdin"] == password
     assert password not in run.stdout + run.stderr
-    assert f"{tool} is logged in to 123456789012.dkr.ecr.eu-west-1.amazonaws.com" in run.stdout
+    assert f"{tool} is logged in to {REGISTRY}" in run.stdout
     assert stack.files_left_behind() == []
 
 
