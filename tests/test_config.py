@@ -178,15 +178,36 @@ def test_shipped_smoke_checks_load_with_the_sample_request() -> None:
 
 def test_the_strategy_defaults_to_rolling_and_names_what_is_available(project_dir: Path) -> None:
     path = project_dir / "k8s/environments/nonprod.yaml"
-    assert load_environment(load_project(project_dir), "nonprod").strategy == "rolling"
+    assert load_environment(load_project(project_dir), "nonprod").strategy.type == "rolling"
     text = path.read_text()
     path.write_text(text + "strategy: {type: rolling}\n")
-    assert load_environment(load_project(project_dir), "nonprod").strategy == "rolling"
-    path.write_text(text + "strategy: {type: bluegreen}\n")
+    assert load_environment(load_project(project_dir), "nonprod").strategy.type == "rolling"
+    path.write_text(text + "strategy: {type: canary}\n")
     with pytest.raises(BadInput) as caught:
         load_environment(load_project(project_dir), "nonprod")
-    assert "strategy.type 'bluegreen' is not available in this version" in caught.value.cause
-    assert caught.value.hint == "use one of: rolling"
+    assert "strategy.type 'canary' is not available in this version" in caught.value.cause
+    assert caught.value.hint == "use one of: rolling, bluegreen"
     path.write_text(text + "strategy: {type: rolling, slots: 2}\n")
     with pytest.raises(BadInput, match=r"unknown key strategy\.slots"):
+        load_environment(load_project(project_dir), "nonprod")
+    # A blue/green key on a rolling environment is a mistake, not a setting.
+    path.write_text(text + "strategy: {type: rolling, keep_previous: false}\n")
+    with pytest.raises(BadInput, match=r"unknown key strategy\.keep_previous"):
+        load_environment(load_project(project_dir), "nonprod")
+
+
+def test_bluegreen_reads_its_settings_with_their_defaults(project_dir: Path) -> None:
+    path = project_dir / "k8s/environments/nonprod.yaml"
+    text = path.read_text()
+    path.write_text(text + "strategy: {type: bluegreen}\n")
+    strategy = load_environment(load_project(project_dir), "nonprod").strategy
+    assert (strategy.type, strategy.keep_previous, strategy.pause_before_switch) == ("bluegreen", True, False)
+    path.write_text(text + "strategy: {type: bluegreen, keep_previous: false, pause_before_switch: true}\n")
+    strategy = load_environment(load_project(project_dir), "nonprod").strategy
+    assert (strategy.keep_previous, strategy.pause_before_switch) == (False, True)
+    path.write_text(text + "strategy: {type: bluegreen, pause_before_swich: true}\n")
+    with pytest.raises(BadInput, match=r"did you mean strategy\.pause_before_switch"):
+        load_environment(load_project(project_dir), "nonprod")
+    path.write_text(text + "strategy: {type: bluegreen, keep_previous: 'yes'}\n")
+    with pytest.raises(BadInput, match=r"keep_previous"):
         load_environment(load_project(project_dir), "nonprod")

@@ -44,8 +44,9 @@ def projects(tmp_path: Path, helm_on_path: Path) -> tuple[Project, Project]:
     return copy_project(tmp_path / "templates", chart=False), copy_project(tmp_path / "chart", chart=True)
 
 
-def objects(project: Project, env: str) -> dict[str, Any]:
-    manifests = render.render(project, load_environment(project, env), parse_tag("v1.4.2"), IMAGE)
+def objects(project: Project, env: str, slots: render.Slots | None = None) -> dict[str, Any]:
+    environment = load_environment(project, env)
+    manifests = render.render(project, environment, parse_tag("v1.4.2"), IMAGE, slots)
     return {f"{m.kind}/{m.obj['metadata'].get('namespace')}/{m.name}": normalised(m.obj) for m in manifests}
 
 
@@ -64,9 +65,9 @@ def normalised(value: Any) -> Any:
     return value
 
 
-def parity(projects: tuple[Project, Project], env: str) -> list[str]:
+def parity(projects: tuple[Project, Project], env: str, slots: render.Slots | None = None) -> list[str]:
     """Each divergence as 'Kind/namespace/name: field.path: templates=... chart=...'."""
-    templates, chart = objects(projects[0], env), objects(projects[1], env)
+    templates, chart = objects(projects[0], env, slots), objects(projects[1], env, slots)
     found = []
     for key in sorted(templates.keys() | chart.keys()):
         if key not in chart or key not in templates:
@@ -100,6 +101,39 @@ def edit(path: Path, old: str, new: str) -> None:
 def test_templates_and_chart_describe_the_same_objects(projects: tuple[Project, Project], env: str) -> None:
     assert len(objects(projects[0], env)) == 5
     assert parity(projects, env) == []
+
+
+# Blue/green: the first deploy (blue, nothing live: no <app> Service yet) and a later one
+# (green, while <app> selects blue).
+SLOT_CASES = {
+    "first": (render.Slots("blue", None), {"Deployment": "model-api-blue", "Service": "model-api-preview"}),
+    "second": (render.Slots("green", "blue"), {"Deployment": "model-api-green", "Service": "model-api"}),
+}
+
+
+@pytest.mark.parametrize("env", ["prod", "nonprod"])
+@pytest.mark.parametrize("case", sorted(SLOT_CASES))
+def test_templates_and_chart_describe_the_same_slot_objects(
+    projects: tuple[Project, Project], env: str, case: str
+) -> None:
+    slots, expected = SLOT_CASES[case]
+    rendered = objects(projects[0], env, slots)
+    namespace = f"model-api-{env}"
+    for kind, name in expected.items():
+        assert f"{kind}/{namespace}/{name}" in rendered
+    deployment = rendered[f"Deployment/{namespace}/{slots.target and expected['Deployment']}"]
+    assert deployment["spec"]["selector"]["matchLabels"]["releasegate.dev/slot"] == slots.target
+    assert deployment["spec"]["template"]["metadata"]["labels"]["releasegate.dev/slot"] == slots.target
+    assert (f"Service/{namespace}/model-api" in rendered) == (slots.live is not None)
+    assert parity(projects, env, slots) == []
+
+
+def test_a_slot_label_missing_in_the_chart_is_named(projects: tuple[Project, Project]) -> None:
+    edit(projects[1].root / "helm" / "templates" / "_helpers.tpl",
+         "releasegate.dev/slot: {{ .Values.blueGreen.slot | toJson }}\n", "")  # fmt: skip
+    found = parity(projects, "prod", render.Slots("green", "blue"))
+    assert "Deployment/model-api-prod/model-api-green: spec.selector.matchLabels.releasegate.dev/slot: " \
+        "only in the templates ('green')" in found  # fmt: skip
 
 
 def test_a_changed_probe_in_the_chart_is_named(projects: tuple[Project, Project]) -> None:

@@ -262,6 +262,48 @@ def rollback(
     _run(ctx.obj, "rollback", run)
 
 
+LocalProdOption = Annotated[
+    bool, typer.Option("--allow-local-prod", help="Allow a protected environment outside CI.")
+]
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    env: EnvOption,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds for the checks and any restore.")
+    ] = 600,
+    allow_local_prod: LocalProdOption = False,
+) -> None:
+    """Go on with the release paused in ENV (blue/green: switch traffic to its slot, then check
+    it there); if it fails, what served before is put back (exit 4)."""
+
+    def run(console: Console) -> Result:
+        from .paused import promote
+        from .run import DeployOptions
+
+        project, environment = _load(ctx.obj, env)
+        _outside_ci_allowed(environment, allow_local_prod)
+        return promote(project, environment, DeployOptions(timeout=timeout), console)
+
+    _run(ctx.obj, "promote", run)
+
+
+@app.command()
+def abort(ctx: typer.Context, env: EnvOption, allow_local_prod: LocalProdOption = False) -> None:
+    """Discard the release paused in ENV: what served before the deploy goes on serving."""
+
+    def run(console: Console) -> Result:
+        from .paused import abort
+
+        project, environment = _load(ctx.obj, env)
+        _outside_ci_allowed(environment, allow_local_prod)
+        return abort(project, environment, console)
+
+    _run(ctx.obj, "abort", run)
+
+
 @app.command()
 def smoke(ctx: typer.Context, env: EnvOption) -> None:
     """Run ENV's smoke checks against the release serving now (exit 0: all pass, 5: one fails)."""
@@ -354,11 +396,7 @@ def _confirmed(environment: Environment, tag: str, answer: str | None, allow_loc
     """Whether to go on. Protected environments need CI (or --allow-local-prod) and a yes."""
     if not environment.protected:
         return True
-    if not _in_ci() and not allow_local_prod:
-        raise Refused(
-            f"{environment.name} is protected and this is not CI",
-            "deploy through the GitHub workflow, or pass --allow-local-prod",
-        )
+    _outside_ci_allowed(environment, allow_local_prod)
     if answer == "y":
         return True
     if not sys.stdin.isatty():
@@ -367,6 +405,14 @@ def _confirmed(environment: Environment, tag: str, answer: str | None, allow_loc
             "pass --confirm y (or RELEASEGATE_CONFIRM=y)",
         )
     return typer.confirm(f"Deploy {tag} to {environment.name} ({environment.namespace})?", default=False)
+
+
+def _outside_ci_allowed(environment: Environment, allow_local_prod: bool) -> None:
+    if environment.protected and not _in_ci() and not allow_local_prod:
+        raise Refused(
+            f"{environment.name} is protected and this is not CI",
+            "run it through the GitHub workflow, or pass --allow-local-prod",
+        )
 
 
 def _in_ci() -> bool:

@@ -16,7 +16,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -25,6 +25,9 @@ from .errors import BadInput
 from .process import ProgramFailed, run_program
 from .skaffold import profile_manifests
 from .version import ReleaseTag
+
+if TYPE_CHECKING:
+    from .render import Slots
 
 # The release fields releasegate reproduces; any other field could make Skaffold render
 # something different from what was validated.
@@ -53,15 +56,20 @@ def release_values_path(project: Project, env: Environment) -> Path:
     return project.build_dir(env.name) / "release-values.json"
 
 
-def release_values(tag: ReleaseTag, image: str) -> str:
+def release_values(tag: ReleaseTag, image: str, slots: Slots | None = None) -> str:
+    """The values releasegate sets per deploy; for blue/green, the slot to deploy to and the
+    one Service <app> selects now (null before any has gone live)."""
+    values: dict[str, Any] = {"image": image, "releaseTag": tag.text}
+    if slots is not None:
+        values["blueGreen"] = {"slot": slots.target, "liveSlot": slots.live}
     # JSON is YAML: helm reads it as a values file, and no value can open a new key.
-    return json.dumps({"image": image, "releaseTag": tag.text}, indent=2, sort_keys=True) + "\n"
+    return json.dumps(values, indent=2, sort_keys=True) + "\n"
 
 
-def write_release_values(project: Project, env: Environment, tag: ReleaseTag, image: str) -> Path:
+def write_release_values(project: Project, env: Environment, values: str) -> Path:
     path = release_values_path(project, env)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(release_values(tag, image), encoding="utf-8")
+    path.write_text(values, encoding="utf-8")
     return path
 
 
@@ -108,15 +116,13 @@ def _values_files(
     return tuple(project.root / str(path) for path in listed)
 
 
-def template(
-    release: ChartRelease, tag: ReleaseTag, image: str, kubernetes_version: str
-) -> list[tuple[str, str]]:
-    """``helm template`` the release with this image and tag: (file name, YAML text) per object."""
+def template(release: ChartRelease, values_text: str, kubernetes_version: str) -> list[tuple[str, str]]:
+    """``helm template`` the release with these release values: (file name, YAML text) per object."""
     output: list[str] = []
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="releasegate-values-") as folder:
         values = Path(folder) / "release-values.json"
-        values.write_text(release_values(tag, image), encoding="utf-8")
+        values.write_text(values_text, encoding="utf-8")
         argv = release.template_argv(values, kubernetes_version)
         try:
             run_program(

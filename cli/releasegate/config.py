@@ -10,7 +10,7 @@ import difflib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -52,8 +52,9 @@ AWS_KEYS = ("region", "ecr_repository")
 SMOKE_KEYS = ("service_port", "attempts", "interval", "each_pod", "checks")
 CHECK_KEYS = ("name", "method", "path", "json", "json_file", "expect_status", "expect_json", "max_ms")
 SMOKE_METHODS = ("GET", "POST", "PUT")
-# How a release is put in service (strategies/). Blue/green and canary are not built yet.
-STRATEGIES = ("rolling",)
+# How a release is put in service (strategies/). Canary is not built yet.
+STRATEGIES = ("rolling", "bluegreen")
+STRATEGY_KEYS = {"rolling": ("type",), "bluegreen": ("type", "keep_previous", "pause_before_switch")}
 # Keys an older releasegate read under another name: old name (with its section) -> new name.
 RENAMED: dict[str, str] = {}
 
@@ -120,7 +121,18 @@ class Environment:
     renderer: str  # one of RENDERERS
     values: dict[str, Any]  # the templates' values; a chart takes its own values files
     smoke: Smoke | None = None
-    strategy: str = "rolling"  # one of STRATEGIES
+    strategy: StrategySettings = field(default_factory=lambda: StrategySettings())
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """How a release is put in service (``strategies/``)."""
+
+    type: str = "rolling"  # one of STRATEGIES
+    # bluegreen: the old slot keeps running after a good switch (rollback is a switch)
+    keep_previous: bool = True
+    # bluegreen: stop after the preview checks pass (outcome paused) until `releasegate promote`
+    pause_before_switch: bool = False
 
 
 def load_project(root: Path) -> Project:
@@ -186,18 +198,22 @@ def load_environment(project: Project, name: str) -> Environment:
     )
 
 
-def _strategy(reader: _Reader) -> str:
+def _strategy(reader: _Reader) -> StrategySettings:
     if "strategy" not in reader.data:
-        return STRATEGIES[0]
+        return StrategySettings()
     section = _Reader(reader.path, reader.mapping("strategy"), prefix="strategy.")
-    section.only(("type",))
     kind = section.data.get("type", STRATEGIES[0])
     if kind not in STRATEGIES:
         raise BadInput(
             f"{reader.path}: strategy.type {str(kind)[:20]!r} is not available in this version",
             f"use one of: {', '.join(STRATEGIES)}",
         )
-    return str(kind)
+    section.only(STRATEGY_KEYS[kind])
+    return StrategySettings(
+        type=str(kind),
+        keep_previous=section.boolean("keep_previous", default=True),
+        pause_before_switch=section.boolean("pause_before_switch", default=False),
+    )
 
 
 def _smoke(project: Project, reader: _Reader) -> Smoke:

@@ -35,6 +35,20 @@ class DeploymentRecord:
         self._attempt(create)
         self.status("in_progress", f"deploying {tag}")
 
+    @property
+    def id(self) -> str:
+        """The deployment's id ("" when none was recorded), kept in the ledger while paused."""
+        return str(self._deployment.id) if self._deployment is not None else ""
+
+    def resume(self, deployment_id: str) -> None:
+        """Go on posting statuses to a deployment an earlier run started (a paused release)."""
+        if deployment_id.isdigit():
+
+            def find() -> None:
+                self._deployment = self.source.repository_api().get_deployment(int(deployment_id))
+
+            self._attempt(find)
+
     def status(self, state: str, description: str) -> None:
         if self._deployment is None:
             return

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 KEEP = 20
 LABEL = "releasegate.dev/ledger"
 PENDING, DEPLOYED, FAILED, INTERRUPTED = "pending", "deployed", "failed", "interrupted"
+# A release stopped on purpose (`pause_before_switch`, a canary approval step) until `promote`
+# goes on or `abort` puts back what served before; aborted is where an abort leaves it.
+PAUSED, ABORTED = "paused", "aborted"
+# Outcomes that end an attempt: anything else left newest in the ledger is unfinished work.
+FINISHED = (DEPLOYED, PAUSED, ABORTED)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ class Record:
     outcome: str
     manifest_hash: str
     note: str = ""
+    strategy: str = ""  # how it was put in service (empty: rolling, before strategies existed)
+    slot: str = ""  # blue/green: the slot it went to
+    step: str = ""  # a paused release: where it stopped (blue/green: "before-switch")
+    github_deployment: str = ""  # the GitHub deployment's id, for statuses after a pause
 
     @property
     def digest(self) -> str:
@@ -88,6 +97,11 @@ def from_config_map(obj: dict[str, Any]) -> Record:
     return Record(**{f.name: values.get(f.name, "") for f in fields(Record)})
 
 
+def paused(records: list[Record]) -> Record | None:
+    """The release waiting for `promote` or `abort`: the newest record, when it is paused."""
+    return records[0] if records and records[0].outcome == PAUSED else None
+
+
 def serving(records: list[Record]) -> Record | None:
     """The release that should be serving: the newest one that deployed and verified."""
     return next((r for r in records if r.outcome == DEPLOYED), None)
@@ -119,9 +133,9 @@ class Ledger:
                 self._delete(config_map_name(self.app, old.revision))
         return record
 
-    def mark(self, record: Record, outcome: str, note: str = "") -> Record:
+    def mark(self, record: Record, outcome: str, note: str = "", **changes: Any) -> Record:
         self.before_write()
-        updated = replace(record, outcome=outcome, note=note or record.note)
+        updated = replace(record, outcome=outcome, note=note or record.note, **changes)
         path = f"{self.path}/{config_map_name(self.app, record.revision)}"
         with translated_errors("cannot write the release ledger in", self.namespace, NeedsAttention):
             # A whole replacement without a resourceVersion: repeating it is harmless.

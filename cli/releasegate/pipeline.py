@@ -10,6 +10,7 @@ adapters in ``Clients`` (``run.py``), built once per run, creating their SDK cli
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +18,13 @@ from . import render as renderer
 from .config import Environment, Project
 from .deployments import DeploymentRecord
 from .errors import BadInput, Interrupted, Refused, ReleasegateError, RolledBack, needs_attention
-from .ledger import DEPLOYED, FAILED, INTERRUPTED, PENDING, Record, manifest_hash, serving
+from .ledger import DEPLOYED, FAILED, INTERRUPTED, PAUSED, PENDING, Record, manifest_hash, paused, serving
 from .lock import LockLost
 from .recovery import recover
 from .registry import Image
 from .releases import ReleaseSource, list_releases, validate_release
 from .run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
+from .strategies import InService
 from .version import ReleaseTag, parse_tag
 
 
@@ -53,14 +55,16 @@ def preflight(run: Run, tag_text: str) -> Plan:
         image: Image = clients.registry.find_image(env.ecr_repository, tag.text)
         done.append(f"{image.repository_uri}:{tag} is {image.digest}")
     with run.stages.run("render") as done:
-        manifests = renderer.render(project, env, tag, image.pinned)
+        slots = run.strategy.target(run)  # blue/green: reads which slot is live (no write)
+        manifests = renderer.render(project, env, tag, image.pinned, slots)
         done.append(
-            f"{len(manifests)} objects from {renderer.describe(project, env)} for {env.namespace}, "
-            f"valid against Kubernetes "
-            f"{renderer.KUBERNETES_VERSION} schemas"
+            f"{len(manifests)} objects from {renderer.describe(project, env)} for {env.namespace}"
+            + (f" (slot {slots.target})" if slots else "")
+            + f", valid against Kubernetes {renderer.KUBERNETES_VERSION} schemas"
         )
     describe(run.result, tag.text, image.pinned)
-    return Plan(tag=tag, release=release, image=image.pinned, manifests=manifests)
+    run.result.slot = slots.target if slots else None
+    return Plan(tag=tag, release=release, image=image.pinned, manifests=manifests, slots=slots)
 
 
 def promotion(run: Run, plan: Plan, skip: bool) -> None:
@@ -115,14 +119,20 @@ def deploy(
             run.result.files = [str(p) for p in written]
             run.result.outcome = "planned"
             run.result.message = (
-                f"dry run: would deploy {plan.tag} to {env.name}{_smoke_plan(env)}; nothing was changed"
+                f"dry run: {run.strategy.describe(plan)} in {env.name}{_smoke_plan(env)}; nothing was changed"
             )
             return run.result
 
         run.check_cluster()
         with run.locked():
             ledger = run.ledger()
-            current = serving(ledger.records())
+            records = ledger.records()
+            refuse_while_paused(records, env)
+            if run.strategy.target(run) != plan.slots:
+                raise Refused(
+                    f"the live slot of {env.name} changed since the pre-flight checks", "deploy again"
+                )
+            current = serving(records)
             guard_downgrade(plan.tag, current, options.allow_downgrade, env, progress)
             record = ledger.append(
                 tag=plan.tag.text,
@@ -130,15 +140,16 @@ def deploy(
                 commit=os.environ.get("GITHUB_SHA", ""),
                 outcome=PENDING,
                 manifest_hash=manifest_hash(plan.manifests),
+                strategy=run.strategy.name,
+                slot=plan.slots.target if plan.slots else "",
             )
             run.result.revision = record.revision
             github = DeploymentRecord(run.clients.releases, progress.warning)
             if run.clients.releases.has_token:
                 github.start(plan.tag.text, env.name, production=env.protected)
-            go_live(run, plan, Attempt(record, current, github), options)
-        run.result.outcome = "deployed"
-        run.result.message = f"{plan.tag} is live in {env.name} ({run.result.pods_ready} pods Ready)"
-        return run.result
+            attempt = Attempt(record, current, github)
+            go_live(run, attempt, options, lambda: run.strategy.put_in_service(run, plan, options.timeout))
+        return outcome_of(run, plan.tag.text)
 
 
 @dataclass(frozen=True)
@@ -150,13 +161,14 @@ class Attempt:
     github: DeploymentRecord
 
 
-def go_live(run: Run, plan: Plan, attempt: Attempt, options: DeployOptions) -> None:
-    """Apply and verify. From the first write on, every way out either records the release
-    live or ends in the recovery path, whatever failed (a bug included): never a pending record
-    and an exit code that says nothing changed."""
+def go_live(run: Run, attempt: Attempt, options: DeployOptions, put: Callable[[], InService]) -> None:
+    """``put`` the release in service. From the first write on, every way out either records
+    the release live (or paused on purpose) or ends in the recovery path, whatever failed (a bug
+    included): never a pending record and an exit code that says nothing changed."""
     ledger = run.ledger()
+    run.milestone = lambda text: attempt.github.status("in_progress", text)
     try:
-        run.result.pods_ready = run.strategy.put_in_service(run, plan, options.timeout)
+        placed = put()
     except LockLost:
         raise  # another deploy holds the environment now: restoring would be a change too
     except (Exception, KeyboardInterrupt) as error:
@@ -169,8 +181,40 @@ def go_live(run: Run, plan: Plan, attempt: Attempt, options: DeployOptions) -> N
         except (RolledBack, Interrupted) as restored:
             attempt.github.status("inactive", restored.cause)  # no longer live: the previous one is
             raise
-    ledger.mark(attempt.record, DEPLOYED)
-    attempt.github.status("success", f"{plan.tag} is live ({run.result.pods_ready} pods Ready)")
+    run.result.pods_ready, run.result.slot = placed.pods_ready, placed.slot or None
+    tag, where = attempt.record.tag, f" in {placed.slot}" if placed.slot else ""
+    if placed.paused:
+        run.result.step = placed.paused
+        ledger.mark(attempt.record, PAUSED, f"paused {placed.paused}", step=placed.paused,
+                    slot=placed.slot, github_deployment=attempt.github.id)  # fmt: skip
+        attempt.github.status("in_progress", f"{tag} passed its checks{where}; paused {placed.paused}")
+        return
+    ledger.mark(attempt.record, DEPLOYED, slot=placed.slot, step="")
+    attempt.github.status("success", f"{tag} is live{where} ({placed.pods_ready} pods Ready)")
+
+
+def outcome_of(run: Run, tag: str) -> Result:
+    env, result = run.env.name, run.result
+    where = f" in slot {result.slot}" if result.slot else ""
+    if result.step:
+        result.outcome = "paused"
+        result.message = (
+            f"{tag} is Ready{where} and passed its checks; paused {result.step}: "
+            f"`releasegate promote --env {env}` goes on, `releasegate abort --env {env}` discards it"
+        )
+    else:
+        result.outcome = "deployed" if result.command == "deploy" else "promoted"
+        result.message = f"{tag} is live in {env}{where} ({result.pods_ready} pods Ready)"
+    return result
+
+
+def refuse_while_paused(records: list[Record], env: Environment) -> None:
+    """A paused release holds the environment until it is promoted or aborted."""
+    if (waiting := paused(records)) is not None:
+        raise Refused(
+            f"{waiting.tag} is paused in {env.name} ({waiting.step}, revision {waiting.revision})",
+            f"`releasegate promote --env {env.name}` or `releasegate abort --env {env.name}` first",
+        )
 
 
 def mark_best_effort(run: Run, record: Record, outcome: str, note: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from .config import Environment, Project
 from .errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
-from .ledger import DEPLOYED, INTERRUPTED, PENDING, Record, manifest_hash, serving
+from .ledger import DEPLOYED, FINISHED, INTERRUPTED, PENDING, Record, paused, serving
 from .rollout import is_ready
 from .run import DeployOptions, Progress, Result, Run, describe
 from .version import parse_tag
@@ -62,17 +62,20 @@ def recover(
 
 
 def restore(run: Run, record: Record, timeout: float, note: str) -> Record:
-    """Deploy the exact image of ``record`` again, verify it, and add it to the ledger."""
-    plan = run.plan_from_record(record)
+    """Make the exact image of ``record`` serve again (the strategy's way: a redeploy, or a
+    switch back to a slot that still runs it), verified, and add it to the ledger."""
     describe(run.result, record.tag, record.image)
-    run.result.pods_ready = run.strategy.put_back(run, plan, timeout)
+    placed = run.strategy.put_back(run, record, timeout)
+    run.result.pods_ready, run.result.slot = placed.pods_ready, placed.slot or None
     return run.ledger().append(
         tag=record.tag,
         image=record.image,
         commit=record.commit,
         outcome=DEPLOYED,
-        manifest_hash=manifest_hash(plan.manifests),
+        manifest_hash=record.manifest_hash,  # the same release, as it was rendered then
         note=note,
+        strategy=run.strategy.name,
+        slot=placed.slot,
     )
 
 
@@ -86,7 +89,13 @@ def rollback(
         run.check_cluster()
         _rollback_target(run.ledger().records(), to_tag, env)  # refuse before taking the lock
         with run.locked():
-            target = _rollback_target(run.ledger().records(), to_tag, env)  # again: it may have moved
+            records = run.ledger().records()
+            if (waiting := paused(records)) is not None:
+                raise Refused(
+                    f"{waiting.tag} is paused in {env.name} ({waiting.step})",
+                    f"`releasegate abort --env {env.name}` puts back what served before it",
+                )
+            target = _rollback_target(records, to_tag, env)  # again: it may have moved
             record = restore(
                 run, target, options.timeout, f"rollback to {target.tag} (revision {target.revision})"
             )
@@ -141,8 +150,9 @@ def _nothing_to_recover(run: Run) -> Result:
 
 
 def _unfinished(records: list[Record]) -> Record | None:
-    """The newest record when it did not end deployed (restored releases are records too)."""
-    return records[0] if records and records[0].outcome != DEPLOYED else None
+    """The newest record when it did not end deployed, paused or aborted (restored releases
+    are records too)."""
+    return records[0] if records and records[0].outcome not in FINISHED else None
 
 
 def _rollback_target(records: list[Record], to_tag: str | None, env: Environment) -> Record:
@@ -169,12 +179,14 @@ def status(project: Project, env: Environment, progress: Progress) -> Result:
     now = run.strategy.serving(run)
     deployment, pods = now.deployment, now.pods
     result = run.result
+    result.slot = now.slot or None
     result.outcome = "status"
     if current:
         describe(result, current.tag, current.image)
         result.revision = current.revision
     lines = [f"{env.name} ({env.namespace}): " + (f"{current.tag}, deployed {current.at} by {current.actor}"
                                                    if current else "no release recorded")]  # fmt: skip
+    lines += run.strategy.status_lines(run)
     if deployment is not None:
         live = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         ready = sum(1 for p in pods if is_ready(p) and _image(p) == live)
@@ -183,7 +195,14 @@ def status(project: Project, env: Environment, progress: Progress) -> Result:
         if current and live != current.image:
             result.drift = f"the Deployment runs {live}, but the ledger says {current.tag} is {current.image}"
             lines.append(f"DRIFT: {result.drift}")
-    if records and records[0].outcome != DEPLOYED:
+    if (waiting := paused(records)) is not None:
+        result.step = waiting.step
+        lines.append(
+            f"PAUSED: {waiting.tag} (revision {waiting.revision}) waits {waiting.step}"
+            + (f" in slot {waiting.slot}" if waiting.slot else "")
+            + f": `releasegate promote --env {env.name}` or `releasegate abort --env {env.name}`"
+        )
+    elif records and records[0].outcome != DEPLOYED:
         last = records[0]
         lines.append(
             f"last attempt: revision {last.revision}, {last.tag}: {last.outcome} {last.note}".rstrip()

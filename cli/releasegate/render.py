@@ -44,6 +44,33 @@ NAMESPACED_KINDS = {
 }
 
 
+SLOTS = ("blue", "green")
+SLOT_LABEL = "releasegate.dev/slot"
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Blue/green: the slot a release goes to, and the one Service ``<app>`` selects now (None
+    before any slot has gone live: a first deploy, or a move from rolling)."""
+
+    target: str
+    live: str | None
+
+    @classmethod
+    def after(cls, live: str | None) -> Slots:
+        """Where the next release goes: the idle slot, blue when none is live."""
+        return cls(target=other_slot(live) if live else SLOTS[0], live=live)
+
+
+def other_slot(slot: str) -> str:
+    return SLOTS[1] if slot == SLOTS[0] else SLOTS[0]
+
+
+def workload_name(app: str, slots: Slots | None) -> str:
+    """The Deployment a release is verified in: ``<app>``, or ``<app>-<slot>`` for blue/green."""
+    return f"{app}-{slots.target}" if slots else app
+
+
 @dataclass(frozen=True)
 class Manifest:
     filename: str
@@ -91,20 +118,25 @@ def version_label(tag: ReleaseTag) -> str:
     return tag.text.replace("+", "_")[:63]
 
 
-def render(project: Project, env: Environment, tag: ReleaseTag, image: str) -> list[Manifest]:
+def render(
+    project: Project, env: Environment, tag: ReleaseTag, image: str, slots: Slots | None = None
+) -> list[Manifest]:
+    """The release's objects; for blue/green, ``slots`` says which slot they are for."""
     if not PINNED_IMAGE.fullmatch(image):
         raise BadInput(f"image {image!r} is not pinned by digest", "pass REPOSITORY@sha256:<64 hex>")
     if env.renderer == "chart":
-        manifests = _render_chart(project, env, tag, image)
+        manifests = _render_chart(project, env, tag, image, slots)
     else:
         _require_profile_renders("rawYaml", project, env)
-        manifests = _render_templates(project, env, tag, image)
+        manifests = _render_templates(project, env, tag, image, slots)
     for manifest in manifests:
         _check(manifest, env, image)
-    if not any(m.kind == "Deployment" and m.name == project.app for m in manifests):
+    workload = workload_name(project.app, slots)
+    if not any(m.kind == "Deployment" and m.name == workload for m in manifests):
         raise BadInput(
-            f"no Deployment named {project.app} among the rendered objects",
-            "the Deployment must carry the app name from releasegate.yaml: it is what is verified",
+            f"no Deployment named {workload} among the rendered objects",
+            "the Deployment must carry the app name from releasegate.yaml (blue/green: <app>-<slot>): "
+            "it is what is verified",
         )
     return manifests
 
@@ -128,17 +160,24 @@ def _require_profile_renders(kind: str, project: Project, env: Environment) -> N
         )
 
 
-def _render_chart(project: Project, env: Environment, tag: ReleaseTag, image: str) -> list[Manifest]:
+def _render_chart(
+    project: Project, env: Environment, tag: ReleaseTag, image: str, slots: Slots | None
+) -> list[Manifest]:
     _require_profile_renders("helm", project, env)
     release = chart.chart_release(project, env)
-    documents = chart.template(release, tag, image, KUBERNETES_VERSION)
+    documents = chart.template(release, chart.release_values(tag, image, slots), KUBERNETES_VERSION)
     return [
         _parse(filename, text, f"chart {release.chart_path.name} {filename}") for filename, text in documents
     ]
 
 
-def _render_templates(project: Project, env: Environment, tag: ReleaseTag, image: str) -> list[Manifest]:
+def _render_templates(
+    project: Project, env: Environment, tag: ReleaseTag, image: str, slots: Slots | None
+) -> list[Manifest]:
     context = {
+        "workload": workload_name(project.app, slots),
+        "slot": slots.target if slots else None,  # blue/green only
+        "live_slot": slots.live if slots else None,
         "app": project.app,
         "instance": f"{project.app}-{env.name}",
         "namespace": env.namespace,
@@ -161,13 +200,18 @@ def _render_templates(project: Project, env: Environment, tag: ReleaseTag, image
 
 
 def write_for_deploy(
-    project: Project, env: Environment, tag: ReleaseTag, image: str, manifests: list[Manifest]
+    project: Project,
+    env: Environment,
+    tag: ReleaseTag,
+    image: str,
+    manifests: list[Manifest],
+    slots: Slots | None = None,
 ) -> list[Path]:
     """Everything Skaffold reads for this release: the manifests, and for a chart the values
-    file carrying the pinned image and tag."""
+    file carrying the pinned image and tag (and the slots)."""
     paths = write(manifests, project.build_dir(env.name))
     if env.renderer == "chart":
-        paths.append(chart.write_release_values(project, env, tag, image))
+        paths.append(chart.write_release_values(project, env, chart.release_values(tag, image, slots)))
     return paths
 
 

@@ -9,7 +9,7 @@ history) both build on this module, and it on neither, so the dependency runs on
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -57,6 +57,9 @@ class Result:
     pods_ready: str | None = None
     drift: str | None = None
     smoke: list[dict[str, Any]] = field(default_factory=list)  # one entry per smoke check
+    strategy: str | None = None  # how the release was put in service
+    slot: str | None = None  # blue/green: the slot the release runs in
+    step: str | None = None  # a paused release: the step it waits before
     stages: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
 
@@ -86,6 +89,7 @@ class Plan:
     release: Release | None
     image: str  # repository@sha256:…
     manifests: list[renderer.Manifest]
+    slots: renderer.Slots | None = None  # blue/green: which slot the manifests are for
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,9 @@ class Run:
     stages: Stages
     progress: Progress
     lock: DeployLock | None = None  # while the deploy lock is held
+    # Called at a strategy's milestones ("testing in green", "switched to green"): the deploy
+    # posts them as GitHub deployment statuses.
+    milestone: Callable[[str], None] = lambda text: None
 
     @property
     def strategy(self) -> Strategy:
@@ -131,6 +138,7 @@ class Run:
     @classmethod
     def start(cls, command: str, project: Project, env: Environment, progress: Progress) -> Run:
         result = Result(command=command, outcome="failed", env=env.name, namespace=env.namespace)
+        result.strategy = env.strategy.type
         clients = Clients.for_environment(project, env, progress)
         return cls(project, env, clients, Stages(result, progress), progress)
 
@@ -197,16 +205,17 @@ class Run:
             finally:
                 self.lock = None
 
-    def _leave_replicas_to_the_autoscaler(self, plan: Plan) -> int | None:
+    def _leave_replicas_to_the_autoscaler(self, plan: Plan, workload: str) -> int | None:
         """When an autoscaler owns the count: make sure the apply cannot reset it, and return
-        the count to set once the apply has created the Deployment (None: nothing to set)."""
-        initial = autoscaling.initial_replicas(_deployment(plan, self.project.app))
+        the count to set once the apply has created the Deployment, or started a blue/green
+        slot that was scaled to 0 (None: nothing to set)."""
+        initial = autoscaling.initial_replicas(_deployment(plan, workload))
         if initial is None:
             return None
         cluster, namespace = self.clients.cluster, self.env.namespace
         with translated_errors("cannot read the Deployment in", namespace, NeedsAttention):
-            live = autoscaling.live_deployment(cluster, namespace, self.project.app)
-            if live is None:
+            live = autoscaling.live_deployment(cluster, namespace, workload)
+            if live is None or live["spec"].get("replicas") == 0:
                 return initial
             if autoscaling.forget_applied_replicas(cluster, live):
                 self.progress.warning(
@@ -215,18 +224,19 @@ class Run:
                 )
         return None
 
-    def smoke_check(self, image: str) -> None:
-        """The environment's smoke checks against ``image`` where it serves (none: nothing)."""
+    def smoke_check(self, image: str, service: str | None = None, stage: str = "smoke") -> None:
+        """The environment's smoke checks against ``image`` through ``service`` (default: the
+        app's own Service); nothing when the environment has none."""
         from .smoke import SmokeFailed, run_checks
 
         if self.env.smoke is None:
             return
-        with self.stages.run("smoke") as done:
+        with self.stages.run(stage) as done:
             try:
                 results = run_checks(
                     self.clients.cluster,
                     self.env.namespace,
-                    self.project.app,
+                    service or self.project.app,
                     self.env.smoke,
                     image,
                     on_progress=lambda text: self.progress.detail("smoke", text),
@@ -235,20 +245,23 @@ class Run:
                 self.result.smoke = [r.as_dict() for r in failed.results]
                 raise
             self.result.smoke = [r.as_dict() for r in results]
-            done.append(f"{len(results)} checks passed through the API server's proxy")
+            through = service or self.project.app
+            done.append(f"{len(results)} checks passed through the API server's proxy to {through}")
 
-    def plan_from_record(self, record: Record) -> Plan:
+    def plan_from_record(self, record: Record, slots: renderer.Slots | None = None) -> Plan:
         tag = parse_tag(record.tag, self.project.tag_prefix)
-        return Plan(tag, None, record.image, renderer.render(self.project, self.env, tag, record.image))
+        manifests = renderer.render(self.project, self.env, tag, record.image, slots)
+        return Plan(tag, None, record.image, manifests, slots)
 
     def apply(self, plan: Plan, timeout: float, stage: str = "deploy") -> str:
         """Write, skaffold deploy and verify one release; NeedsAttention when it is not Ready."""
         started = time.monotonic()
         self.ensure_lock()
-        renderer.write_for_deploy(self.project, self.env, plan.tag, plan.image, plan.manifests)
+        renderer.write_for_deploy(self.project, self.env, plan.tag, plan.image, plan.manifests, plan.slots)
         spec = skaffold_spec(self.project, self.env, plan.image)
+        workload = renderer.workload_name(self.project.app, plan.slots)
         with self.stages.run(stage) as done:
-            initial = self._leave_replicas_to_the_autoscaler(plan)
+            initial = self._leave_replicas_to_the_autoscaler(plan, workload)
             skaffold_deploy(
                 spec,
                 timeout=timeout,
@@ -259,7 +272,7 @@ class Run:
                 self.ensure_lock()
                 namespace = self.env.namespace
                 with translated_errors("cannot set the initial replica count in", namespace, NeedsAttention):
-                    autoscaling.set_replicas(self.clients.cluster, namespace, self.project.app, initial)
+                    autoscaling.set_replicas(self.clients.cluster, namespace, workload, initial)
             done.append(
                 f"skaffold applied {len(plan.manifests)} objects for {plan.tag} to {self.env.namespace}"
             )
@@ -268,7 +281,7 @@ class Run:
             verdict = wait_for_rollout(
                 self.clients.cluster,
                 self.env.namespace,
-                self.project.app,
+                workload,
                 plan.image,
                 remaining,
                 on_progress=lambda text: self.progress.detail("rollout", text),

@@ -2,14 +2,17 @@
 
 The pipeline and recovery call a strategy the same way whichever it is, as Skaffold's runner
 calls its deployers and Argo Rollouts its strategies; a strategy adds a file here, not a branch
-in every function. Three questions cover what callers need:
+in every function. What callers need:
 
+- ``target``: where the next release goes (blue/green: the idle slot), known before rendering;
 - ``put_in_service``: make this release the one serving, proven (Ready on the pinned image, and
-  the smoke checks passed), or raise;
+  the smoke checks passed), or raise; it may stop on purpose (``InService.paused``);
+- ``promote`` / ``abort``: go on with a paused release, or discard it;
 - ``put_back``: make a known-good release serve again, proven the same way;
-- ``serving``: what serves now (the Deployment and its pods), for ``status`` and ``smoke``.
+- ``serving`` and ``status_lines``: what serves now, for ``status`` and ``smoke``.
 
-``rolling`` (``strategies/rolling.py``) is the Kubernetes Deployment's own rolling update.
+``rolling`` is the Kubernetes Deployment's own rolling update; ``bluegreen`` two slots behind a
+Service whose selector is switched.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..config import Environment
+    from ..ledger import Record
+    from ..render import Slots
     from ..run import Plan, Run
 
 
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 class Serving:
     deployment: dict[str, Any] | None  # None: nothing deployed yet
     pods: list[dict[str, Any]] = field(default_factory=list)
+    slot: str = ""  # blue/green: the live slot
 
     @property
     def image(self) -> str | None:
@@ -34,22 +40,41 @@ class Serving:
         return str(self.deployment["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
+@dataclass(frozen=True)
+class InService:
+    """Where a release ended up."""
+
+    pods_ready: str  # "ready/desired"
+    slot: str = ""  # blue/green: the slot it runs in
+    paused: str = ""  # set when it stopped on purpose: the step it waits before
+
+
 class Strategy(Protocol):
     name: str
 
-    def put_in_service(self, run: Run, plan: Plan, timeout: float) -> str:
-        """The release serves, Ready and smoke-checked; returns "ready/desired" pods."""
+    def target(self, run: Run) -> Slots | None: ...
+
+    def describe(self, plan: Plan) -> str:
+        """What a deploy of ``plan`` would do, for --dry-run."""
         ...
 
-    def put_back(self, run: Run, plan: Plan, timeout: float) -> str:
-        """A known-good release serves again, Ready; returns "ready/desired" pods."""
-        ...
+    def put_in_service(self, run: Run, plan: Plan, timeout: float) -> InService: ...
+
+    def promote(self, run: Run, paused: Record, timeout: float) -> InService: ...
+
+    def abort(self, run: Run, paused: Record) -> None: ...
+
+    def put_back(self, run: Run, record: Record, timeout: float) -> InService: ...
 
     def serving(self, run: Run) -> Serving: ...
 
+    def status_lines(self, run: Run) -> list[str]: ...
+
 
 def for_environment(env: Environment) -> Strategy:
+    from .bluegreen import BlueGreen
     from .rolling import Rolling
 
-    strategies: dict[str, Strategy] = {"rolling": Rolling()}
-    return strategies[env.strategy]
+    if env.strategy.type == "bluegreen":
+        return BlueGreen(env.strategy)
+    return Rolling()

@@ -5,25 +5,43 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import Refused
 from ..verify import workload
-from . import Serving
+from . import InService, Serving
 
 if TYPE_CHECKING:
+    from ..ledger import Record
+    from ..render import Slots
     from ..run import Plan, Run
 
 
 class Rolling:
     name = "rolling"
 
-    def put_in_service(self, run: Run, plan: Plan, timeout: float) -> str:
+    def target(self, run: Run) -> Slots | None:
+        return None
+
+    def describe(self, plan: Plan) -> str:
+        return f"would roll {plan.tag} out"
+
+    def put_in_service(self, run: Run, plan: Plan, timeout: float) -> InService:
         pods_ready = run.apply(plan, timeout)
         run.smoke_check(plan.image)
-        return pods_ready
+        return InService(pods_ready)
 
-    def put_back(self, run: Run, plan: Plan, timeout: float) -> str:
+    def promote(self, run: Run, paused: Record, timeout: float) -> InService:
+        raise Refused(f"a rolling release never pauses ({paused.tag})", "deploy again")
+
+    def abort(self, run: Run, paused: Record) -> None:
+        raise Refused(f"a rolling release never pauses ({paused.tag})", "deploy again")
+
+    def put_back(self, run: Run, record: Record, timeout: float) -> InService:
         # Smoke checks are not repeated: this release passed them when it went live.
-        return run.apply(plan, timeout, stage="restore")
+        return InService(run.apply(run.plan_from_record(record), timeout, stage="restore"))
 
     def serving(self, run: Run) -> Serving:
         deployment, pods = workload(run.clients.cluster, run.env.namespace, run.project.app)
         return Serving(deployment, pods)
+
+    def status_lines(self, run: Run) -> list[str]:
+        return ["strategy: rolling"]

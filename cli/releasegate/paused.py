@@ -1,0 +1,77 @@
+"""A paused release: ``promote`` goes on with it, ``abort`` discards it.
+
+A strategy stops on purpose (blue/green's ``pause_before_switch``; canary approval steps) by
+returning ``InService.paused``: the deploy records the release ``paused`` with its step and the
+GitHub deployment's id, releases the lock and exits 0. While it waits, ``deploy`` and
+``rollback`` are refused. ``promote`` continues from the recorded step through the same
+``go_live`` path as a deploy (a failure restores what served before, exit 4); ``abort`` asks the
+strategy to discard it, so what served before the deploy goes on serving.
+"""
+
+from __future__ import annotations
+
+from .config import Environment, Project
+from .deployments import DeploymentRecord
+from .errors import Refused
+from .ledger import ABORTED, Record, paused, serving
+from .pipeline import Attempt, go_live, outcome_of
+from .run import DeployOptions, Progress, Result, Run, describe
+
+
+def promote(project: Project, env: Environment, options: DeployOptions, progress: Progress) -> Result:
+    run = Run.start("promote", project, env, progress)
+    with run.reporting_failures():
+        run.check_cluster()
+        with run.locked():
+            records = run.ledger().records()
+            waiting = _waiting(records, env, "promote")
+            _report(run, waiting)
+            github = _github(run, waiting)
+            attempt = Attempt(waiting, serving(records), github)
+            go_live(run, attempt, options, lambda: run.strategy.promote(run, waiting, options.timeout))
+        return outcome_of(run, waiting.tag)
+
+
+def abort(project: Project, env: Environment, progress: Progress) -> Result:
+    run = Run.start("abort", project, env, progress)
+    with run.reporting_failures():
+        run.check_cluster()
+        with run.locked():
+            records = run.ledger().records()
+            waiting = _waiting(records, env, "abort")
+            _report(run, waiting)
+            previous = serving(records)
+            with run.stages.run("abort") as done:
+                run.strategy.abort(run, waiting)
+                done.append(
+                    f"discarded {waiting.tag}" + (f" from slot {waiting.slot}" if waiting.slot else "")
+                )
+            run.ledger().mark(waiting, ABORTED, "aborted by `releasegate abort`", step="")
+            still = f"{previous.tag} keeps serving" if previous else "nothing else was serving"
+            _github(run, waiting).status("inactive", f"aborted; {still}")
+        run.result.outcome = "aborted"
+        run.result.message = f"{waiting.tag} was aborted in {env.name}; {still}"
+        return run.result
+
+
+def _waiting(records: list[Record], env: Environment, command: str) -> Record:
+    found = paused(records)
+    if found is None:
+        raise Refused(
+            f"nothing is paused in {env.name}: there is nothing to {command}",
+            f"`releasegate status --env {env.name}` shows what serves",
+        )
+    return found
+
+
+def _report(run: Run, waiting: Record) -> None:
+    describe(run.result, waiting.tag, waiting.image)
+    run.result.revision, run.result.slot = waiting.revision, waiting.slot or None
+    run.result.step = waiting.step or None
+
+
+def _github(run: Run, waiting: Record) -> DeploymentRecord:
+    github = DeploymentRecord(run.clients.releases, run.progress.warning)
+    if run.clients.releases.has_token:
+        github.resume(waiting.github_deployment)
+    return github
