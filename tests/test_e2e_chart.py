@@ -108,3 +108,23 @@ def test_chart_values_breaking_the_schema_stop_before_any_change(chart_stack: St
     assert "replicaCount" in run.last_line and "got string, want integer" in run.last_line
     assert "Next: fix the chart or its values" in run.last_line
     assert chart_stack.kube.list("Deployment", NS) == []
+
+
+def test_chart_bluegreen_deploys_to_the_idle_slot_and_switches(chart_stack: Stack) -> None:
+    """The slot objects come from the chart (rendered by the skaffold stand-in with the slots
+    releasegate writes in release-values.json), and the switch works on them the same way."""
+    path = chart_stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text() + "strategy: {type: bluegreen}\n")
+    for tag, slot in (("v1.0.0", "blue"), ("v1.1.0", "green")):
+        chart_stack.publish(tag)
+        run = chart_stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", tag)
+        assert run.exit_code == 0, run.stderr
+        assert json.loads(run.stdout)["slot"] == slot
+        deployment = chart_stack.kube.get("Deployment", NS, f"model-api-{slot}")
+        assert deployment["metadata"]["labels"]["helm.sh/chart"] == "model-api-1.0.0"
+        assert deployment["spec"]["template"]["metadata"]["labels"]["releasegate.dev/slot"] == slot
+        service = chart_stack.kube.get("Service", NS, "model-api")
+        assert service["spec"]["selector"]["releasegate.dev/slot"] == slot
+    values = json.loads((chart_stack.project / "build" / "nonprod" / "release-values.json").read_text())
+    assert values["blueGreen"] == {"slot": "green", "liveSlot": "blue"}
+    assert chart_stack.kube.get("Deployment", NS, "model-api-blue")["spec"]["replicas"] == 2  # kept

@@ -20,6 +20,7 @@ import pytest
 
 from tests.emulators.ecr import CREDENTIALS
 from tests.emulators.stack import Run, Stack
+from tests.test_smoke import quick_checks
 
 pytestmark = pytest.mark.e2e
 NS = "model-api-nonprod"
@@ -42,8 +43,8 @@ def baseline(stack: Stack) -> Baseline:
     return Baseline("v1.0.0", f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@{digest}")
 
 
-def assert_still_serving(stack: Stack, baseline: Baseline) -> None:
-    deployment = stack.kube.get("Deployment", NS, "model-api")
+def assert_still_serving(stack: Stack, baseline: Baseline, deployment_name: str = "model-api") -> None:
+    deployment = stack.kube.get("Deployment", NS, deployment_name)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == baseline.image
     ready = [
         p for p in stack.kube.list("Pod", NS)
@@ -53,13 +54,19 @@ def assert_still_serving(stack: Stack, baseline: Baseline) -> None:
     assert len(ready) >= deployment["spec"]["replicas"]
 
 
-def assert_contract(stack: Stack, baseline: Baseline, run: Run, code: int, *words: str) -> None:
+def assert_contract(
+    stack: Stack, baseline: Baseline, run: Run, code: int, *words: str, serving: str = "model-api"
+) -> None:
     assert run.exit_code == code, run.stderr
     last = run.last_line
     assert last.startswith("error: ") and "Next: " in last, last
     for word in words:
         assert word in last, last
-    assert_still_serving(stack, baseline)
+    assert_still_serving(stack, baseline, serving)
+    assert_lock_released_and_no_secret(stack, run)
+
+
+def assert_lock_released_and_no_secret(stack: Stack, run: Run) -> None:
     assert stack.kube.get("Lease", NS, LEASE) is None
     secrets = [
         stack.ecr.authorization_token(),
@@ -427,3 +434,41 @@ def test_recover_with_nothing_unfinished_needs_no_skaffold(stack: Stack, baselin
     run = stack.releasegate("recover", "--env", "nonprod", PATH=without_skaffold)
     assert run.exit_code == 0, run.stderr
     assert "nothing to recover in nonprod" in run.stdout
+
+
+def test_sigint_after_the_switch_switches_back_and_exits_130(stack: Stack) -> None:
+    """Blue/green: interrupted while the live Service already sends traffic to the new slot."""
+    quick_checks(stack)
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text() + "strategy: {type: bluegreen}\n")
+    digest = stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    baseline = Baseline("v1.0.0", f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@{digest}")
+    stack.publish("v1.1.0")
+    stack.kube.proxy.apps.behaviours["v1.1.0"] = "slow"  # every check takes a while: time to interrupt
+    stack.kube.proxy.apps.slow_ms = 700
+    process = subprocess.Popen(
+        stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0"),
+        env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None and process.stdout is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if line.startswith("✓ switch"):
+            process.send_signal(signal.SIGINT)
+            break
+    stderr = "".join(seen) + process.stderr.read()
+    process.wait(timeout=60)
+    run = Run(["deploy"], process.returncode, process.stdout.read(), stderr)
+    assert "Service model-api selects slot green" in stderr
+    assert_contract(
+        stack, baseline, run, 130, "interrupted while deploying v1.1.0", "v1.0.0 was restored",
+        serving="model-api-blue",
+    )  # fmt: skip
+    assert stack.kube.get("Service", NS, "model-api")["spec"]["selector"]["releasegate.dev/slot"] == "blue"
+    assert stack.kube.get("Deployment", NS, "model-api-green")["spec"]["replicas"] == 0
+    history = json.loads(stack.releasegate("--json", "history", "--env", "nonprod").stdout)["history"]
+    assert [(r["tag"], r["outcome"], r["slot"]) for r in history[:2]] == [
+        ("v1.0.0", "deployed", "blue"), ("v1.1.0", "interrupted", "green")
+    ]  # fmt: skip

@@ -97,3 +97,28 @@ def test_standin_apply_keeps_a_live_field_neither_manifest_sets() -> None:
     merged = skaffold_standin.three_way_merge(live, last, new)
     # replicas: never applied, so the live (autoscaled) value stays; paused: applied before, now dropped.
     assert merged == {"metadata": {"name": "a", "uid": "1"}, "spec": {"replicas": 7, "minReadySeconds": 5}}
+
+
+def test_standin_apply_retries_a_conflict_with_a_fresh_read_as_kubectl_does() -> None:
+    """A controller writing the Deployment's status between kubectl's read and its write is a
+    409 Conflict; kubectl's patcher reads again and retries (up to 5 times), so a deploy or a
+    restore does not fail on it."""
+    from tests.emulators.kube import KubeEmulator
+
+    cluster = KubeEmulator().start()
+    try:
+        cluster.namespaces.add("ns")
+        client = skaffold_standin.Cluster(cluster.url, cluster.token)
+        metadata = {"name": "api", "namespace": "ns"}
+        spec = {"selector": {"a": "1"}}
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+        assert client.apply(json.loads(json.dumps(service)), "ns") == "service/api created"
+        service["spec"]["selector"] = {"a": "2"}
+        cluster.fail_next(409, "PUT", "/services/api", times=2)
+        assert client.apply(json.loads(json.dumps(service)), "ns") == "service/api configured"
+        assert cluster.get("Service", "ns", "api")["spec"]["selector"] == {"a": "2"}
+        cluster.fail_next(409, "PUT", "/services/api", times=skaffold_standin.MAX_PATCH_RETRY)
+        with pytest.raises(Exception, match="409"):
+            client.apply(json.loads(json.dumps(service)), "ns")
+    finally:
+        cluster.stop()

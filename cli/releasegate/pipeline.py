@@ -182,9 +182,9 @@ def go_live(run: Run, attempt: Attempt, options: DeployOptions, put: Callable[[]
             attempt.github.status("inactive", restored.cause)  # no longer live: the previous one is
             raise
     run.result.pods_ready, run.result.slot = placed.pods_ready, placed.slot or None
+    run.result.step = placed.paused or None
     tag, where = attempt.record.tag, f" in {placed.slot}" if placed.slot else ""
     if placed.paused:
-        run.result.step = placed.paused
         ledger.mark(attempt.record, PAUSED, f"paused {placed.paused}", step=placed.paused,
                     slot=placed.slot, github_deployment=attempt.github.id)  # fmt: skip
         attempt.github.status("in_progress", f"{tag} passed its checks{where}; paused {placed.paused}")

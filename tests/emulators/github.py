@@ -106,6 +106,9 @@ class GitHubEmulator(EmulatorServer):
                      if request.query.get("environment", d["environment"]) == d["environment"]
                      and request.query.get("ref", d["ref"]) == d["ref"]]  # fmt: skip
             return Response(200, found, self._rate_headers())
+        if (one := re.fullmatch(r"/(\d+)", rest)) and request.method == "GET":
+            found = next((d for d in self.deployments if d["id"] == int(one.group(1))), None)
+            return Response(200, found, self._rate_headers()) if found else _error(404, "Not Found")
         match = re.fullmatch(r"/(\d+)/statuses", rest)
         if not match or int(match.group(1)) not in self.statuses:
             return _error(404, "Not Found")

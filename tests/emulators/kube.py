@@ -88,6 +88,9 @@ class KubeEmulator(EmulatorServer):
         self.faults = Faults()
         self.controller = DeploymentController(self, registry_has or (lambda image: True))
         self.proxy = Proxy(self)  # services/NAME:PORT/proxy and pods/NAME:PORT/proxy
+        # Called with (event, object) after every change, under the lock: tests check an
+        # invariant at every step instead of sampling it.
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
 
     # What tests look at.
     def writes(self) -> list[Request]:
@@ -156,6 +159,8 @@ class KubeEmulator(EmulatorServer):
 
     def _notify(self, event: str, obj: dict[str, Any]) -> None:
         self.history.append((int(obj["metadata"]["resourceVersion"]), event, copy.deepcopy(obj)))
+        for observer in self.observers:
+            observer(event, obj)
         for kind, namespace, matches, events in list(self._watchers):
             if obj["kind"] == kind and obj["metadata"]["namespace"] == namespace and matches(obj):
                 events.put({"type": event, "object": copy.deepcopy(obj)})
@@ -222,6 +227,8 @@ class KubeEmulator(EmulatorServer):
                                f"{field_name} in object meta: {meta[field_name]}")  # fmt: skip
                     return _status(409, "Conflict", message)
             self.delete(kind, namespace, name)
+            if kind == "Deployment":  # apps/v1 deletes in the background: its pods go too
+                self.controller.deleted(namespace, name)
             return Response(200, _status_body(200, "", f"{name} deleted", "Success"))
         if request.method == "PUT":
             return self._replace(kind, namespace, name, request.json(), current)

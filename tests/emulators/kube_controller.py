@@ -85,6 +85,14 @@ class DeploymentController:
             self.cluster.delete("Pod", namespace, extra["metadata"]["name"])
         self.sync_status(namespace, name)
 
+    def deleted(self, namespace: str, name: str) -> None:
+        """The garbage collector: a deleted Deployment's pods are deleted after it."""
+        with self.cluster.lock:
+            for pod in self.cluster.list("Pod", namespace):
+                owners = pod["metadata"].get("ownerReferences") or []
+                if any(o["name"].rsplit("-", 1)[0] == name for o in owners):
+                    self.cluster.delete("Pod", namespace, pod["metadata"]["name"])
+
     def _start_pod(self, namespace: str, deployment: str, template: dict[str, Any], revision: str) -> None:
         name = f"{deployment}-{revision}-{next(self._names)}"
         labels = {**(template["metadata"].get("labels") or {}), "pod-template-hash": revision}

@@ -10,7 +10,10 @@ whose behaviour tests script per release (the pod's version label, or its image 
 - ``unhealthy``: the health endpoints answer 503;
 - ``broken_predict``: ``/predict`` answers 500;
 - ``slow``: every answer takes ``slow_ms``;
-- ``garbage``: 200 with a body that is not JSON.
+- ``garbage``: 200 with a body that is not JSON;
+- ``degrading``: healthy for the release's first ``degrade_after`` answers (all its pods
+  together), then 500 to everything, as a leak does under traffic. Blue/green tests use it for
+  a release that passes through the preview Service and fails once it is live.
 
 ``unreachable`` makes every proxied request answer what EKS answers when the control plane
 cannot reach the pods (security groups, an overlay CNI): 503 "error trying to reach service".
@@ -51,7 +54,9 @@ class Applications:
     behaviours: dict[str, str] = field(default_factory=dict)  # version, digest or pod name -> behaviour
     slow_ms: int = 300
     unreachable: bool = False
+    degrade_after: int = 2
     calls: list[Call] = field(default_factory=list)
+    answered: dict[str, int] = field(default_factory=dict)  # release (version label) -> answers
 
     def behaviour(self, pod: dict[str, Any]) -> str:
         version = (pod["metadata"].get("labels") or {}).get(VERSION_LABEL, "")
@@ -98,6 +103,10 @@ class Proxy:
         body = request.json() if request.body else None
         self.apps.calls.append(Call(pod["metadata"]["name"], method, path, body))
         behaviour = self.apps.behaviour(pod)
+        version = (pod["metadata"].get("labels") or {}).get(VERSION_LABEL, "")
+        self.apps.answered[version] = self.apps.answered.get(version, 0) + 1
+        if behaviour == "degrading" and self.apps.answered[version] > self.apps.degrade_after:
+            return Response(500, {"detail": "Internal Server Error"})
         if behaviour == "slow":
             time.sleep(self.apps.slow_ms / 1000)
         if behaviour == "garbage":

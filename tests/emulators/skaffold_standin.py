@@ -50,6 +50,7 @@ RUN_ID = "skaffold.dev/run-id"
 # Kinds whose metadata (at any depth: pod templates too) Skaffold labels (TransformAllowlist).
 LABELLED_KINDS = {"Pod", "Service", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+MAX_PATCH_RETRY = 5  # kubectl apply's patcher: conflicts retried with a fresh read
 DOUBLE_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
 
@@ -302,13 +303,22 @@ class Cluster:
             document["metadata"].setdefault("annotations", {})[LAST_APPLIED] = applied
             self._call("POST", object_path(kind, namespace), document)
             return f"{label} created"
-        annotations = live["metadata"].get("annotations") or {}
-        last = json.loads(annotations.get(LAST_APPLIED) or "{}")
-        live.pop("status", None)
-        merged = three_way_merge(live, last, document)
-        merged["metadata"].setdefault("annotations", {})[LAST_APPLIED] = applied
-        merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-        self._call("PUT", path, merged)
+        # kubectl's patcher retries a conflict (a controller wrote the object in between) with
+        # a fresh read, up to maxPatchRetry (5) times.
+        for attempt in range(1, MAX_PATCH_RETRY + 1):
+            annotations = live["metadata"].get("annotations") or {}
+            last = json.loads(annotations.get(LAST_APPLIED) or "{}")
+            live.pop("status", None)
+            merged = three_way_merge(live, last, document)
+            merged["metadata"].setdefault("annotations", {})[LAST_APPLIED] = applied
+            merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            try:
+                self._call("PUT", path, merged)
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code != 409 or attempt == MAX_PATCH_RETRY:
+                    raise
+                live = self._call("GET", path)
         return f"{label} configured"
 
 
