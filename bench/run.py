@@ -6,7 +6,9 @@
    with the templates and with the Helm chart;
 4. time from a pod entering ErrImagePull/ImagePullBackOff or CrashLoopBackOff to the tool
    reporting it;
-5. a crash-looping release detected, rolled back and verified, beside what helm does.
+5. a crash-looping release detected, rolled back and verified, beside what helm does;
+6. the cost of a passing smoke check;
+7. `rollback` of a rolling environment (a redeploy) beside a blue/green one (a switch).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -177,6 +180,66 @@ def smoke_overhead(stack: Stack) -> None:
     print(f"  median {statistics.median(per_check):.1f} ms per passing check (target <= 50 ms)")
 
 
+def rollback_rolling(stack: Stack) -> None:
+    """A rolling rollback redeploys the previous image: from the command's start to its exit,
+    the previous release Ready again (the emulator's pods are Ready 50 ms after they start)."""
+    times = []
+    for _ in range(5):
+        deploy_both(stack)
+        started = time.perf_counter()
+        run = stack.releasegate("rollback", "--env", "nonprod", "--to", "v7.0.0")
+        times.append(time.perf_counter() - started)
+        assert run.exit_code == 0, run.stderr
+    print("rollback, 5 runs each:")
+    print(
+        "  rolling (redeploy v7.0.0, verify it Ready): "
+        f"median {statistics.median(times):.2f} s from the command's start to its exit"
+    )
+
+
+def deploy_both(stack: Stack) -> None:
+    """v7.0.0, then v7.1.0 (blue/green: v7.0.0 in blue, v7.1.0 in green and live)."""
+    for tag in ("v7.0.0", "v7.1.0"):
+        if not any(r["tag_name"] == tag for r in stack.github.releases):
+            stack.publish(tag)
+        run = stack.releasegate("deploy", "--env", "nonprod", "--tag", tag, "--allow-downgrade")
+        assert run.exit_code == 0, run.stderr
+
+
+def rollback_bluegreen(stack: Stack) -> None:
+    """Blue/green with keep_previous: from the command's start to the Service selecting the old
+    slot (seen by the emulator's observer, in this process), and to the command's exit."""
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text() + "strategy: {type: bluegreen, keep_previous: true}\n")
+    switched: list[float] = []
+    live = [""]  # the slot serving v7.1.0 when the rollback starts
+
+    def watch(event: str, obj: dict[str, Any]) -> None:
+        service = obj["kind"] == "Service" and obj["metadata"]["name"] == "model-api"
+        if service and obj["spec"]["selector"].get("releasegate.dev/slot") != live[0]:
+            switched.append(time.perf_counter())
+
+    to_switch, to_exit = [], []
+    for _ in range(5):
+        deploy_both(stack)
+        live[0] = stack.kube.get("Service", "model-api-nonprod", "model-api")["spec"]["selector"][
+            "releasegate.dev/slot"
+        ]
+        stack.kube.observers.append(watch)
+        switched.clear()
+        started = time.perf_counter()
+        run = stack.releasegate("rollback", "--env", "nonprod", "--to", "v7.0.0")
+        to_exit.append(time.perf_counter() - started)
+        stack.kube.observers.remove(watch)
+        assert run.exit_code == 0 and switched and "restore" not in run.stderr, run.stderr
+        to_switch.append(switched[0] - started)
+    print(
+        f"  blue/green, keep_previous (a switch, no pod started): "
+        f"median {statistics.median(to_switch):.2f} s "
+        f"to the Service selecting the old slot (target <= 1 s), {statistics.median(to_exit):.2f} s to exit"
+    )
+
+
 def main() -> int:
     startup()
     ecr = EcrEmulator().start()
@@ -188,6 +251,8 @@ def main() -> int:
             failure_latency,
             crashloop_rollback,
             smoke_overhead,
+            rollback_rolling,
+            rollback_bluegreen,
         )
         for bench in benches:
             with tempfile.TemporaryDirectory(prefix="releasegate-bench-") as workdir:

@@ -1,4 +1,6 @@
-"""`make demo`: the whole pipeline against local emulators, then a broken release caught.
+"""`make demo`: the whole pipeline against local emulators, then a broken release caught;
+then nonprod moves to blue/green: a release goes to the idle slot, is tested there and switched
+to, and a bad one is caught in preview while the live slot keeps serving.
 
 Starts the GitHub, ECR (moto), Kubernetes emulators and the skaffold stand-in, publishes a
 few releases, and runs the real `releasegate` command as a person would, showing its output.
@@ -38,12 +40,43 @@ STEPS = [
     ("Every attempt, newest first", ["history", "--env", "nonprod"], 0),
 ]
 
+BLUEGREEN_STEPS = [
+    (
+        "Move to blue/green: v1.6.0 goes to slot blue, is tested through model-api-preview, then "
+        "model-api is switched to it (v1.4.2 serves until then) and the rolling Deployment removed",
+        ["deploy", "--env", "nonprod", "--tag", "v1.6.0"],
+        0,
+    ),
+    (
+        "v1.7.0 goes to the idle slot (green) while blue serves; tested, then switched",
+        ["deploy", "--env", "nonprod", "--tag", "v1.7.0"],
+        0,
+    ),
+    (
+        "A bad release (v1.8.0 answers 500 to a sample prediction) is caught in preview: "
+        "the live slot (green) never stops serving",
+        ["deploy", "--env", "nonprod", "--tag", "v1.8.0"],
+        4,
+    ),
+    ("The slots now", ["status", "--env", "nonprod"], 0),
+]
+
 
 def step(stack: Stack, title: str, *args: str, expect: int) -> bool:
     print(f"\n{BOLD}== {title}{RESET}\n$ releasegate {shlex.join(args)}", flush=True)
     code = stack.releasegate_live(*args)
     print(f"(exit {code}; expected {expect})", flush=True)
     return code == expect
+
+
+def move_to_bluegreen(stack: Stack) -> None:
+    """What a team does to move an environment to blue/green: one line in its file. The smoke
+    checks are shortened (3 tries, 1 s apart) so the bad release is caught in seconds."""
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    text = path.read_text().replace("attempts: 30", "attempts: 3").replace("interval: 3 ", "interval: 1 ")
+    path.write_text(text + "strategy: {type: bluegreen}\n")
+    print(f"\n{BOLD}k8s/environments/nonprod.yaml now says `strategy: {{type: bluegreen}}`{RESET} "
+          "(smoke checks: 3 tries, 1 s apart)")  # fmt: skip
 
 
 def main() -> int:
@@ -56,19 +89,25 @@ def main() -> int:
                 stack.describe_with_chart("nonprod")
                 print(f"{BOLD}nonprod is described by the Helm chart{RESET} (renderer: chart, "
                       "skaffold profile nonprod-chart)")  # fmt: skip
-            for tag in ("v1.3.0", "v1.4.0", "v1.4.1", "v1.4.2", "v1.5.0"):
+            for tag in ("v1.3.0", "v1.4.0", "v1.4.1", "v1.4.2", "v1.5.0", "v1.6.0", "v1.7.0", "v1.8.0"):
                 stack.publish(tag)
             stack.kube.controller.scenarios["v1.5.0"] = "crashloop"  # a release that cannot start
+            stack.kube.proxy.apps.behaviours["v1.8.0"] = "broken_predict"  # starts, but answers 500
             print(f"{BOLD}Emulators up{RESET}: GitHub {stack.github.url}, ECR (moto) {ecr.url}, "
                   f"Kubernetes {stack.kube.url}; skaffold stand-in at {stack.bin}/skaffold")  # fmt: skip
             results = [step(stack, title, *args, expect=expect) for title, args, expect in STEPS]
+            move_to_bluegreen(stack)
+            results += [step(stack, title, *args, expect=expect) for title, args, expect in BLUEGREEN_STEPS]
             print(f"\n{BOLD}Pods in model-api-nonprod now{RESET}:")
             for pod in stack.kube.list("Pod", "model-api-nonprod"):
-                version = pod["metadata"]["labels"]["app.kubernetes.io/version"]
+                labels = pod["metadata"]["labels"]
+                version = labels["app.kubernetes.io/version"]
                 ready = any(
                     c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"]
                 )
-                print(f"  {pod['metadata']['name']:<32} {version:<8} {'Ready' if ready else 'not Ready'}")
+                slot = labels.get("releasegate.dev/slot", "-")
+                state = "Ready" if ready else "not Ready"
+                print(f"  {pod['metadata']['name']:<36} {version:<8} slot {slot:<6} {state}")
         finally:
             stack.stop()
             ecr.stop()
