@@ -13,6 +13,7 @@ import yaml
 from releasegate import chart, render
 from releasegate.config import Project, load_environment, load_project
 from releasegate.errors import BadInput
+from releasegate.render import Slots
 from releasegate.version import parse_tag
 from tests.emulators.stack import describe_with_chart
 
@@ -51,9 +52,12 @@ def helm(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("env", ["prod", "nonprod"])
-def test_helm_lint_strict_is_clean(project: Project, env: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "slots", [None, Slots("blue", None), Slots("green", "blue")], ids=["rolling", "first slot", "second slot"]
+)
+def test_helm_lint_strict_is_clean(project: Project, env: str, slots: Slots | None, tmp_path: Path) -> None:
     values = tmp_path / "release-values.json"
-    values.write_text(chart.release_values(parse_tag("v1.4.2"), IMAGE))
+    values.write_text(chart.release_values(parse_tag("v1.4.2"), IMAGE, slots))
     linted = helm(
         project, "lint", "--strict", "helm", "--values", f"helm/values-{env}.yaml", "--values", str(values)
     )
@@ -223,3 +227,14 @@ def test_without_autoscaling_the_chart_sets_replicas_and_renders_no_autoscaler(p
     objects = rendered(project)
     assert "HorizontalPodAutoscaler" not in objects
     assert objects["Deployment"]["spec"]["replicas"] == 3
+
+
+def test_the_schema_refuses_a_slot_that_is_not_blue_or_green(project: Project, tmp_path: Path) -> None:
+    values = tmp_path / "release-values.json"
+    text = chart.release_values(parse_tag("v1.4.2"), IMAGE, Slots("blue", None)).replace('"blue"', '"red"')
+    values.write_text(text)
+    linted = helm(
+        project, "lint", "--strict", "helm", "--values", "helm/values-prod.yaml", "--values", str(values)
+    )
+    assert linted.returncode != 0
+    assert "at '/blueGreen/slot': value must be one of 'blue', 'green'" in linted.stdout
