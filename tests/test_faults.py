@@ -216,13 +216,22 @@ def test_ecr_denied_or_expired_credentials(
     assert_contract(stack, baseline, run, 3, "AWS denied the ECR request", "refresh the AWS credentials")
 
 
+def _sigint_ignored() -> None:
+    """What a non-interactive shell does for a job it starts in the background (`deploy &`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize(
-    ("sent", "when"),
-    [(signal.SIGINT, "  rollout |"), (signal.SIGTERM, "  skaffold | Starting deploy")],
-    ids=["SIGINT mid-rollout", "SIGTERM while skaffold runs"],
+    ("sent", "when", "ignored"),
+    [
+        (signal.SIGINT, "  rollout |", False),
+        (signal.SIGTERM, "  skaffold | Starting deploy", False),
+        (signal.SIGINT, "  rollout |", True),
+    ],
+    ids=["SIGINT mid-rollout", "SIGTERM while skaffold runs", "SIGINT, started with SIGINT ignored"],
 )
 def test_interrupt_stops_restores_and_exits_130(
-    stack: Stack, baseline: Baseline, sent: int, when: str
+    stack: Stack, baseline: Baseline, sent: int, when: str, ignored: bool
 ) -> None:
     stack.kube.controller.scenarios["v1.1.0"] = "slow"
     stack.kube.controller.slow_seconds = 60
@@ -230,7 +239,10 @@ def test_interrupt_stops_restores_and_exits_130(
     env = {**_skaffold(STANDIN_SKAFFOLD_HANG="60")(stack)} if sent == signal.SIGTERM else {}
     argv = stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0")
     env = stack.env(STANDIN_SKAFFOLD_PID_FILE=str(pid_file), **env)
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_ignored if ignored else None,
+    )  # fmt: skip
     assert process.stderr is not None and process.stdout is not None
     seen = []
     for line in process.stderr:

@@ -424,8 +424,11 @@ def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> N
     from .run import Result as PipelineResult
 
     console = Console(as_json=options.as_json, verbose=options.verbose)
-    # SIGTERM (a cancelled CI job) is handled like Ctrl-C: stop, restore, release the lock.
+    # SIGTERM (a cancelled CI job) is handled like Ctrl-C: stop, restore, release the lock. And
+    # SIGINT always is Ctrl-C: Python leaves it ignored when the parent ignored it (a job started
+    # in the background of a non-interactive shell), and a deploy must not ignore it.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         console.result(body(console))
     except ReleasegateError as error:
