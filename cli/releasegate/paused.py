@@ -10,6 +10,9 @@ strategy to discard it, so what served before the deploy goes on serving.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from .config import Environment, Project
 from .deployments import DeploymentRecord
 from .errors import Refused
@@ -19,39 +22,40 @@ from .run import DeployOptions, Progress, Result, Run, describe
 
 
 def promote(project: Project, env: Environment, options: DeployOptions, progress: Progress) -> Result:
-    run = Run.start("promote", project, env, progress)
-    with run.reporting_failures():
-        run.check_cluster()
-        with run.locked():
-            records = run.ledger().records()
-            waiting = _waiting(records, env, "promote")
-            _report(run, waiting)
-            github = _github(run, waiting)
-            attempt = Attempt(waiting, serving(records), github)
-            go_live(run, attempt, options, lambda: run.strategy.promote(run, waiting, options.timeout))
-        return outcome_of(run, waiting.tag)
+    with _paused_release("promote", project, env, progress) as (run, waiting, previous):
+        attempt = Attempt(waiting, previous, _github(run, waiting))
+        go_live(run, attempt, options, lambda: run.strategy.promote(run, waiting, options.timeout))
+    return outcome_of(run, waiting.tag)
 
 
 def abort(project: Project, env: Environment, progress: Progress) -> Result:
-    run = Run.start("abort", project, env, progress)
+    with _paused_release("abort", project, env, progress) as (run, waiting, previous):
+        with run.stages.run("abort") as done:
+            run.strategy.abort(run, waiting)
+            where = f" from slot {waiting.slot}" if waiting.slot else ""
+            done.append(f"discarded {waiting.tag}{where}")
+        run.ledger().mark(waiting, ABORTED, "aborted by `releasegate abort`", step="")
+        still = f"{previous.tag} keeps serving" if previous else "nothing else was serving"
+        _github(run, waiting).status("inactive", f"aborted; {still}")
+    run.result.outcome = "aborted"
+    run.result.message = f"{waiting.tag} was aborted in {env.name}; {still}"
+    return run.result
+
+
+@contextmanager
+def _paused_release(
+    command: str, project: Project, env: Environment, progress: Progress
+) -> Iterator[tuple[Run, Record, Record | None]]:
+    """Under the deploy lock: the paused release (refused when there is none) and the release
+    that served before it."""
+    run = Run.start(command, project, env, progress)
     with run.reporting_failures():
         run.check_cluster()
         with run.locked():
             records = run.ledger().records()
-            waiting = _waiting(records, env, "abort")
+            waiting = _waiting(records, env, command)
             _report(run, waiting)
-            previous = serving(records)
-            with run.stages.run("abort") as done:
-                run.strategy.abort(run, waiting)
-                done.append(
-                    f"discarded {waiting.tag}" + (f" from slot {waiting.slot}" if waiting.slot else "")
-                )
-            run.ledger().mark(waiting, ABORTED, "aborted by `releasegate abort`", step="")
-            still = f"{previous.tag} keeps serving" if previous else "nothing else was serving"
-            _github(run, waiting).status("inactive", f"aborted; {still}")
-        run.result.outcome = "aborted"
-        run.result.message = f"{waiting.tag} was aborted in {env.name}; {still}"
-        return run.result
+            yield run, waiting, serving(records)
 
 
 def _waiting(records: list[Record], env: Environment, command: str) -> Record:
