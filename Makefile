@@ -62,7 +62,7 @@ lock: $(STAMP)
 ## A full deploy against the local emulators, then a broken release being caught.
 ## CHART=1: the same with nonprod described by the Helm chart in helm/.
 demo: setup
-	$(PY) scripts/demo.py $(if $(CHART),--chart)
+	$(PY) scripts/demo.py $(if $(CHART),--chart) $(if $(CANARY),--canary)
 
 ## A developer's own deploy to nonprod: their current kube-context and AWS_PROFILE.
 deploy-nonprod: $(STAMP)

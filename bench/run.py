@@ -240,6 +240,50 @@ def rollback_bluegreen(stack: Stack) -> None:
     )
 
 
+def canary_abort(stack: Stack) -> None:
+    """Canary (Gateway API): from the check that fails (the canary's 500, as the emulator
+    answers it) to the HTTPRoute write that gives stable all the traffic again."""
+    from tests.test_canary import route
+
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    text = path.read_text().replace("attempts: 30", "attempts: 2").replace("interval: 3 ", "interval: 0 ")
+    steps = "[{weight: 10, pause: 30}, {weight: 50, pause: 30}]"
+    path.write_text(
+        text + f"strategy: {{type: canary, traffic: gateway, route: model-api, steps: {steps}}}\n"
+    )
+    stack.kube.put(route("gateway"))
+    stack.publish("v7.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v7.0.0").exit_code == 0
+    back: list[float] = []
+    tag = [""]
+
+    def watch(event: str, obj: dict[str, Any]) -> None:
+        if obj["kind"] != "HTTPRoute":
+            return
+        weights = {b["name"]: b["weight"] for b in obj["spec"]["rules"][0]["backendRefs"]}
+        if weights.get("model-api-canary") == 10:  # the release goes bad once it takes traffic
+            stack.kube.proxy.apps.behaviours[tag[0]] = "broken_predict"
+        elif weights.get("model-api-canary") == 0 and tag[0] in stack.kube.proxy.apps.behaviours:
+            back.append(time.perf_counter())
+
+    stack.kube.observers.append(watch)
+    latencies = []
+    for n in range(1, 6):
+        tag[0] = f"v7.{n}.0"
+        stack.publish(tag[0])
+        back.clear()
+        calls_before = len(stack.kube.proxy.apps.calls)
+        run = stack.releasegate("deploy", "--env", "nonprod", "--tag", tag[0])
+        assert run.exit_code == 4 and back, run.stderr
+        failed = next(c for c in stack.kube.proxy.apps.calls[calls_before:] if c.status == 500)
+        latencies.append(back[0] - failed.at)
+    print(
+        f"  canary abort (Gateway API): median {statistics.median(latencies) * 1000:.0f} ms "
+        f"from the failed check to the route giving stable 100 % (target <= 1 s; "
+        f"max {max(latencies) * 1000:.0f} ms over {len(latencies)} aborts)"
+    )
+
+
 def main() -> int:
     startup()
     ecr = EcrEmulator().start()
@@ -253,6 +297,7 @@ def main() -> int:
             smoke_overhead,
             rollback_rolling,
             rollback_bluegreen,
+            canary_abort,
         )
         for bench in benches:
             with tempfile.TemporaryDirectory(prefix="releasegate-bench-") as workdir:

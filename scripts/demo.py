@@ -5,7 +5,10 @@ to, and a bad one is caught in preview while the live slot keeps serving.
 Starts the GitHub, ECR (moto), Kubernetes emulators and the skaffold stand-in, publishes a
 few releases, and runs the real `releasegate` command as a person would, showing its output.
 With ``--chart`` (``make demo CHART=1``) nonprod is described by the Helm chart in helm/ instead
-of the templates: the same steps, rendered by the real helm binary.
+of the templates: the same steps, rendered by the real helm binary. With ``--canary`` (``make
+demo CANARY=1``) nonprod moves to a canary instead of blue/green: an HTTPRoute's weights go
+0 → 10 → 50 (waiting for approval) → promoted, and a release whose error rate (Prometheus) is
+too high is aborted at 10 %.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.emulators.ecr import EcrEmulator
+from tests.emulators.prometheus import PrometheusEmulator
 from tests.emulators.stack import Stack
 
 BOLD, RESET = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
@@ -62,6 +66,29 @@ BLUEGREEN_STEPS = [
 ]
 
 
+CANARY_STEPS = [
+    (
+        "Move to canary: the first canary release goes straight to stable (nothing to compare with)",
+        ["deploy", "--env", "nonprod", "--tag", "v1.6.0"],
+        0,
+    ),
+    (
+        "v1.7.0 as a canary: tested at 0 %, 10 % for 3 s (checks and analysis all along), then 50 % "
+        "and a wait for approval",
+        ["deploy", "--env", "nonprod", "--tag", "v1.7.0"],
+        0,
+    ),
+    ("The canary's weight, and the paused release", ["status", "--env", "nonprod"], 0),
+    ("Approved: promote v1.7.0 to stable (100 %), the canary deleted", ["promote", "--env", "nonprod"], 0),
+    (
+        "v1.8.0's error rate is 20 % once it takes traffic: aborted at 10 %, all traffic back on stable",
+        ["deploy", "--env", "nonprod", "--tag", "v1.8.0"],
+        4,
+    ),
+    ("Stable is still v1.7.0", ["status", "--env", "nonprod"], 0),
+]
+
+
 def step(stack: Stack, title: str, *args: str, expect: int) -> bool:
     print(f"\n{BOLD}== {title}{RESET}\n$ releasegate {shlex.join(args)}", flush=True)
     code = stack.releasegate_live(*args)
@@ -79,8 +106,33 @@ def move_to_bluegreen(stack: Stack) -> None:
           "(smoke checks: 3 tries, 1 s apart)")  # fmt: skip
 
 
+def move_to_canary(stack: Stack, prometheus: PrometheusEmulator) -> None:
+    """The route the team creates once, and the strategy in nonprod's file."""
+    from tests.test_canary import route
+
+    stack.kube.put(route("gateway"))
+    stack.kube.proxy.backends[("monitoring", "prometheus-server")] = prometheus
+    prometheus.answers["canary"] = 0.002
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    text = path.read_text().replace("attempts: 30", "attempts: 3").replace("interval: 3 ", "interval: 1 ")
+    strategy = (
+        "strategy: {type: canary, traffic: gateway, route: model-api,\n"
+        "  steps: [{weight: 10, pause: 3}, {weight: 50, pause: approval}],\n"
+        "  analysis: {interval: 1, prometheus: {service: 'monitoring/prometheus-server:9090',\n"
+        '    query: \'sum(rate(http_requests_total{track="canary",code=~"5.."}[2m])) '
+        '/ sum(rate(http_requests_total{track="canary"}[2m]))\', max: 0.01}}}\n'
+    )
+    path.write_text(text + strategy)
+    print(
+        f"\n{BOLD}HTTPRoute model-api created once; k8s/environments/nonprod.yaml now says{RESET}\n{strategy}"
+    )
+
+
 def main() -> int:
     chart = "--chart" in sys.argv[1:]
+    canary = "--canary" in sys.argv[1:]
+    prometheus = PrometheusEmulator().start()
+    assert isinstance(prometheus, PrometheusEmulator)
     ecr = EcrEmulator().start()
     with tempfile.TemporaryDirectory(prefix="releasegate-demo-") as workdir:
         stack = Stack(ecr, Path(workdir))
@@ -96,8 +148,18 @@ def main() -> int:
             print(f"{BOLD}Emulators up{RESET}: GitHub {stack.github.url}, ECR (moto) {ecr.url}, "
                   f"Kubernetes {stack.kube.url}; skaffold stand-in at {stack.bin}/skaffold")  # fmt: skip
             results = [step(stack, title, *args, expect=expect) for title, args, expect in STEPS]
-            move_to_bluegreen(stack)
-            results += [step(stack, title, *args, expect=expect) for title, args, expect in BLUEGREEN_STEPS]
+            if canary:
+                stack.kube.proxy.apps.behaviours.pop("v1.8.0")  # its checks pass: its metrics do not
+                move_to_canary(stack, prometheus)
+                for title, args, expect in CANARY_STEPS:
+                    if "v1.8.0" in args:
+                        prometheus.answers["canary"] = 0.2
+                    results.append(step(stack, title, *args, expect=expect))
+            else:
+                move_to_bluegreen(stack)
+                results += [
+                    step(stack, title, *args, expect=expect) for title, args, expect in BLUEGREEN_STEPS
+                ]
             print(f"\n{BOLD}Pods in model-api-nonprod now{RESET}:")
             for pod in stack.kube.list("Pod", "model-api-nonprod"):
                 labels = pod["metadata"]["labels"]
@@ -105,12 +167,13 @@ def main() -> int:
                 ready = any(
                     c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"]
                 )
-                slot = labels.get("releasegate.dev/slot", "-")
+                slot = labels.get("releasegate.dev/slot") or labels.get("releasegate.dev/track", "-")
                 state = "Ready" if ready else "not Ready"
                 print(f"  {pod['metadata']['name']:<36} {version:<8} slot {slot:<6} {state}")
         finally:
             stack.stop()
             ecr.stop()
+            prometheus.stop()
     ok = all(results)
     print(f"\n{BOLD}Demo {'finished as expected' if ok else 'did NOT behave as expected'}{RESET}")
     return 0 if ok else 1

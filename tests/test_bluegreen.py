@@ -190,7 +190,7 @@ def test_pause_then_abort(stack: Stack) -> None:
     assert deploy(stack, "v1.1.0").exit_code == 0
     changes = selector_changes(stack)
     aborted = stack.releasegate("--json", "abort", "--env", "nonprod")
-    assert aborted.exit_code == 0, aborted.stderr
+    assert aborted.exit_code == 4, aborted.stderr  # the release did not go live
     assert_lock_released_and_no_secret(stack, aborted)
     assert json.loads(aborted.stdout)["outcome"] == "aborted"
     assert changes == [] and selector(stack)[SLOT] == "blue"

@@ -13,7 +13,7 @@ import yaml
 from releasegate import chart, render
 from releasegate.config import Project, load_environment, load_project
 from releasegate.errors import BadInput
-from releasegate.render import Slots
+from releasegate.render import Placement, Slots, Track
 from releasegate.version import parse_tag
 from tests.emulators.stack import describe_with_chart
 
@@ -53,9 +53,17 @@ def helm(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("env", ["prod", "nonprod"])
 @pytest.mark.parametrize(
-    "slots", [None, Slots("blue", None), Slots("green", "blue")], ids=["rolling", "first slot", "second slot"]
+    "slots",
+    [
+        None,
+        Slots("blue", None),
+        Slots("green", "blue"),
+        Track("stable", "gateway"),
+        Track("canary", "replicas"),
+    ],
+    ids=["rolling", "first slot", "second slot", "stable track", "canary track"],
 )
-def test_helm_lint_strict_is_clean(project: Project, env: str, slots: Slots | None, tmp_path: Path) -> None:
+def test_helm_lint_strict_is_clean(project: Project, env: str, slots: Placement, tmp_path: Path) -> None:
     values = tmp_path / "release-values.json"
     values.write_text(chart.release_values(parse_tag("v1.4.2"), IMAGE, slots))
     linted = helm(
@@ -238,3 +246,14 @@ def test_the_schema_refuses_a_slot_that_is_not_blue_or_green(project: Project, t
     )
     assert linted.returncode != 0
     assert "at '/blueGreen/slot': value must be one of 'blue', 'green'" in linted.stdout
+
+
+def test_the_schema_refuses_a_track_that_is_not_stable_or_canary(project: Project, tmp_path: Path) -> None:
+    values = tmp_path / "release-values.json"
+    text = chart.release_values(parse_tag("v1.4.2"), IMAGE, Track("canary", "istio"))
+    values.write_text(text.replace('"track": "canary"', '"track": "baseline"'))
+    linted = helm(
+        project, "lint", "--strict", "helm", "--values", "helm/values-prod.yaml", "--values", str(values)
+    )
+    assert linted.returncode != 0
+    assert "at '/canary/track': value must be one of 'stable', 'canary'" in linted.stdout

@@ -182,11 +182,11 @@ def test_the_strategy_defaults_to_rolling_and_names_what_is_available(project_di
     text = path.read_text()
     path.write_text(text + "strategy: {type: rolling}\n")
     assert load_environment(load_project(project_dir), "nonprod").strategy.type == "rolling"
-    path.write_text(text + "strategy: {type: canary}\n")
+    path.write_text(text + "strategy: {type: linear}\n")
     with pytest.raises(BadInput) as caught:
         load_environment(load_project(project_dir), "nonprod")
-    assert "strategy.type 'canary' is not available in this version" in caught.value.cause
-    assert caught.value.hint == "use one of: rolling, bluegreen"
+    assert "strategy.type 'linear' is not available in this version" in caught.value.cause
+    assert caught.value.hint == "use one of: rolling, bluegreen, canary"
     path.write_text(text + "strategy: {type: rolling, slots: 2}\n")
     with pytest.raises(BadInput, match=r"unknown key strategy\.slots"):
         load_environment(load_project(project_dir), "nonprod")
@@ -211,3 +211,60 @@ def test_bluegreen_reads_its_settings_with_their_defaults(project_dir: Path) -> 
     path.write_text(text + "strategy: {type: bluegreen, keep_previous: 'yes'}\n")
     with pytest.raises(BadInput, match=r"keep_previous"):
         load_environment(load_project(project_dir), "nonprod")
+
+
+CANARY = (
+    "strategy: {type: canary, traffic: gateway, route: model-api, "
+    "steps: [{weight: 10, pause: 30}, {weight: 50, pause: approval}]"
+)
+AMP = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1"
+
+
+def test_canary_reads_its_steps_and_analysis(project_dir: Path) -> None:
+    path = project_dir / "k8s/environments/nonprod.yaml"
+    analysis = f", analysis: {{prometheus: {{url: '{AMP}', query: 'sum(x)', max: 0.01, sigv4: true}}}}}}\n"
+    path.write_text(path.read_text() + CANARY + analysis)
+    strategy = load_environment(load_project(project_dir), "nonprod").strategy
+    assert (strategy.type, strategy.traffic, strategy.route) == ("canary", "gateway", "model-api")
+    assert [(s.weight, s.pause, s.approval) for s in strategy.steps] == [(10, 30.0, False), (50, None, True)]
+    assert strategy.analysis is not None and strategy.analysis.interval == 10.0
+    prometheus = strategy.analysis.prometheus
+    found = (prometheus.query, prometheus.max, prometheus.sigv4, prometheus.service)
+    assert found == ("sum(x)", 0.01, True, None)
+
+
+def istio(steps: str = "[{weight: 10, pause: 1}]", analysis: str = "") -> str:
+    more = f", analysis: {analysis}" if analysis else ""
+    return f"strategy: {{type: canary, traffic: istio, route: r, steps: {steps}{more}}}"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "words"),
+    [
+        (istio().replace("traffic: istio, ", ""), "strategy.traffic must be gateway"),
+        (istio().replace("route: r, ", ""), "strategy.route must be"),
+        ("strategy: {type: canary, traffic: replicas, route: r, steps: [{weight: 1, pause: 1}]}",
+         "strategy.route has no use with traffic: replicas"),
+        (istio("[]"), "strategy.steps must be a list"),
+        (istio("[{weight: 0, pause: 1}]"), "steps[0].weight must be a whole percentage from 1 to 100"),
+        (istio("[{weight: 101, pause: 1}]"), "strategy.steps[0].weight must be"),
+        (istio("[{weight: 10}]"), "strategy.steps[0].pause must be a number of seconds, or approval"),
+        (istio("[{weight: 10, pause: later}]"), "strategy.steps[0].pause must be a number of seconds"),
+        (istio("[{weight: 10, pause: 1, wait: 2}]"), "unknown key strategy.steps[0].wait"),
+        (istio(analysis="{prometheus: {query: q, max: 1}}"),
+         "strategy.analysis.prometheus.url must be given, or service"),
+        (istio(analysis="{prometheus: {service: 'prometheus:9090', query: q, max: 1}}"),
+         "must be namespace/name:port"),
+        (istio(analysis="{prometheus: {service: 'm/p:9090', query: q, max: 1, sigv4: true}}"),
+         "sigv4 must be used with url"),
+        (istio(analysis="{prometheus: {url: 'http://p:9090', query: q, max: low}}"), "max must be a number"),
+        (istio(analysis="{interval: 0, prometheus: {url: 'http://p:9090', query: q, max: 1}}"),
+         "strategy.analysis.interval must be a number of seconds above 0"),
+    ],
+)  # fmt: skip
+def test_canary_settings_are_checked_with_the_key_named(project_dir: Path, strategy: str, words: str) -> None:
+    path = project_dir / "k8s/environments/nonprod.yaml"
+    path.write_text(path.read_text() + strategy + "\n")
+    with pytest.raises(BadInput) as caught:
+        load_environment(load_project(project_dir), "nonprod")
+    assert words in caught.value.cause

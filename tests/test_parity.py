@@ -44,7 +44,7 @@ def projects(tmp_path: Path, helm_on_path: Path) -> tuple[Project, Project]:
     return copy_project(tmp_path / "templates", chart=False), copy_project(tmp_path / "chart", chart=True)
 
 
-def objects(project: Project, env: str, slots: render.Slots | None = None) -> dict[str, Any]:
+def objects(project: Project, env: str, slots: render.Placement = None) -> dict[str, Any]:
     environment = load_environment(project, env)
     manifests = render.render(project, environment, parse_tag("v1.4.2"), IMAGE, slots)
     return {f"{m.kind}/{m.obj['metadata'].get('namespace')}/{m.name}": normalised(m.obj) for m in manifests}
@@ -65,7 +65,7 @@ def normalised(value: Any) -> Any:
     return value
 
 
-def parity(projects: tuple[Project, Project], env: str, slots: render.Slots | None = None) -> list[str]:
+def parity(projects: tuple[Project, Project], env: str, slots: render.Placement = None) -> list[str]:
     """Each divergence as 'Kind/namespace/name: field.path: templates=... chart=...'."""
     templates, chart = objects(projects[0], env, slots), objects(projects[1], env, slots)
     found = []
@@ -126,6 +126,43 @@ def test_templates_and_chart_describe_the_same_slot_objects(
     assert deployment["spec"]["template"]["metadata"]["labels"]["releasegate.dev/slot"] == slots.target
     assert (f"Service/{namespace}/model-api" in rendered) == (slots.live is not None)
     assert parity(projects, env, slots) == []
+
+
+# Canary: the stable track (a first deploy, or a promotion) and the canary beside it.
+TRACK_CASES = {
+    "stable": ("model-api", {"model-api", "model-api-stable", "model-api-canary"}),
+    "canary": ("model-api-canary", {"model-api", "model-api-stable", "model-api-canary"}),
+}
+
+
+@pytest.mark.parametrize("env", ["prod", "nonprod"])
+@pytest.mark.parametrize("track", sorted(TRACK_CASES))
+def test_templates_and_chart_describe_the_same_track_objects(
+    projects: tuple[Project, Project], env: str, track: str
+) -> None:
+    workload, services = TRACK_CASES[track]
+    rendered = objects(projects[0], env, render.Track(track, "gateway"))
+    namespace = f"model-api-{env}"
+    names = {key.split("/")[-1] for key in rendered if key.startswith("Service/")}
+    assert names == services
+    deployments = [key for key in rendered if key.startswith("Deployment/")]
+    assert deployments == [f"Deployment/{namespace}/{workload}"]  # the other track is never applied
+    pods = rendered[deployments[0]]["spec"]["template"]["metadata"]["labels"]
+    assert pods["releasegate.dev/track"] == track
+    for name in ("stable", "canary"):
+        selector = rendered[f"Service/{namespace}/model-api-{name}"]["spec"]["selector"]
+        assert selector == {"app.kubernetes.io/name": "model-api", "releasegate.dev/track": name}
+    autoscaler = f"HorizontalPodAutoscaler/{namespace}/{workload}"
+    assert (autoscaler in rendered) == (track == "stable")  # never for a canary
+    assert parity(projects, env, render.Track(track, "gateway")) == []
+
+
+def test_a_track_label_missing_in_the_chart_is_named(projects: tuple[Project, Project]) -> None:
+    edit(projects[1].root / "helm" / "templates" / "_helpers.tpl",
+         'releasegate.dev/track: "canary"\n', "")  # fmt: skip
+    found = parity(projects, "prod", render.Track("canary", "istio"))
+    assert "Deployment/model-api-prod/model-api-canary: spec.selector.matchLabels.releasegate.dev/track: " \
+        "only in the templates ('canary')" in found  # fmt: skip
 
 
 def test_a_slot_label_missing_in_the_chart_is_named(projects: tuple[Project, Project]) -> None:

@@ -129,3 +129,17 @@ def test_the_deploy_workflow_installs_from_the_hash_pinned_lock() -> None:
     lock = (ROOT / "requirements-deploy.lock").read_text()
     for name in ("typer", "semver", "pygithub", "boto3", "jinja2", "sh", "kubernetes", "pyyaml"):
         assert re.search(rf"^{name}==\S+ \\\n    --hash=sha256:", lock, re.MULTILINE | re.IGNORECASE), name
+
+
+def test_a_paused_release_is_promoted_or_aborted_from_github_behind_the_environment_gate() -> None:
+    canary = workflow("canary.yml")
+    inputs = canary[True]["workflow_dispatch"]["inputs"]
+    assert inputs["action"]["options"] == ["promote", "abort"] and inputs["action"]["type"] == "choice"
+    assert inputs["environment"]["options"] == ["nonprod", "prod"]
+    job = canary["jobs"]["decide"]
+    assert job["environment"] == "${{ inputs.environment }}"  # required reviewers approve the step
+    assert job["concurrency"]["group"] == "deploy-${{ inputs.environment }}"  # as deploy.yml's
+    assert job["permissions"] == {"contents": "read", "deployments": "write", "id-token": "write"}
+    script = job["steps"][-1]["run"]
+    assert "${{" not in script and 'exec releasegate promote --env "$RELEASEGATE_ENV"' in script
+    assert job["steps"][-1]["env"]["ACTION"] == "${{ inputs.action }}"

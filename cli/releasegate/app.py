@@ -277,7 +277,8 @@ def promote(
     allow_local_prod: LocalProdOption = False,
 ) -> None:
     """Go on with the release paused in ENV (blue/green: switch traffic to its slot, then check
-    it there); if it fails, what served before is put back (exit 4)."""
+    it there; canary: check it again, then the next steps); if it fails, what served before is
+    put back (exit 4)."""
 
     def run(console: Console) -> Result:
         from .paused import promote
@@ -292,7 +293,8 @@ def promote(
 
 @app.command()
 def abort(ctx: typer.Context, env: EnvOption, allow_local_prod: LocalProdOption = False) -> None:
-    """Discard the release paused in ENV: what served before the deploy goes on serving."""
+    """Discard the release paused in ENV: what served before the deploy serves (canary: all
+    traffic back on stable, the canary deleted). Exits 4: the release did not go live."""
 
     def run(console: Console) -> Result:
         from .paused import abort

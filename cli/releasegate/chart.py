@@ -27,7 +27,7 @@ from .skaffold import profile_manifests
 from .version import ReleaseTag
 
 if TYPE_CHECKING:
-    from .render import Slots
+    from .render import Placement
 
 # The release fields releasegate reproduces; any other field could make Skaffold render
 # something different from what was validated.
@@ -56,12 +56,16 @@ def release_values_path(project: Project, env: Environment) -> Path:
     return project.build_dir(env.name) / "release-values.json"
 
 
-def release_values(tag: ReleaseTag, image: str, slots: Slots | None = None) -> str:
+def release_values(tag: ReleaseTag, image: str, slots: Placement = None) -> str:
     """The values releasegate sets per deploy; for blue/green, the slot to deploy to and the
-    one Service <app> selects now (null before any has gone live)."""
+    one Service <app> selects now (null before any has gone live); for canary, the track."""
+    from .render import Slots, Track
+
     values: dict[str, Any] = {"image": image, "releaseTag": tag.text}
-    if slots is not None:
+    if isinstance(slots, Slots):
         values["blueGreen"] = {"slot": slots.target, "liveSlot": slots.live}
+    if isinstance(slots, Track):
+        values["canary"] = {"track": slots.name, "traffic": slots.traffic}
     # JSON is YAML: helm reads it as a values file, and no value can open a new key.
     return json.dumps(values, indent=2, sort_keys=True) + "\n"
 

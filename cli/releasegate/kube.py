@@ -131,10 +131,12 @@ class Cluster:
         )
         return client.call_api(method, url, headers, body, _request_timeout=timeout)
 
-    def raw(self, method: str, path: str, body: Any = None, timeout: float = 30) -> tuple[int, bytes]:
+    def raw(
+        self, method: str, path: str, body: Any = None, timeout: float = 30, **query: Any
+    ) -> tuple[int, bytes]:
         """One request whatever its answer: the status and the body (the service proxy's answers
         are the application's, not the API's)."""
-        response = self._send(method, path, body, timeout, "application/json", {})
+        response = self._send(method, path, body, timeout, "application/json", query)
         return response.status, response.read()
 
     def get(self, path: str, **query: Any) -> Any:

@@ -164,3 +164,11 @@ class Ledger:
         except ApiException as exc:
             if exc.status != 404:  # gone already: what a retry after a lost answer finds
                 raise
+
+
+def step_value(step: str) -> str | int | None:
+    """A paused release's step as reported: a canary's number ("step 2" -> 2), else the name."""
+    if not step:
+        return None
+    number = step.removeprefix("step ")
+    return int(number) if number != step and number.isdigit() else step

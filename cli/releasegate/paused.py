@@ -5,18 +5,20 @@ returning ``InService.paused``: the deploy records the release ``paused`` with i
 GitHub deployment's id, releases the lock and exits 0. While it waits, ``deploy`` and
 ``rollback`` are refused. ``promote`` continues from the recorded step through the same
 ``go_live`` path as a deploy (a failure restores what served before, exit 4); ``abort`` asks the
-strategy to discard it, so what served before the deploy goes on serving.
+strategy to discard it, so what served before the deploy goes on serving, and exits 4 like every
+way a release ends without going live while what served before serves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from .config import Environment, Project
 from .deployments import DeploymentRecord
-from .errors import Refused
-from .ledger import ABORTED, Record, paused, serving
+from .errors import Refused, RolledBack
+from .ledger import ABORTED, Record, paused, serving, step_value
 from .pipeline import Attempt, go_live, outcome_of
 from .run import DeployOptions, Progress, Result, Run, describe
 
@@ -28,7 +30,7 @@ def promote(project: Project, env: Environment, options: DeployOptions, progress
     return outcome_of(run, waiting.tag)
 
 
-def abort(project: Project, env: Environment, progress: Progress) -> Result:
+def abort(project: Project, env: Environment, progress: Progress) -> NoReturn:
     with _paused_release("abort", project, env, progress) as (run, waiting, previous):
         with run.stages.run("abort") as done:
             run.strategy.abort(run, waiting)
@@ -37,9 +39,12 @@ def abort(project: Project, env: Environment, progress: Progress) -> Result:
         run.ledger().mark(waiting, ABORTED, "aborted by `releasegate abort`", step="")
         still = f"{previous.tag} keeps serving" if previous else "nothing else was serving"
         _github(run, waiting).status("inactive", f"aborted; {still}")
-    run.result.outcome = "aborted"
-    run.result.message = f"{waiting.tag} was aborted in {env.name}; {still}"
-    return run.result
+        run.result.outcome = "aborted"
+        run.result.message = f"{waiting.tag} was aborted in {env.name}; {still}"
+    # Exit 4, as every way a release ends without going live while what served before serves.
+    aborted = RolledBack(run.result.message, f"deploy a fixed release to {env.name} when ready")
+    aborted.result = run.result
+    raise aborted
 
 
 @contextmanager
@@ -71,7 +76,7 @@ def _waiting(records: list[Record], env: Environment, command: str) -> Record:
 def _report(run: Run, waiting: Record) -> None:
     describe(run.result, waiting.tag, waiting.image)
     run.result.revision, run.result.slot = waiting.revision, waiting.slot or None
-    run.result.step = waiting.step or None
+    run.result.step = step_value(waiting.step)
 
 
 def _github(run: Run, waiting: Record) -> DeploymentRecord:

@@ -55,16 +55,24 @@ def preflight(run: Run, tag_text: str) -> Plan:
         image: Image = clients.registry.find_image(env.ecr_repository, tag.text)
         done.append(f"{image.repository_uri}:{tag} is {image.digest}")
     with run.stages.run("render") as done:
-        slots = run.strategy.target(run)  # blue/green: reads which slot is live (no write)
+        slots = run.strategy.target(run)  # blue/green, canary: reads what serves (no write)
         manifests = renderer.render(project, env, tag, image.pinned, slots)
         done.append(
             f"{len(manifests)} objects from {renderer.describe(project, env)} for {env.namespace}"
-            + (f" (slot {slots.target})" if slots else "")
+            + _placement(slots)
             + f", valid against Kubernetes {renderer.KUBERNETES_VERSION} schemas"
         )
     describe(run.result, tag.text, image.pinned)
-    run.result.slot = slots.target if slots else None
+    run.result.slot = slots.target if isinstance(slots, renderer.Slots) else None
     return Plan(tag=tag, release=release, image=image.pinned, manifests=manifests, slots=slots)
+
+
+def _placement(slots: renderer.Placement) -> str:
+    if isinstance(slots, renderer.Slots):
+        return f" (slot {slots.target})"
+    if isinstance(slots, renderer.Track):
+        return f" ({slots.name} track)"
+    return ""
 
 
 def promotion(run: Run, plan: Plan, skip: bool) -> None:
@@ -141,7 +149,7 @@ def deploy(
                 outcome=PENDING,
                 manifest_hash=manifest_hash(plan.manifests),
                 strategy=run.strategy.name,
-                slot=plan.slots.target if plan.slots else "",
+                slot=plan.slots.target if isinstance(plan.slots, renderer.Slots) else "",
             )
             run.result.revision = record.revision
             github = DeploymentRecord(run.clients.releases, progress.warning)
@@ -182,12 +190,15 @@ def go_live(run: Run, attempt: Attempt, options: DeployOptions, put: Callable[[]
             attempt.github.status("inactive", restored.cause)  # no longer live: the previous one is
             raise
     run.result.pods_ready, run.result.slot = placed.pods_ready, placed.slot or None
-    run.result.step = placed.paused or None
+    run.result.step = placed.step if placed.step is not None else (placed.paused or None)
+    run.result.weight = placed.weight
     tag, where = attempt.record.tag, f" in {placed.slot}" if placed.slot else ""
     if placed.paused:
+        run.result.outcome = "paused"
         ledger.mark(attempt.record, PAUSED, f"paused {placed.paused}", step=placed.paused,
                     slot=placed.slot, github_deployment=attempt.github.id)  # fmt: skip
-        attempt.github.status("in_progress", f"{tag} passed its checks{where}; paused {placed.paused}")
+        waiting = placed.status or f"{tag} passed its checks{where}; paused {placed.paused}"
+        attempt.github.status("in_progress", waiting)
         return
     ledger.mark(attempt.record, DEPLOYED, slot=placed.slot, step="")
     attempt.github.status("success", f"{tag} is live{where} ({placed.pods_ready} pods Ready)")
@@ -196,10 +207,11 @@ def go_live(run: Run, attempt: Attempt, options: DeployOptions, put: Callable[[]
 def outcome_of(run: Run, tag: str) -> Result:
     env, result = run.env.name, run.result
     where = f" in slot {result.slot}" if result.slot else ""
-    if result.step:
-        result.outcome = "paused"
+    if result.outcome == "paused":
+        step = f"step {result.step}" if isinstance(result.step, int) else result.step
+        share = f", taking {result.weight} % of the traffic" if result.weight is not None else ""
         result.message = (
-            f"{tag} is Ready{where} and passed its checks; paused {result.step}: "
+            f"{tag} is Ready{where} and passed its checks; paused at {step}{share}: "
             f"`releasegate promote --env {env}` goes on, `releasegate abort --env {env}` discards it"
         )
     else:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from .config import Environment, Project
 from .errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
-from .ledger import DEPLOYED, FINISHED, INTERRUPTED, PENDING, Record, paused, serving
+from .ledger import DEPLOYED, FINISHED, INTERRUPTED, PENDING, Record, paused, serving, step_value
 from .rollout import is_ready
 from .run import DeployOptions, Progress, Result, Run, describe
 from .version import parse_tag
@@ -196,7 +196,7 @@ def status(project: Project, env: Environment, progress: Progress) -> Result:
             result.drift = f"the Deployment runs {live}, but the ledger says {current.tag} is {current.image}"
             lines.append(f"DRIFT: {result.drift}")
     if (waiting := paused(records)) is not None:
-        result.step = waiting.step
+        result.step = step_value(waiting.step)
         lines.append(
             f"PAUSED: {waiting.tag} (revision {waiting.revision}) waits {waiting.step}"
             + (f" in slot {waiting.slot}" if waiting.slot else "")

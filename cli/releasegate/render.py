@@ -66,9 +66,31 @@ def other_slot(slot: str) -> str:
     return SLOTS[1] if slot == SLOTS[0] else SLOTS[0]
 
 
-def workload_name(app: str, slots: Slots | None) -> str:
-    """The Deployment a release is verified in: ``<app>``, or ``<app>-<slot>`` for blue/green."""
-    return f"{app}-{slots.target}" if slots else app
+TRACKS = ("stable", "canary")
+TRACK_LABEL = "releasegate.dev/track"
+
+
+@dataclass(frozen=True)
+class Track:
+    """Canary: which track a release's objects are for (``stable``: ``<app>``, promoted or the
+    first release; ``canary``: ``<app>-canary`` beside it), and how traffic reaches them."""
+
+    name: str  # one of TRACKS
+    traffic: str  # gateway | istio | replicas
+
+
+# Where a release's objects go: rolling None, a blue/green slot, or a canary track.
+Placement = Slots | Track | None
+
+
+def workload_name(app: str, placement: Placement) -> str:
+    """The Deployment a release is verified in: ``<app>``, ``<app>-<slot>`` for blue/green,
+    ``<app>-canary`` for a canary."""
+    if isinstance(placement, Slots):
+        return f"{app}-{placement.target}"
+    if isinstance(placement, Track) and placement.name == "canary":
+        return f"{app}-canary"
+    return app
 
 
 @dataclass(frozen=True)
@@ -119,9 +141,10 @@ def version_label(tag: ReleaseTag) -> str:
 
 
 def render(
-    project: Project, env: Environment, tag: ReleaseTag, image: str, slots: Slots | None = None
+    project: Project, env: Environment, tag: ReleaseTag, image: str, slots: Placement = None
 ) -> list[Manifest]:
-    """The release's objects; for blue/green, ``slots`` says which slot they are for."""
+    """The release's objects; for blue/green and canary, ``slots`` says which slot or track
+    they are for."""
     if not PINNED_IMAGE.fullmatch(image):
         raise BadInput(f"image {image!r} is not pinned by digest", "pass REPOSITORY@sha256:<64 hex>")
     if env.renderer == "chart":
@@ -135,7 +158,8 @@ def render(
     if not any(m.kind == "Deployment" and m.name == workload for m in manifests):
         raise BadInput(
             f"no Deployment named {workload} among the rendered objects",
-            "the Deployment must carry the app name from releasegate.yaml (blue/green: <app>-<slot>): "
+            "the Deployment must carry the app name from releasegate.yaml (blue/green: <app>-<slot>, "
+            "canary: <app>-canary): "
             "it is what is verified",
         )
     return manifests
@@ -161,7 +185,7 @@ def _require_profile_renders(kind: str, project: Project, env: Environment) -> N
 
 
 def _render_chart(
-    project: Project, env: Environment, tag: ReleaseTag, image: str, slots: Slots | None
+    project: Project, env: Environment, tag: ReleaseTag, image: str, slots: Placement
 ) -> list[Manifest]:
     _require_profile_renders("helm", project, env)
     release = chart.chart_release(project, env)
@@ -172,12 +196,16 @@ def _render_chart(
 
 
 def _render_templates(
-    project: Project, env: Environment, tag: ReleaseTag, image: str, slots: Slots | None
+    project: Project, env: Environment, tag: ReleaseTag, image: str, slots: Placement
 ) -> list[Manifest]:
+    bluegreen = slots if isinstance(slots, Slots) else None
+    canary = slots if isinstance(slots, Track) else None
     context = {
         "workload": workload_name(project.app, slots),
-        "slot": slots.target if slots else None,  # blue/green only
-        "live_slot": slots.live if slots else None,
+        "slot": bluegreen.target if bluegreen else None,  # blue/green only
+        "live_slot": bluegreen.live if bluegreen else None,
+        "track": canary.name if canary else None,  # canary only
+        "traffic": canary.traffic if canary else None,
         "app": project.app,
         "instance": f"{project.app}-{env.name}",
         "namespace": env.namespace,
@@ -205,7 +233,7 @@ def write_for_deploy(
     tag: ReleaseTag,
     image: str,
     manifests: list[Manifest],
-    slots: Slots | None = None,
+    slots: Placement = None,
 ) -> list[Path]:
     """Everything Skaffold reads for this release: the manifests, and for a chart the values
     file carrying the pinned image and tag (and the slots)."""

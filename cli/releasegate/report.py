@@ -76,10 +76,12 @@ class Console:
             outcome = {4: "rolled-back", 130: "interrupted"}.get(error.exit_code, "failure")
             self._to_actions(result, outcome, error.one_line())
         if self.as_json:
-            payload: dict[str, Any] = {"command": command, "outcome": "failed", "exit_code": error.exit_code}
+            aborted = result is not None and result.outcome == "aborted"
+            payload: dict[str, Any] = {"command": command, "outcome": "aborted" if aborted else "failed",
+                                       "exit_code": error.exit_code}  # fmt: skip
             payload["error"] = {"cause": error.cause, "hint": error.hint, "details": list(error.details)}
-            if result is not None and result.smoke:
-                payload["smoke"] = result.smoke
+            if result is not None:
+                payload.update(_strategy_fields(result))
             self._print(sys.stdout, json.dumps(payload, sort_keys=True))
         # The one line that names the cause and the next step: always last on stderr.
         self._print(sys.stderr, f"error: {error.one_line()}")
@@ -135,3 +137,10 @@ def _result_dict(result: Result, exit_code: int) -> dict[str, Any]:
     data = dataclasses.asdict(result)
     data["exit_code"] = exit_code
     return data
+
+
+def _strategy_fields(result: Result) -> dict[str, Any]:
+    """What a failed result still says: its smoke checks, and where its strategy got to."""
+    fields = {"smoke": result.smoke, "strategy": result.strategy, "slot": result.slot,
+              "step": result.step, "weight": result.weight}  # fmt: skip
+    return {key: value for key, value in fields.items() if value not in (None, [])}

@@ -59,7 +59,8 @@ class Result:
     smoke: list[dict[str, Any]] = field(default_factory=list)  # one entry per smoke check
     strategy: str | None = None  # how the release was put in service
     slot: str | None = None  # blue/green: the slot the release runs in
-    step: str | None = None  # a paused release: the step it waits before
+    step: str | int | None = None  # a paused release: the step it waits at (canary: its number)
+    weight: int | None = None  # canary: the share of traffic the release has
     stages: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
 
@@ -89,7 +90,7 @@ class Plan:
     release: Release | None
     image: str  # repository@sha256:…
     manifests: list[renderer.Manifest]
-    slots: renderer.Slots | None = None  # blue/green: which slot the manifests are for
+    slots: renderer.Placement = None  # blue/green's slot or canary's track the manifests are for
 
 
 @dataclass(frozen=True)
@@ -248,10 +249,14 @@ class Run:
             through = service or self.project.app
             done.append(f"{len(results)} checks passed through the API server's proxy to {through}")
 
-    def plan_from_record(self, record: Record, slots: renderer.Slots | None = None) -> Plan:
-        tag = parse_tag(record.tag, self.project.tag_prefix)
-        manifests = renderer.render(self.project, self.env, tag, record.image, slots)
-        return Plan(tag, None, record.image, manifests, slots)
+    def plan_from_record(self, record: Record, slots: renderer.Placement = None) -> Plan:
+        return self.plan_for(record.tag, record.image, slots)
+
+    def plan_for(self, tag_text: str, image: str, slots: renderer.Placement = None) -> Plan:
+        """A release already validated (recorded, or paused): rendered again, as it was."""
+        tag = parse_tag(tag_text, self.project.tag_prefix)
+        manifests = renderer.render(self.project, self.env, tag, image, slots)
+        return Plan(tag, None, image, manifests, slots)
 
     def apply(self, plan: Plan, timeout: float, stage: str = "deploy") -> str:
         """Write, skaffold deploy and verify one release; NeedsAttention when it is not Ready."""

@@ -32,9 +32,21 @@ Service selects now). Each slot is an instance of its own, "<release>-<slot>", l
 releasegate.dev/slot, so a slot's pods are selected only by what names that slot, never by an
 earlier rolling Deployment's or Service's selector. Without blueGreen these are the plain ones.
 */}}
+{{/*
+Canary (.Values.canary, written by releasegate: the track and how traffic reaches it). The
+stable Deployment keeps the plain instance and selector (a Deployment's selector cannot change)
+and labels its pods releasegate.dev/track: stable; the canary is an instance of its own,
+"<release>-canary", so nothing stable selects its pods.
+*/}}
+{{- define "model-api.canaryTrack" -}}
+{{- if and .Values.canary (eq .Values.canary.track "canary") -}}true{{- end -}}
+{{- end -}}
+
 {{- define "model-api.workload" -}}
 {{- if .Values.blueGreen -}}
 {{- printf "%s-%s" (include "model-api.name" .) .Values.blueGreen.slot -}}
+{{- else if include "model-api.canaryTrack" . -}}
+{{- printf "%s-canary" (include "model-api.name" .) -}}
 {{- else -}}
 {{- include "model-api.name" . -}}
 {{- end -}}
@@ -45,6 +57,10 @@ earlier rolling Deployment's or Service's selector. Without blueGreen these are 
 app.kubernetes.io/name: {{ include "model-api.name" . | toJson }}
 app.kubernetes.io/instance: {{ printf "%s-%s" .Release.Name .Values.blueGreen.slot | toJson }}
 releasegate.dev/slot: {{ .Values.blueGreen.slot | toJson }}
+{{- else if include "model-api.canaryTrack" . -}}
+app.kubernetes.io/name: {{ include "model-api.name" . | toJson }}
+app.kubernetes.io/instance: {{ printf "%s-canary" .Release.Name | toJson }}
+releasegate.dev/track: "canary"
 {{- else -}}
 {{ include "model-api.selectorLabels" . }}
 {{- end -}}
@@ -57,10 +73,19 @@ app.kubernetes.io/version: {{ include "model-api.versionLabel" . | toJson }}
 app.kubernetes.io/component: "api"
 app.kubernetes.io/part-of: {{ include "model-api.name" . | toJson }}
 app.kubernetes.io/managed-by: {{ .Release.Service | toJson }}
+{{- if and .Values.canary (eq .Values.canary.track "stable") }}
+releasegate.dev/track: "stable"
+{{- end }}
 {{- end -}}
 
 {{/* What a blue/green Service selects: every pod of one slot. */}}
 {{- define "model-api.slotSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "model-api.name" .root | toJson }}
 releasegate.dev/slot: {{ .slot | toJson }}
+{{- end -}}
+
+{{/* What a canary track Service selects: every pod of one track. */}}
+{{- define "model-api.trackSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "model-api.name" .root | toJson }}
+releasegate.dev/track: {{ .track | toJson }}
 {{- end -}}

@@ -15,6 +15,9 @@ KINDS: dict[str, tuple[str, str]] = {
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
+    # Custom resources: served only where their CRD is installed (KubeEmulator.uninstalled).
+    "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
+    "VirtualService": ("/apis/networking.istio.io/v1", "virtualservices"),
 }
 BY_PATH = {(prefix, plural): kind for kind, (prefix, plural) in KINDS.items()}
 

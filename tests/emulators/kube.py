@@ -14,7 +14,12 @@ What a real API server does that clients trip over, kept here on purpose:
 - watches end whenever the server likes (``faults.watch_seconds``: timeouts, control-plane
   upgrades, load-balancer idle limits), not only at ``timeoutSeconds``;
 - writes fail now and then with a 5xx (``fail_next``);
-- DELETE honours ``preconditions`` (uid, resourceVersion): 409 Conflict when they do not hold.
+- DELETE honours ``preconditions`` (uid, resourceVersion): 409 Conflict when they do not hold;
+- PATCH takes a JSON merge patch or a JSON patch (RFC 6902: add, remove, replace, test), whose
+  failed ``test`` or missing path is 422;
+- custom resources (HTTPRoute, VirtualService) exist only where their CRD is installed
+  (``uninstalled``: the bare "404 page not found" a missing API group gets), and are admitted as
+  their schema and istiod's webhook do (``routes.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from .http import RESET, EmulatorServer, Request, Response
 from .kinds import BY_PATH, KINDS, api_version
 from .kube_controller import DeploymentController
 from .proxy import PROXY, Proxy
+from .routes import Invalid, admit
 
 PATH = re.compile(
     r"(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)"
@@ -91,6 +97,7 @@ class KubeEmulator(EmulatorServer):
         # Called with (event, object) after every change, under the lock: tests check an
         # invariant at every step instead of sampling it.
         self.observers: list[Callable[[str, dict[str, Any]], None]] = []
+        self.uninstalled: set[str] = set()  # custom resource kinds whose CRD is not installed
 
     # What tests look at.
     def writes(self) -> list[Request]:
@@ -181,6 +188,8 @@ class KubeEmulator(EmulatorServer):
                 404, "NotFound", f"the server could not find the requested resource {request.path}"
             )
         kind = BY_PATH[(match["prefix"], match["plural"])]
+        if kind in self.uninstalled:  # no such API group: not even a Status object
+            return Response(404, b"404 page not found\n")
         namespace, name = match["ns"], match["name"]
         if match["sub"] == "log":
             return self._log(namespace, name, request)
@@ -240,6 +249,10 @@ class KubeEmulator(EmulatorServer):
         if namespace not in self.namespaces:
             return _status(404, "NotFound", f'namespaces "{namespace}" not found')
         body = _normalise(kind, namespace, body)
+        try:
+            body = admit(kind, body)
+        except Invalid as refused:
+            return _status(refused.code, refused.reason, refused.message)
         if self.get(kind, namespace, body["metadata"]["name"]):
             return _status(
                 409, "AlreadyExists", f'{KINDS[kind][1]} "{body["metadata"]["name"]}" already exists'
@@ -254,6 +267,10 @@ class KubeEmulator(EmulatorServer):
     ) -> Response:
         assert current is not None
         body = _normalise(kind, namespace, body)
+        try:
+            body = admit(kind, body)
+        except Invalid as refused:
+            return _status(refused.code, refused.reason, refused.message)
         given = body["metadata"].get("resourceVersion")
         if given and given != current["metadata"]["resourceVersion"]:
             return _status(
@@ -277,7 +294,14 @@ class KubeEmulator(EmulatorServer):
             if "apply-patch" not in request.headers.get("content-type", ""):
                 return _not_found(kind, name)
             return self._create(kind, namespace, patch)
-        merged = _merge(copy.deepcopy(current), patch)
+        if "json-patch" in request.headers.get("content-type", ""):
+            try:
+                merged = _json_patch(copy.deepcopy(current), patch)
+            except (KeyError, IndexError, ValueError, TypeError) as failed:
+                message = f"the server rejected our request due to an error in our request: {failed}"
+                return _status(422, "Invalid", message)
+        else:
+            merged = _merge(copy.deepcopy(current), patch)
         merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         return self._replace(kind, namespace, name, merged, current)
 
@@ -378,6 +402,34 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
             _merge(target[key], value)
         else:
             target[key] = value
+    return target
+
+
+def _json_patch(target: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """JSON patch (RFC 6902) with the operations clients use; any failure leaves nothing applied."""
+    for operation in operations:
+        parts = operation["path"].split("/")[1:]
+        *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in parts]
+        container: Any = target
+        for part in parents:
+            container = container[int(part)] if isinstance(container, list) else container[part]
+        key: Any = int(last) if isinstance(container, list) and last != "-" else last
+        op = operation["op"]
+        if op == "test":
+            if container[key] != operation["value"]:
+                raise ValueError(f"testing value {operation['path']} failed")
+        elif op == "remove":
+            del container[key]
+        elif op == "replace":
+            if key not in (range(len(container)) if isinstance(container, list) else container):
+                raise KeyError(f"replace operation does not apply: doc is missing path: {operation['path']}")
+            container[key] = copy.deepcopy(operation["value"])
+        elif op == "add" and isinstance(container, list):
+            container.insert(len(container) if key == "-" else key, copy.deepcopy(operation["value"]))
+        elif op == "add":
+            container[key] = copy.deepcopy(operation["value"])
+        else:
+            raise ValueError(f"Unexpected kind: {op}")
     return target
 
 

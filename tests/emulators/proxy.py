@@ -17,7 +17,9 @@ whose behaviour tests script per release (the pod's version label, or its image 
 
 ``unreachable`` makes every proxied request answer what EKS answers when the control plane
 cannot reach the pods (security groups, an overlay CNI): 503 "error trying to reach service".
-Every proxied request is recorded in ``calls`` (pod, method, path, body).
+Every proxied request is recorded in ``calls`` (pod, method, path, body). A Service in
+``backends`` (namespace, name) is answered by another emulator instead, as an in-cluster
+Prometheus is.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ import itertools
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .http import Request, Response
 
 if TYPE_CHECKING:
+    from .http import EmulatorServer
     from .kube import KubeEmulator
 
 PROXY = re.compile(
@@ -47,6 +50,8 @@ class Call:
     method: str
     path: str
     body: Any
+    at: float = field(default_factory=time.perf_counter)  # when it was answered (benchmarks)
+    status: int = 0
 
 
 @dataclass
@@ -75,9 +80,12 @@ class Proxy:
         self.cluster = cluster
         self.apps = Applications()
         self._turn = itertools.count()
+        self.backends: dict[tuple[str, str], EmulatorServer] = {}
 
     def handle(self, match: re.Match[str], request: Request) -> Response:
         namespace, name = match["ns"], match["name"]
+        if match["kind"] == "services" and (backend := self.backends.get((namespace, name))):
+            return backend.handle(replace(request, path=match["path"] or "/"))
         if match["kind"] == "services":
             service = self.cluster.get("Service", namespace, name)
             if service is None:
@@ -101,7 +109,13 @@ class Proxy:
 
     def _application(self, pod: dict[str, Any], method: str, path: str, request: Request) -> Response:
         body = request.json() if request.body else None
-        self.apps.calls.append(Call(pod["metadata"]["name"], method, path, body))
+        call = Call(pod["metadata"]["name"], method, path, body)
+        self.apps.calls.append(call)
+        answer = self._answer(pod, method, path, body)
+        call.at, call.status = time.perf_counter(), answer.status
+        return answer
+
+    def _answer(self, pod: dict[str, Any], method: str, path: str, body: Any) -> Response:
         behaviour = self.apps.behaviour(pod)
         version = (pod["metadata"].get("labels") or {}).get(VERSION_LABEL, "")
         self.apps.answered[version] = self.apps.answered.get(version, 0) + 1

@@ -12,7 +12,8 @@ in every function. What callers need:
 - ``serving`` and ``status_lines``: what serves now, for ``status`` and ``smoke``.
 
 ``rolling`` is the Kubernetes Deployment's own rolling update; ``bluegreen`` two slots behind a
-Service whose selector is switched.
+Service whose selector is switched; ``canary`` a second Deployment given a growing share of the
+traffic (``traffic.py``: route weights or the pods' ratio).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ..config import Environment
     from ..ledger import Record
-    from ..render import Slots
+    from ..render import Placement
     from ..run import Plan, Run
 
 
@@ -46,13 +47,16 @@ class InService:
 
     pods_ready: str  # "ready/desired"
     slot: str = ""  # blue/green: the slot it runs in
-    paused: str = ""  # set when it stopped on purpose: the step it waits before
+    paused: str = ""  # set when it stopped on purpose: the step it waits before (or at)
+    step: int | None = None  # canary: the step reached
+    weight: int | None = None  # canary: the share of traffic the release has
+    status: str = ""  # what the GitHub deployment says while it is paused (default: the step)
 
 
 class Strategy(Protocol):
     name: str
 
-    def target(self, run: Run) -> Slots | None: ...
+    def target(self, run: Run) -> Placement: ...
 
     def describe(self, plan: Plan) -> str:
         """What a deploy of ``plan`` would do, for --dry-run."""
@@ -73,8 +77,11 @@ class Strategy(Protocol):
 
 def for_environment(env: Environment) -> Strategy:
     from .bluegreen import BlueGreen
+    from .canary import Canary
     from .rolling import Rolling
 
     if env.strategy.type == "bluegreen":
         return BlueGreen(env.strategy)
+    if env.strategy.type == "canary":
+        return Canary(env.strategy)
     return Rolling()

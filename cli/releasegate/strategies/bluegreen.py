@@ -79,7 +79,7 @@ class BlueGreen:
         return Slots.after(live_slot(run))
 
     def describe(self, plan: Plan) -> str:
-        assert plan.slots is not None
+        assert isinstance(plan.slots, Slots)
         slot, live = plan.slots.target, plan.slots.live
         serving = f"{live} keeps serving" if live else "no slot is live yet"
         then = (
@@ -92,7 +92,7 @@ class BlueGreen:
         )
 
     def put_in_service(self, run: Run, plan: Plan, timeout: float) -> InService:
-        assert plan.slots is not None, "a blue/green plan names its slot"
+        assert isinstance(plan.slots, Slots), "a blue/green plan names its slot"
         slot = plan.slots.target
         pods_ready = run.apply(plan, timeout)
         run.milestone(f"testing in {slot}")
@@ -129,7 +129,7 @@ class BlueGreen:
         if home is None:
             plan = run.plan_from_record(record, Slots.after(live_slot(run)))
             pods_ready = run.apply(plan, timeout, stage="restore")
-            home = _home(run, plan.slots.target if plan.slots else SLOTS[0])
+            home = _home(run, plan.slots.target if isinstance(plan.slots, Slots) else SLOTS[0])
             assert home is not None, "verified just now"
         else:
             pods_ready = f"{home.ready}/{home.desired}"

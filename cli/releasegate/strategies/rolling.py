@@ -11,14 +11,14 @@ from . import InService, Serving
 
 if TYPE_CHECKING:
     from ..ledger import Record
-    from ..render import Slots
+    from ..render import Placement
     from ..run import Plan, Run
 
 
 class Rolling:
     name = "rolling"
 
-    def target(self, run: Run) -> Slots | None:
+    def target(self, run: Run) -> Placement:
         return None
 
     def describe(self, plan: Plan) -> str:

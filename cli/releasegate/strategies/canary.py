@@ -1,0 +1,318 @@
+"""Canary: the release runs as ``<app>-canary`` beside the stable ``<app>`` and takes a growing
+share of the traffic, step by step, checked all along; after the last step it is promoted.
+
+1. The canary Deployment is applied (the stable one is not in the manifests, so nothing can
+   touch it), verified Ready on the pinned image, and smoke-checked through ``<app>-canary``
+   while its weight is 0.
+2. Each step writes its weight (``traffic.py``: a route's two backends, or the pods' ratio) and
+   holds it for its pause, running the smoke checks against ``<app>-canary`` (one try each: the
+   pause itself repeats them) and the Prometheus analysis every ``interval``. A step whose pause
+   is ``approval`` stops: the release is recorded ``paused`` at that step, and ``promote`` goes
+   on from there.
+3. Promotion: the stable Deployment takes the new image and is verified, the weights go back
+   to stable 100 / canary 0, and the canary Deployment is deleted.
+
+Any failure, a timeout or an interrupt ends in ``put_back``: weights to stable 100 first (the
+fast part, so users leave the canary at once), then the canary deleted; the stable Deployment
+is only redeployed when it no longer runs the release to put back (a failed promotion).
+The first deploy of an environment without a stable track goes straight to stable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import render as renderer
+from ..analysis import evaluate
+from ..errors import NeedsAttention, Refused
+from ..kube import DEPLOYMENTS, translated_errors
+from ..render import TRACK_LABEL, Track
+from ..rollout import is_ready
+from ..verify import workload
+from . import InService, Serving
+from .traffic import for_settings
+
+if TYPE_CHECKING:
+    from ..config import CanaryStep, StrategySettings
+    from ..ledger import Record
+    from ..run import Plan, Run
+
+DISRUPTION_BUDGETS = "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
+CHECK_INTERVAL = 10.0  # seconds between check rounds during a pause when there is no analysis
+TAG_ANNOTATION = "releasegate.dev/tag"
+
+
+class Canary:
+    name = "canary"
+
+    def __init__(self, settings: StrategySettings) -> None:
+        self.settings = settings
+        self.traffic = for_settings(settings.traffic, settings.route)
+
+    @property
+    def steps(self) -> tuple[CanaryStep, ...]:
+        return self.settings.steps
+
+    def target(self, run: Run) -> Track:
+        self.traffic.require_route(run)  # before any change: exit 3 when it is missing
+        track = "canary" if has_stable_track(run) else "stable"
+        return Track(track, self.settings.traffic)
+
+    def describe(self, plan: Plan) -> str:
+        assert isinstance(plan.slots, Track)
+        if plan.slots.name == "stable":
+            return (
+                f"would deploy {plan.tag} straight to stable (there is no stable release to compare it with)"
+            )
+        steps = ", ".join(
+            f"{s.weight} % until approved" if s.approval else f"{s.weight} % for {s.pause:g} s"
+            for s in self.steps
+        )
+        return (
+            f"would deploy {plan.tag} as the canary beside the stable release, test it at 0 %, "
+            f"then {steps} ({self.settings.traffic}), then promote it to stable"
+        )
+
+    def put_in_service(self, run: Run, plan: Plan, timeout: float) -> InService:
+        deadline = time.monotonic() + timeout
+        assert isinstance(plan.slots, Track), "a canary plan names its track"
+        if plan.slots.name == "stable":  # nothing to compare with: straight to stable
+            pods_ready = run.apply(plan, timeout)
+            self._weigh(run, 0)
+            run.smoke_check(plan.image)
+            return InService(pods_ready)
+        run.apply(plan, timeout)
+        self._weigh(run, 0)
+        run.milestone("canary 0 %, testing")
+        run.smoke_check(plan.image, service=canary_service(run), stage="canary")
+        return self._steps(run, plan.tag.text, plan.image, 0, deadline)
+
+    def promote(self, run: Run, paused: Record, timeout: float) -> InService:
+        deadline = time.monotonic() + timeout
+        done = step_number(paused.step)
+        canary = _canary(run)
+        if canary is None or not _serves(canary, paused.image):
+            raise NeedsAttention(
+                f"{canary_name(run)} no longer runs {paused.tag} with every pod Ready",
+                "abort it (`releasegate abort`) and deploy again",
+            )
+        with run.stages.run(f"step {done}") as stage:  # it has waited: check it once more
+            stage.append(f"canary {self.steps[done - 1].weight} % approved; {self._check(run, paused.image)}")
+        return self._steps(run, paused.tag, paused.image, done, deadline)
+
+    def abort(self, run: Run, paused: Record) -> None:
+        del paused
+        self.traffic.set_weight(run, 0)
+        _delete_canary(run)
+
+    def put_back(self, run: Run, record: Record, timeout: float) -> InService:
+        """Traffic to stable first, then the stable Deployment redeployed only if it no longer
+        runs ``record`` Ready, then the canary deleted."""
+        stable = _stable(run)
+        if stable is not None and _ready_pods(stable):
+            self.traffic.set_weight(run, 0)
+        if stable is not None and _serves(stable, record.image):
+            pods_ready = f"{_ready_pods(stable)}/{_desired(stable)}"
+        else:
+            plan = run.plan_from_record(record, Track("stable", self.settings.traffic))
+            pods_ready = run.apply(plan, timeout, stage="restore")
+            self.traffic.set_weight(run, 0)
+        _delete_canary(run)
+        return InService(pods_ready, weight=0)
+
+    def serving(self, run: Run) -> Serving:
+        deployment, pods = workload(run.clients.cluster, run.env.namespace, run.project.app)
+        return Serving(deployment, pods)
+
+    def status_lines(self, run: Run) -> list[str]:
+        route = f", route {self.settings.route}" if self.settings.route else ""
+        lines = [f"strategy: canary ({self.settings.traffic}{route}; steps {_steps_text(self.steps)})"]
+        for name, deployment in (("stable", _stable(run)), ("canary", _canary(run))):
+            if deployment is None:
+                lines.append(f"{name}: nothing deployed")
+            else:
+                lines.append(
+                    f"{name}: {_tag(deployment)}, pods Ready {_ready_pods(deployment)}/{_desired(deployment)}"
+                )
+        weight = self.traffic.weight(run)
+        lines.append(f"canary weight: {'unknown' if weight is None else f'{weight} %'}")
+        return lines
+
+    def _steps(self, run: Run, tag: str, image: str, start: int, deadline: float) -> InService:
+        """Steps ``start`` onwards, then the promotion; or a stop at an approval step."""
+        for index in range(start, len(self.steps)):
+            step = self.steps[index]
+            number = index + 1
+            run.result.step, run.result.weight = number, step.weight  # where a failure would stop it
+            self._weigh(run, step.weight)
+            if step.approval:
+                run.progress.warning(
+                    f"{tag} takes {step.weight} % (step {number}/{len(self.steps)}) and waits for approval: "
+                    f"`releasegate promote --env {run.env.name}` goes on, `releasegate abort` reverts it"
+                )
+                pods = _canary(run)
+                ready = f"{_ready_pods(pods)}/{_desired(pods)}" if pods else "0/0"
+                waiting = f"canary {step.weight} %, waiting for approval"
+                return InService(
+                    ready, paused=f"step {number}", step=number, weight=step.weight, status=waiting
+                )
+            run.milestone(f"canary {step.weight} %")
+            with run.stages.run(f"step {number}") as stage:
+                stage.append(self._hold(run, image, number, step, deadline))
+        return self._promote(run, tag, image, deadline)
+
+    def _hold(self, run: Run, image: str, number: int, step: CanaryStep, deadline: float) -> str:
+        """Keep ``step``'s weight for its pause, checking all through it; raise on a failed check."""
+        assert step.pause is not None
+        interval = self.settings.analysis.interval if self.settings.analysis else CHECK_INTERVAL
+        ends = time.monotonic() + step.pause
+        rounds = 0
+        while True:
+            last = self._check(run, image, f"step {number} ({step.weight} %): ")
+            rounds += 1
+            left = ends - time.monotonic()
+            run.progress.detail(
+                "canary",
+                f"step {number}/{len(self.steps)} · canary {step.weight} % · {max(left, 0):.0f} s left · "
+                f"last check: {last}",
+            )
+            if left <= 0:
+                return f"canary {step.weight} % for {step.pause:g} s: {rounds} check rounds passed ({last})"
+            wait = min(interval, left)
+            if time.monotonic() + wait > deadline:
+                raise NeedsAttention(
+                    f"the canary timed out in step {number} ({step.weight} %): the steps outlast --timeout",
+                    "raise --timeout above the steps' pauses, or shorten them",
+                )
+            time.sleep(wait)
+
+    def _check(self, run: Run, image: str, where: str = "") -> str:
+        """One round: every smoke check once against the canary, then the analysis query."""
+        from ..smoke import SmokeFailed, run_checks
+
+        said = []
+        if run.env.smoke is not None:
+            once = dataclasses.replace(run.env.smoke, attempts=1)
+            try:
+                results = run_checks(
+                    run.clients.cluster,
+                    run.env.namespace,
+                    canary_service(run),
+                    once,
+                    image,
+                    lambda text: None,
+                )
+            except SmokeFailed as failed:
+                run.result.smoke = [r.as_dict() for r in failed.results]
+                raise NeedsAttention(f"canary {where}{failed.cause}", failed.hint) from failed
+            said.append(f"{len(results)} smoke checks passed")
+        if self.settings.analysis is not None:
+            prometheus = self.settings.analysis.prometheus
+            verdict = evaluate(prometheus, run.clients.cluster, run.env.aws_region)
+            if not verdict.passed:
+                raise NeedsAttention(
+                    f"canary {where}{verdict.problem}",
+                    "look at the canary's metrics, fix the release, deploy again",
+                )
+            said.append(f"analysis {verdict.value:g} ≤ {prometheus.max:g}")
+        return ", ".join(said) or "no checks configured"
+
+    def _promote(self, run: Run, tag: str, image: str, deadline: float) -> InService:
+        plan = run.plan_for(tag, image, Track("stable", self.settings.traffic))
+        pods_ready = run.apply(plan, max(deadline - time.monotonic(), 1.0), stage="promote")
+        self._weigh(run, 0)
+        _delete_canary(run)
+        run.milestone("promoted")
+        return InService(pods_ready, step=len(self.steps), weight=100)
+
+    def _weigh(self, run: Run, weight: int) -> None:
+        with run.stages.run("weight") as done:
+            self.traffic.set_weight(run, weight)
+            done.append(f"stable {100 - weight} % / canary {weight} %")
+
+
+def canary_name(run: Run) -> str:
+    return renderer.workload_name(run.project.app, Track("canary", ""))
+
+
+def canary_service(run: Run) -> str:
+    return f"{run.project.app}-canary"
+
+
+def step_number(step: str) -> int:
+    """The 1-based step a paused canary waits at, from the ledger's "step N"."""
+    try:
+        return int(step.split()[-1])
+    except (ValueError, IndexError) as exc:
+        raise Refused(f"the paused release's step {step!r} is not a canary step", "abort it") from exc
+
+
+def has_stable_track(run: Run) -> bool:
+    """A stable Deployment labelled as the stable track: there is something to compare with."""
+    stable = _stable(run)
+    labels = (stable or {}).get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {}
+    return labels.get(TRACK_LABEL) == "stable"
+
+
+def _stable(run: Run) -> dict[str, Any] | None:
+    return _with_pods(run, run.project.app)
+
+
+def _canary(run: Run) -> dict[str, Any] | None:
+    return _with_pods(run, canary_name(run))
+
+
+def _with_pods(run: Run, name: str) -> dict[str, Any] | None:
+    deployment, pods = workload(run.clients.cluster, run.env.namespace, name)
+    if deployment is None:
+        return None
+    return {**deployment, "pods": pods}
+
+
+def _image(deployment: dict[str, Any]) -> str:
+    return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def _ready_pods(deployment: dict[str, Any]) -> int:
+    image = _image(deployment)
+    return sum(1 for p in deployment["pods"] if is_ready(p) and p["spec"]["containers"][0]["image"] == image)
+
+
+def _desired(deployment: dict[str, Any]) -> int:
+    return int(deployment["spec"].get("replicas", 1))
+
+
+def _serves(deployment: dict[str, Any], image: str) -> bool:
+    return (
+        _image(deployment) == image
+        and _desired(deployment) > 0
+        and _ready_pods(deployment) >= _desired(deployment)
+    )
+
+
+def _tag(deployment: dict[str, Any]) -> str:
+    return str((deployment["metadata"].get("annotations") or {}).get(TAG_ANNOTATION, "?"))
+
+
+def _steps_text(steps: tuple[CanaryStep, ...]) -> str:
+    return " → ".join(f"{s.weight} %" + (" (approval)" if s.approval else "") for s in steps)
+
+
+def _delete_canary(run: Run) -> None:
+    """The canary Deployment and its disruption budget (its Service stays: the route's
+    weight-0 backend)."""
+    from kubernetes.client.exceptions import ApiException
+
+    namespace, name = run.env.namespace, canary_name(run)
+    for collection in (DEPLOYMENTS, DISRUPTION_BUDGETS):
+        run.ensure_lock()
+        with translated_errors(f"cannot delete {name} in", namespace, NeedsAttention):
+            try:
+                run.clients.cluster.call(
+                    "DELETE", f"{collection.format(namespace=namespace)}/{name}", retry=True
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise

@@ -1,0 +1,266 @@
+"""Where a canary's share of the traffic is set: a route's weights, or the pods' ratio.
+
+``gateway`` and ``istio``: the team creates the route once (parents, hostnames, matches) and
+releasegate changes only the backends of its first rule, written as two, ``<app>-stable``
+(100 - w) and ``<app>-canary`` (w), with one JSON patch of that one field, so nothing else in
+the route (nor a controller's status) is ever overwritten. ``replicas``: no route; Service
+``<app>`` selects the stable track only at weight 0, and both tracks with the canary scaled to
+``ceil(replicas x w / 100)`` pods beside the stable ones otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import NeedsAttention, Refused
+from ..kube import DEPLOYMENTS, translated_errors
+
+if TYPE_CHECKING:
+    from ..run import Run
+
+SERVICES = "/api/v1/namespaces/{namespace}/services"
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+APP_NAME_LABEL = "app.kubernetes.io/name"
+
+
+class Traffic(Protocol):
+    def require_route(self, run: Run) -> None:
+        """Before any change: what the weights are written to exists (exit 3 otherwise)."""
+        ...
+
+    def set_weight(self, run: Run, weight: int) -> None: ...
+
+    def weight(self, run: Run) -> int | None:
+        """The canary's share now (None: not known, e.g. the route lacks releasegate's backends)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RouteKind:
+    """What differs between an HTTPRoute and a VirtualService."""
+
+    kind: str
+    api: str  # group/version
+    plural: str
+    backends: str  # JSON pointer of the first rule's backends
+    backend_key: str  # where a backend names its Service
+
+    def path(self, namespace: str, name: str) -> str:
+        return f"/apis/{self.api}/namespaces/{namespace}/{self.plural}/{name}"
+
+    def first_rule(self, route: dict[str, Any]) -> dict[str, Any] | None:
+        rules = (route.get("spec") or {}).get("rules" if self.kind == "HTTPRoute" else "http") or []
+        return rules[0] if rules and isinstance(rules[0], dict) else None
+
+    def backend(self, service: str, port: int, weight: int) -> dict[str, Any]:
+        if self.kind == "HTTPRoute":
+            return {"group": "", "kind": "Service", "name": service, "port": port, "weight": weight}
+        return {"destination": {"host": service, "port": {"number": port}}, "weight": weight}
+
+    def service_of(self, backend: dict[str, Any]) -> str:
+        if self.kind == "HTTPRoute":
+            return str(backend.get("name", ""))
+        return str((backend.get("destination") or {}).get("host", ""))
+
+
+HTTP_ROUTE = RouteKind(
+    "HTTPRoute", "gateway.networking.k8s.io/v1", "httproutes", "/spec/rules/0/backendRefs", "name"
+)
+VIRTUAL_SERVICE = RouteKind(
+    "VirtualService", "networking.istio.io/v1", "virtualservices", "/spec/http/0/route", "host"
+)
+
+
+class RouteWeights:
+    def __init__(self, kind: RouteKind, route: str) -> None:
+        self.kind, self.route = kind, route
+
+    def require_route(self, run: Run) -> None:
+        route = self._read(run)
+        if self.kind.first_rule(route) is None:
+            raise Refused(
+                f"{self.kind.kind} {self.route} in {run.env.namespace} has no rule whose backends "
+                "releasegate could weigh",
+                "give it one rule (its parents and matches); releasegate writes that rule's backends",
+            )
+
+    def set_weight(self, run: Run, weight: int) -> None:
+        app, namespace = run.project.app, run.env.namespace
+        port = _service_port(run, f"{app}-stable")
+        backends = [
+            self.kind.backend(f"{app}-stable", port, 100 - weight),
+            self.kind.backend(f"{app}-canary", port, weight),
+        ]
+        run.ensure_lock()
+        patch = [{"op": "replace", "path": self.kind.backends, "value": backends}]
+        with translated_errors(f"cannot write the weights of {self.kind.kind} {self.route} in", namespace,
+                               NeedsAttention):  # fmt: skip
+            run.clients.cluster.call(
+                "PATCH",
+                self.kind.path(namespace, self.route),
+                body=patch,
+                content_type=JSON_PATCH,
+                retry=True,
+            )
+
+    def weight(self, run: Run) -> int | None:
+        rule = self.kind.first_rule(self._read(run)) or {}
+        backends = rule.get("backendRefs" if self.kind.kind == "HTTPRoute" else "route") or []
+        weights = {self.kind.service_of(b): int(b.get("weight", 0)) for b in backends if isinstance(b, dict)}
+        app = run.project.app
+        if set(weights) != {f"{app}-stable", f"{app}-canary"}:
+            return None
+        return weights[f"{app}-canary"]
+
+    def _read(self, run: Run) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
+        namespace = run.env.namespace
+        where = f"{self.kind.kind} {self.route} ({self.kind.api}) in {namespace}"
+        with translated_errors(f"cannot read {self.kind.kind} {self.route} in", namespace, Refused):
+            try:
+                return dict(run.clients.cluster.get(self.kind.path(namespace, self.route)))
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                if not _is_status(exc.body):  # a bare 404 page: the API group itself is missing
+                    raise Refused(
+                        f"the cluster does not serve {self.kind.api}: {self.kind.kind} is not installed",
+                        "install its CRDs (Gateway API, or Istio), or use traffic: replicas",
+                    ) from exc
+                raise Refused(
+                    f"{where} does not exist: a canary needs the route it weighs",
+                    "create it once (see the README's example), then deploy again",
+                ) from exc
+
+
+class PodRatio:
+    """traffic: replicas. Service ``<app>`` selects the stable Deployment's pods (its own
+    selector) at weight 0, and every pod of the app otherwise."""
+
+    def require_route(self, run: Run) -> None:
+        return None
+
+    def set_weight(self, run: Run, weight: int) -> None:
+        app = run.project.app
+        stable = _deployment(run, app)
+        if stable is None:
+            raise NeedsAttention(f"the stable Deployment {app} is missing", "deploy again")
+        if weight == 0:
+            _set_selector(run, dict(stable["spec"]["selector"]["matchLabels"]))
+            return
+        _scale(run, f"{app}-canary", canary_pods(int(stable["spec"].get("replicas", 1)), weight))
+        _wait_ready(run, f"{app}-canary")
+        _set_selector(run, {APP_NAME_LABEL: app})
+
+    def weight(self, run: Run) -> int | None:
+        app = run.project.app
+        service = _read_service(run, app)
+        stable, canary = _deployment(run, app), _deployment(run, f"{app}-canary")
+        if service is None or stable is None:
+            return None
+        if canary is None or set(service["spec"].get("selector") or {}) != {APP_NAME_LABEL}:
+            return 0
+        pods_canary = int(canary["spec"].get("replicas", 0))
+        pods_stable = int(stable["spec"].get("replicas", 0))
+        return round(100 * pods_canary / max(pods_stable + pods_canary, 1))
+
+
+def canary_pods(stable_replicas: int, weight: int) -> int:
+    """The canary's pod count for a weight: ceil(replicas x w / 100), at least one."""
+    return max(1, math.ceil(stable_replicas * weight / 100))
+
+
+def for_settings(traffic: str, route: str) -> Traffic:
+    if traffic == "gateway":
+        return RouteWeights(HTTP_ROUTE, route)
+    if traffic == "istio":
+        return RouteWeights(VIRTUAL_SERVICE, route)
+    return PodRatio()
+
+
+def _is_status(body: Any) -> bool:
+    try:
+        answer = json.loads(body or b"")
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and answer.get("kind") == "Status"
+
+
+def _read_service(run: Run, name: str) -> dict[str, Any] | None:
+    from kubernetes.client.exceptions import ApiException
+
+    path = f"{SERVICES.format(namespace=run.env.namespace)}/{name}"
+    with translated_errors("cannot read the Services in", run.env.namespace, NeedsAttention):
+        try:
+            return dict(run.clients.cluster.get(path))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+
+def _service_port(run: Run, name: str) -> int:
+    service = _read_service(run, name)
+    ports = (service or {}).get("spec", {}).get("ports") or []
+    if not ports:
+        raise NeedsAttention(f"Service {name} is missing or has no port", "deploy again")
+    return int(ports[0]["port"])
+
+
+def _deployment(run: Run, name: str) -> dict[str, Any] | None:
+    from kubernetes.client.exceptions import ApiException
+
+    path = f"{DEPLOYMENTS.format(namespace=run.env.namespace)}/{name}"
+    with translated_errors("cannot read the Deployments in", run.env.namespace, NeedsAttention):
+        try:
+            return dict(run.clients.cluster.get(path))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+
+def _set_selector(run: Run, selector: dict[str, str]) -> None:
+    """Service ``<app>`` selects exactly ``selector`` (one merge patch; keys it drops are nulled)."""
+    app, namespace = run.project.app, run.env.namespace
+    service = _read_service(run, app)
+    if service is None:
+        raise NeedsAttention(f"Service {app} is missing", "deploy again")
+    old = service["spec"].get("selector") or {}
+    if old == selector:
+        return
+    run.ensure_lock()
+    patch = {"spec": {"selector": {**{k: None for k in old if k not in selector}, **selector}}}
+    with translated_errors("cannot change the Service selector in", namespace, NeedsAttention):
+        run.clients.cluster.call(
+            "PATCH", f"{SERVICES.format(namespace=namespace)}/{app}", body=patch, content_type=MERGE_PATCH,
+            retry=True,
+        )  # fmt: skip
+
+
+def _scale(run: Run, name: str, replicas: int) -> None:
+    run.ensure_lock()
+    path = f"{DEPLOYMENTS.format(namespace=run.env.namespace)}/{name}"
+    with translated_errors(f"cannot scale {name} in", run.env.namespace, NeedsAttention):
+        run.clients.cluster.call(
+            "PATCH", path, body={"spec": {"replicas": replicas}}, content_type=MERGE_PATCH, retry=True
+        )
+
+
+def _wait_ready(run: Run, name: str) -> None:
+    from ..verify import wait_for_rollout
+
+    deployment = _deployment(run, name)
+    assert deployment is not None, "scaled just now"
+    image = str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+    verdict = wait_for_rollout(
+        run.clients.cluster, run.env.namespace, name, image, 120.0,
+        on_progress=lambda text: run.progress.detail("rollout", text),
+    )  # fmt: skip
+    if verdict.state != "complete":
+        raise NeedsAttention(f"the canary did not scale: {verdict.summary}", "look at its pods")

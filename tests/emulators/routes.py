@@ -1,0 +1,102 @@
+"""The two route kinds a canary's weights are written to, validated as their API servers do.
+
+``HTTPRoute`` (``gateway.networking.k8s.io/v1``) is a CRD: the API server prunes fields its
+schema does not know (a typo is dropped, not refused) and answers 422 Invalid for values
+outside it: at most 16 rules and 16 backendRefs per rule, a backend's ``name`` set, a
+``port`` for a Service backend (the CRD's CEL rule), ``weight`` a whole number from 0 to
+1000000 (default 1). ``VirtualService`` (``networking.istio.io/v1``) is checked by istiod's
+validating webhook: each destination needs a ``host``, each weight is 0-100, and when a route
+has more than one destination the weights must add up to 100 ("total destination weight").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BACKEND_FIELDS = {"group", "kind", "name", "namespace", "port", "weight", "filters"}
+MAX_RULES = MAX_BACKENDS = 16
+MAX_GATEWAY_WEIGHT = 1_000_000
+
+
+class Invalid(Exception):
+    """What the API server (or the webhook) answers: status code, reason, message."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+
+def admit(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as stored (pruned, defaulted), or ``Invalid``."""
+    if kind == "HTTPRoute":
+        return _http_route(obj)
+    if kind == "VirtualService":
+        _virtual_service(obj)
+    return obj
+
+
+def _http_route(obj: dict[str, Any]) -> dict[str, Any]:
+    name = obj["metadata"]["name"]
+    problems: list[str] = []
+    rules = (obj.get("spec") or {}).get("rules") or []
+    if len(rules) > MAX_RULES:
+        problems.append(f"spec.rules: Too many: {len(rules)}: must have at most {MAX_RULES} items")
+    for r, rule in enumerate(rules):
+        backends = rule.get("backendRefs") or []
+        if len(backends) > MAX_BACKENDS:
+            problems.append(f"spec.rules[{r}].backendRefs: Too many: {len(backends)}: must have at most 16")
+        for b, backend in enumerate(backends):
+            for unknown in set(backend) - BACKEND_FIELDS:  # structural schema: pruned silently
+                del backend[unknown]
+            backend.setdefault("group", "")
+            backend.setdefault("kind", "Service")
+            backend.setdefault("weight", 1)
+            problems += _backend_problems(f"spec.rules[{r}].backendRefs[{b}]", backend)
+    if problems:
+        message = f'HTTPRoute.gateway.networking.k8s.io "{name}" is invalid: ' + ", ".join(problems)
+        raise Invalid(422, "Invalid", message)
+    return obj
+
+
+def _backend_problems(where: str, backend: dict[str, Any]) -> list[str]:
+    problems = []
+    if not isinstance(backend.get("name"), str) or not backend["name"]:
+        problems.append(f"{where}.name: Required value")
+    weight = backend["weight"]
+    if isinstance(weight, bool) or not isinstance(weight, int):
+        problems.append(f'{where}.weight: Invalid value: "{weight}": must be of type integer')
+    elif not 0 <= weight <= MAX_GATEWAY_WEIGHT:
+        problems.append(
+            f"{where}.weight: Invalid value: {weight}: {where}.weight in body should be "
+            + ("greater than or equal to 0" if weight < 0 else f"less than or equal to {MAX_GATEWAY_WEIGHT}")
+        )
+    if backend["kind"] == "Service" and backend["group"] == "" and "port" not in backend:
+        problems.append(f'{where}: Invalid value: "object": Must have port for Service reference')
+    port = backend.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+        problems.append(f"{where}.port: Invalid value: {port}: must be a port number from 1 to 65535")
+    return problems
+
+
+def _virtual_service(obj: dict[str, Any]) -> None:
+    problems: list[str] = []
+    for route in (obj.get("spec") or {}).get("http") or []:
+        destinations = route.get("route") or []
+        total = 0
+        for destination in destinations:
+            if not (destination.get("destination") or {}).get("host"):
+                problems.append("destination is required")
+            weight = destination.get("weight", 0)
+            if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+                problems.append(f"percentage {weight} is not in range 0..100")
+            else:
+                total += weight
+        if len(destinations) > 1 and total != 100:
+            problems.append(f"total destination weight {total} != 100")
+    if problems:
+        raise Invalid(
+            400,
+            "BadRequest",
+            'admission webhook "validation.istio.io" denied the request: configuration is invalid: '
+            + ", ".join(problems),
+        )

@@ -1,0 +1,388 @@
+"""Canary through the real CLI against the emulators, for each way traffic is weighed: an
+HTTPRoute's backends (Gateway API), a VirtualService's destinations (Istio), or the pods'
+ratio behind Service <app>. The emulator's observers see every write, so the weights are read
+in the order they were written, and the stable Deployment is watched for any change."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.emulators.prometheus import PrometheusEmulator
+from tests.emulators.stack import Run, Stack
+from tests.test_faults import assert_lock_released_and_no_secret
+from tests.test_smoke import quick_checks
+
+NS = "model-api-nonprod"
+APP = "model-api"
+TRAFFIC = ["gateway", "istio", "replicas"]
+TWO_STEPS = "[{weight: 10, pause: 0.2}, {weight: 50, pause: 0.2}]"
+QUERY = 'sum(rate(http_requests_total{track="canary",code=~"5.."}[2m]))'
+
+
+def route(traffic: str) -> dict[str, Any]:
+    """The route a team creates once: parents, hostnames, matches, and a backend of its own."""
+    if traffic == "gateway":
+        return {
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": APP, "namespace": NS},
+            "spec": {
+                "parentRefs": [{"name": "public", "namespace": "gateways"}],
+                "hostnames": ["model-api.example.com"],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                           "backendRefs": [{"name": APP, "port": 80}]}],
+            },
+        }  # fmt: skip
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": APP, "namespace": NS},
+        "spec": {"hosts": ["model-api.example.com"], "gateways": ["gateways/public"],
+                 "http": [{"match": [{"uri": {"prefix": "/"}}], "route": [{"destination": {"host": APP}}]}]},
+    }  # fmt: skip
+
+
+def canary(
+    stack: Stack, traffic: str, steps: str = TWO_STEPS, analysis: str = "", with_route: bool = True
+) -> None:
+    quick_checks(stack)
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    where = "" if traffic == "replicas" else ", route: model-api"
+    more = f", analysis: {analysis}" if analysis else ""
+    path.write_text(
+        path.read_text() + f"strategy: {{type: canary, traffic: {traffic}{where}, steps: {steps}{more}}}\n"
+    )
+    if with_route and traffic != "replicas":
+        stack.kube.put(route(traffic))
+
+
+def deploy(stack: Stack, tag: str, *args: str) -> Run:
+    stack.publish(tag)
+    return stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", tag, *args)
+
+
+def weight_writes(stack: Stack, traffic: str) -> list[int]:
+    """The canary's weight at every write from now on, in order (replicas: its share of the pods
+    Service <app> selects, written as a selector or a scale)."""
+    seen: list[int] = []
+
+    def watch(event: str, obj: dict[str, Any]) -> None:
+        if event == "DELETED" or obj["metadata"]["namespace"] != NS:
+            return
+        if traffic == "replicas":
+            if (obj["kind"], obj["metadata"]["name"]) in (("Service", APP), ("Deployment", f"{APP}-canary")):
+                share = pod_share(stack, obj)
+                if share is not None and (not seen or seen[-1] != share):
+                    seen.append(share)
+            return
+        if obj["kind"] in ("HTTPRoute", "VirtualService") and obj["metadata"]["name"] == APP:
+            weights = backend_weights(obj)
+            if set(weights) == {f"{APP}-stable", f"{APP}-canary"}:
+                assert sum(weights.values()) == 100, weights
+                seen.append(weights[f"{APP}-canary"])
+
+    stack.kube.observers.append(watch)
+    return seen
+
+
+def backend_weights(obj: dict[str, Any]) -> dict[str, int]:
+    if obj["kind"] == "HTTPRoute":
+        return {b["name"]: b["weight"] for b in obj["spec"]["rules"][0]["backendRefs"]}
+    return {d["destination"]["host"]: d.get("weight", 0) for d in obj["spec"]["http"][0]["route"]}
+
+
+def pod_share(stack: Stack, changed: dict[str, Any]) -> int | None:
+    """Percent of the pods Service <app> selects that are canary pods (with the object just
+    changed, as the observer sees it before the store returns)."""
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in (
+        stack.kube.get("Service", NS, APP), stack.kube.get("Deployment", NS, APP),
+        stack.kube.get("Deployment", NS, f"{APP}-canary"), changed) if o}  # fmt: skip
+    service, stable = objects.get(("Service", APP)), objects.get(("Deployment", APP))
+    canary_deployment = objects.get(("Deployment", f"{APP}-canary"))
+    if service is None or stable is None:
+        return None
+    if canary_deployment is None or "app.kubernetes.io/instance" in service["spec"]["selector"]:
+        return 0
+    ours, theirs = canary_deployment["spec"]["replicas"], stable["spec"]["replicas"]
+    return round(100 * ours / (ours + theirs))
+
+
+def stable_changes(stack: Stack) -> list[int]:
+    """The stable Deployment's generation at every change of its spec from now on."""
+    seen: list[int] = []
+
+    def watch(event: str, obj: dict[str, Any]) -> None:
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == APP:
+            generation = obj["metadata"].get("generation", 0)
+            if event == "DELETED" or not seen or seen[-1] != generation:
+                seen.append(generation)
+
+    stack.kube.observers.append(watch)
+    return seen
+
+
+def generation(stack: Stack) -> int:
+    return int(stack.kube.get("Deployment", NS, APP)["metadata"]["generation"])
+
+
+def stable_tag(stack: Stack) -> str:
+    return str(stack.kube.get("Deployment", NS, APP)["metadata"]["annotations"]["releasegate.dev/tag"])
+
+
+def history(stack: Stack) -> list[tuple[str, str]]:
+    records = json.loads(stack.releasegate("--json", "history", "--env", "nonprod").stdout)["history"]
+    return [(r["tag"], r["outcome"]) for r in records]
+
+
+def github_statuses(stack: Stack) -> list[str]:
+    """The descriptions of the newest GitHub deployment's statuses, oldest first."""
+    newest = max(stack.github.statuses)
+    return [str(s.get("description", "")) for s in reversed(stack.github.statuses[newest])]
+
+
+@pytest.fixture
+def prometheus(stack: Stack) -> Iterator[PrometheusEmulator]:
+    server = PrometheusEmulator().start()
+    assert isinstance(server, PrometheusEmulator)
+    stack.kube.proxy.backends[("monitoring", "prometheus-server")] = server
+    yield server
+    server.stop()
+
+
+def first_release(stack: Stack, traffic: str) -> list[int]:
+    """v1.0.0 goes straight to stable; returns the weights written from then on."""
+    first = deploy(stack, "v1.0.0")
+    assert first.exit_code == 0, first.stderr
+    assert stack.kube.get("Deployment", NS, f"{APP}-canary") is None
+    return weight_writes(stack, traffic)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_a_canary_takes_each_step_then_is_promoted(stack: Stack, traffic: str) -> None:
+    canary(
+        stack,
+        traffic,
+        "[{weight: 40, pause: 0.2}, {weight: 100, pause: 0.2}]" if traffic == "replicas" else TWO_STEPS,
+    )
+    first = weight_writes(stack, traffic)
+    assert deploy(stack, "v1.0.0").exit_code == 0
+    assert first in ([0], [])  # the route written stable 100 (replicas: <app> never selected a canary)
+    writes = weight_writes(stack, traffic)
+    stable = stable_changes(stack)
+    before = generation(stack)
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert (result["outcome"], result["strategy"], result["step"], result["weight"]) == (
+        "deployed",
+        "canary",
+        2,
+        100,
+    )
+    expected = [0, 33, 50, 0] if traffic == "replicas" else [0, 10, 50, 0]
+    assert writes == expected
+    assert stable == [before + 1]  # touched once: the promotion
+    assert stable_tag(stack) == "v1.1.0"
+    assert stack.kube.get("Deployment", NS, f"{APP}-canary") is None
+    assert "step 1" in run.stderr and "step 2" in run.stderr and "promote" in run.stderr
+    statuses = github_statuses(stack)
+    weights = (40, 100) if traffic == "replicas" else (10, 50)
+    assert statuses[-4:-1] == [f"canary {weights[0]} %", f"canary {weights[1]} %", "promoted"]
+    assert statuses[-1].startswith("v1.1.0 is live")
+    assert_lock_released_and_no_secret(stack, run)
+
+
+def break_at(stack: Stack, writes: list[int], count: int, behaviour: str = "broken_predict") -> None:
+    """From the ``count``-th weight write on, the new release answers its checks with ``behaviour``."""
+
+    def watch(event: str, obj: dict[str, Any]) -> None:
+        del event, obj
+        if len(writes) >= count:
+            stack.kube.proxy.apps.behaviours["v1.1.0"] = behaviour
+
+    stack.kube.observers.append(watch)
+
+
+def assert_aborted(stack: Stack, run: Run, code: int, before: int, stable: list[int], *words: str) -> None:
+    """Traffic all on stable, the canary deleted, the stable Deployment never changed."""
+    assert run.exit_code == code, run.stderr
+    for word in words:
+        assert word in run.stderr, (word, run.last_line)
+    assert stable == [] and generation(stack) == before
+    assert stable_tag(stack) == "v1.0.0"
+    assert stack.kube.get("Deployment", NS, f"{APP}-canary") is None
+    assert_lock_released_and_no_secret(stack, run)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_a_smoke_failure_in_step_2_puts_all_traffic_back_on_stable(stack: Stack, traffic: str) -> None:
+    canary(
+        stack,
+        traffic,
+        "[{weight: 40, pause: 0.2}, {weight: 100, pause: 5}]" if traffic == "replicas" else TWO_STEPS,
+    )
+    writes = first_release(stack, traffic)
+    break_at(stack, writes, 3)
+    stable, before = stable_changes(stack), generation(stack)
+    run = deploy(stack, "v1.1.0")
+    assert_aborted(
+        stack, run, 4, before, stable, "step 2", "smoke check 'sample prediction'", "v1.0.0 was restored"
+    )
+    assert writes == ([0, 33, 50, 0] if traffic == "replicas" else [0, 10, 50, 0])
+    assert history(stack)[:3] == [("v1.0.0", "deployed"), ("v1.1.0", "failed"), ("v1.0.0", "deployed")]
+    failed = json.loads(run.stdout)
+    assert (failed["strategy"], failed["step"], failed["weight"]) == (
+        "canary",
+        2,
+        100 if traffic == "replicas" else 50,
+    )
+
+
+@pytest.mark.e2e
+def test_an_analysis_above_max_aborts_the_canary(stack: Stack, prometheus: PrometheusEmulator) -> None:
+    analysis = f"{{interval: 0.1, prometheus: {{url: '{prometheus.url}', query: '{QUERY}', max: 0.01}}}}"
+    canary(stack, "gateway", analysis=analysis)
+    prometheus.answers["canary"] = 0.0
+    writes = first_release(stack, "gateway")
+    stable, before = stable_changes(stack), generation(stack)
+
+    def breach(event: str, obj: dict[str, Any]) -> None:
+        if len(writes) >= 2:  # from the first step on: 25 % of the canary's answers are errors
+            prometheus.answers["canary"] = 0.25
+
+    stack.kube.observers.append(breach)
+    run = deploy(stack, "v1.1.0")
+    assert_aborted(stack, run, 4, before, stable, "step 1 (10 %): analysis 0.25 is above max 0.01")
+    assert writes == [0, 10, 0]
+    assert prometheus.queries and all(q == QUERY for q in prometheus.queries)
+
+
+@pytest.mark.e2e
+def test_an_analysis_with_no_data_is_a_failed_check(stack: Stack, prometheus: PrometheusEmulator) -> None:
+    """Through the API server's service proxy to an in-cluster Prometheus that has no series."""
+    service = "monitoring/prometheus-server:9090"
+    analysis = f"{{interval: 0.1, prometheus: {{service: {service}, query: '{QUERY}', max: 0.01}}}}"
+    canary(stack, "gateway", analysis=analysis)
+    writes = first_release(stack, "gateway")
+    stable, before = stable_changes(stack), generation(stack)
+    run = deploy(stack, "v1.1.0")
+    assert_aborted(stack, run, 4, before, stable, "returned no data")
+    assert writes == [0, 10, 0]
+    proxied = [
+        r for r in stack.kube.requests if "/services/prometheus-server:9090/proxy/api/v1/query" in r.path
+    ]
+    assert proxied and proxied[0].query["query"] == QUERY
+
+
+APPROVAL_STEPS = "[{weight: 10, pause: 0.2}, {weight: 50, pause: approval}, {weight: 80, pause: 0.2}]"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("traffic", ["gateway", "istio"])
+def test_an_approval_step_pauses_and_promote_goes_on_to_the_next_step(stack: Stack, traffic: str) -> None:
+    canary(stack, traffic, APPROVAL_STEPS)
+    writes = first_release(stack, traffic)
+    stable, before = stable_changes(stack), generation(stack)
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert (result["outcome"], result["step"], result["weight"]) == ("paused", 2, 50)
+    assert writes == [0, 10, 50] and stable == []
+    assert github_statuses(stack)[-1] == "canary 50 %, waiting for approval"
+    assert stack.kube.get("Lease", NS, "releasegate-model-api") is None
+    refused = deploy(stack, "v1.2.0")
+    assert refused.exit_code == 3 and "v1.1.0 is paused in nonprod (step 2" in refused.stderr
+    status = stack.releasegate("status", "--env", "nonprod")
+    assert "canary weight: 50 %" in status.stdout and "PAUSED" in status.stdout, status.stdout
+    promoted = stack.releasegate("--json", "promote", "--env", "nonprod")
+    assert promoted.exit_code == 0, promoted.stderr
+    assert json.loads(promoted.stdout)["outcome"] == "promoted"
+    assert writes == [0, 10, 50, 80, 0]
+    assert stable == [before + 1] and stable_tag(stack) == "v1.1.0"
+    assert github_statuses(stack)[-2:-1] == ["promoted"]
+    again = stack.releasegate("promote", "--env", "nonprod")
+    assert again.exit_code == 3 and "nothing is paused" in again.stderr
+
+
+@pytest.mark.e2e
+def test_abort_while_paused_puts_traffic_back_and_exits_4(stack: Stack) -> None:
+    canary(stack, "gateway", APPROVAL_STEPS)
+    writes = first_release(stack, "gateway")
+    stable, before = stable_changes(stack), generation(stack)
+    assert deploy(stack, "v1.1.0").exit_code == 0
+    aborted = stack.releasegate("--json", "abort", "--env", "nonprod")
+    assert_aborted(stack, aborted, 4, before, stable, "v1.1.0 was aborted in nonprod; v1.0.0 keeps serving")
+    assert json.loads(aborted.stdout)["outcome"] == "aborted"
+    assert writes == [0, 10, 50, 0]
+    assert history(stack)[:2] == [("v1.1.0", "aborted"), ("v1.0.0", "deployed")]
+    assert stack.releasegate("abort", "--env", "nonprod").exit_code == 3
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_sigint_mid_pause_puts_traffic_back_and_exits_130(stack: Stack, traffic: str) -> None:
+    canary(stack, traffic, "[{weight: 50, pause: 60}]")
+    writes = first_release(stack, traffic)
+    stable, before = stable_changes(stack), generation(stack)
+    stack.publish("v1.1.0")
+    process = subprocess.Popen(
+        stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0"),
+        env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None and process.stdout is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if "step 1/1 · canary 50 %" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    stderr = "".join(seen) + process.stderr.read()
+    process.wait(timeout=60)
+    run = Run(["deploy"], process.returncode, process.stdout.read(), stderr)
+    assert_aborted(stack, run, 130, before, stable, "interrupted while deploying v1.1.0")
+    assert writes[-1] == 0 and max(writes) > 0
+    assert history(stack)[:2] == [("v1.0.0", "deployed"), ("v1.1.0", "interrupted")]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("traffic", ["gateway", "istio"])
+def test_a_missing_route_is_refused_before_any_change(stack: Stack, traffic: str) -> None:
+    canary(stack, traffic, with_route=False)
+    run = deploy(stack, "v1.0.0")
+    assert run.exit_code == 3, run.stderr
+    kind = "HTTPRoute" if traffic == "gateway" else "VirtualService"
+    assert f"{kind} model-api" in run.last_line and "does not exist" in run.last_line
+    assert stack.kube.writes() == []
+    stack.kube.uninstalled.add(kind)
+    missing = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0")
+    assert missing.exit_code == 3 and f"{kind} is not installed" in missing.last_line
+
+
+@pytest.mark.e2e
+def test_amazon_managed_prometheus_is_queried_with_sigv4(
+    stack: Stack, prometheus: PrometheusEmulator
+) -> None:
+    """AMP refuses unsigned queries: with sigv4: true each is signed with boto3's credentials."""
+    from tests.emulators.ecr import CREDENTIALS
+
+    prometheus.sigv4 = {k: CREDENTIALS[k] for k in ("aws_access_key_id", "aws_secret_access_key")}
+    prometheus.answers["canary"] = 0.001
+    url = f"{prometheus.url}/workspaces/ws-0123"
+    analysis = f"{{interval: 0.1, prometheus: {{url: '{url}', sigv4: true, query: '{QUERY}', max: 0.01}}}}"
+    canary(stack, "gateway", analysis=analysis)
+    first_release(stack, "gateway")
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    assert "analysis 0.001 ≤ 0.01" in run.stderr
+    signed = [r for r in prometheus.requests if r.path.endswith("/api/v1/query")]
+    assert signed and all(r.headers["authorization"].startswith("AWS4-HMAC-SHA256 ") for r in signed)
+    assert_lock_released_and_no_secret(stack, run)
+    prometheus.sigv4 = {**prometheus.sigv4, "aws_secret_access_key": "another"}  # credentials AMP rejects
+    refused = deploy(stack, "v1.2.0")
+    assert refused.exit_code == 4 and "the analysis query failed: 403" in refused.stderr
