@@ -143,6 +143,17 @@ class Cluster:
         """A read, retried on transient failures (reads are always safe to repeat)."""
         return self.call("GET", path, retry=True, **query)
 
+    def get_or_none(self, path: str) -> dict[str, Any] | None:
+        """One object, or None when it does not exist (404)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return dict(self.get(path))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def watch(
         self,
         path: str,

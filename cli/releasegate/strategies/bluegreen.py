@@ -212,16 +212,9 @@ def live_slot(run: Run) -> str | None:
 
 
 def _service(run: Run, name: str) -> dict[str, Any] | None:
-    from kubernetes.client.exceptions import ApiException
-
     path = f"{SERVICES.format(namespace=run.env.namespace)}/{name}"
     with translated_errors("cannot read the Services in", run.env.namespace, Refused):
-        try:
-            return dict(run.clients.cluster.get(path))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return run.clients.cluster.get_or_none(path)
 
 
 def _selector(run: Run) -> dict[str, str] | None:

@@ -192,16 +192,9 @@ def _is_status(body: Any) -> bool:
 
 
 def _read_service(run: Run, name: str) -> dict[str, Any] | None:
-    from kubernetes.client.exceptions import ApiException
-
     path = f"{SERVICES.format(namespace=run.env.namespace)}/{name}"
     with translated_errors("cannot read the Services in", run.env.namespace, NeedsAttention):
-        try:
-            return dict(run.clients.cluster.get(path))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return run.clients.cluster.get_or_none(path)
 
 
 def _service_port(run: Run, name: str) -> int:
@@ -213,16 +206,9 @@ def _service_port(run: Run, name: str) -> int:
 
 
 def _deployment(run: Run, name: str) -> dict[str, Any] | None:
-    from kubernetes.client.exceptions import ApiException
-
     path = f"{DEPLOYMENTS.format(namespace=run.env.namespace)}/{name}"
     with translated_errors("cannot read the Deployments in", run.env.namespace, NeedsAttention):
-        try:
-            return dict(run.clients.cluster.get(path))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return run.clients.cluster.get_or_none(path)
 
 
 def _set_selector(run: Run, selector: dict[str, str]) -> None:
