@@ -6,8 +6,6 @@ in the order they were written, and the stable Deployment is watched for any cha
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 
 from tests.emulators.prometheus import PrometheusEmulator
 from tests.emulators.stack import Run, Stack
-from tests.test_faults import assert_lock_released_and_no_secret
+from tests.test_faults import assert_lock_released_and_no_secret, interrupted_deploy
 from tests.test_smoke import quick_checks
 
 NS = "model-api-nonprod"
@@ -331,20 +329,7 @@ def test_sigint_mid_pause_puts_traffic_back_and_exits_130(stack: Stack, traffic:
     writes = first_release(stack, traffic)
     stable, before = stable_changes(stack), generation(stack)
     stack.publish("v1.1.0")
-    process = subprocess.Popen(
-        stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0"),
-        env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stderr is not None and process.stdout is not None
-    seen = []
-    for line in process.stderr:
-        seen.append(line)
-        if "step 1/1 · canary 50 %" in line:
-            process.send_signal(signal.SIGINT)
-            break
-    stderr = "".join(seen) + process.stderr.read()
-    process.wait(timeout=60)
-    run = Run(["deploy"], process.returncode, process.stdout.read(), stderr)
+    run = interrupted_deploy(stack, "v1.1.0", when=lambda line: "step 1/1 · canary 50 %" in line)
     assert_aborted(stack, run, 130, before, stable, "interrupted while deploying v1.1.0")
     assert writes[-1] == 0 and max(writes) > 0
     assert history(stack)[:2] == [("v1.0.0", "deployed"), ("v1.1.0", "interrupted")]

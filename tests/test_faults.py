@@ -448,6 +448,24 @@ def test_recover_with_nothing_unfinished_needs_no_skaffold(stack: Stack, baselin
     assert "nothing to recover in nonprod" in run.stdout
 
 
+def interrupted_deploy(stack: Stack, tag: str, when: Callable[[str], bool]) -> Run:
+    """``deploy`` of ``tag`` in nonprod, sent SIGINT at the first progress line ``when`` accepts."""
+    process = subprocess.Popen(
+        stack.argv("deploy", "--env", "nonprod", "--tag", tag),
+        env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None and process.stdout is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if when(line):
+            process.send_signal(signal.SIGINT)
+            break
+    stderr = "".join(seen) + process.stderr.read()
+    process.wait(timeout=60)
+    return Run(["deploy"], process.returncode, process.stdout.read(), stderr)
+
+
 def test_sigint_after_the_switch_switches_back_and_exits_130(stack: Stack) -> None:
     """Blue/green: interrupted while the live Service already sends traffic to the new slot."""
     quick_checks(stack)
@@ -459,21 +477,8 @@ def test_sigint_after_the_switch_switches_back_and_exits_130(stack: Stack) -> No
     stack.publish("v1.1.0")
     stack.kube.proxy.apps.behaviours["v1.1.0"] = "slow"  # every check takes a while: time to interrupt
     stack.kube.proxy.apps.slow_ms = 700
-    process = subprocess.Popen(
-        stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0"),
-        env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stderr is not None and process.stdout is not None
-    seen = []
-    for line in process.stderr:
-        seen.append(line)
-        if line.startswith("✓ switch"):
-            process.send_signal(signal.SIGINT)
-            break
-    stderr = "".join(seen) + process.stderr.read()
-    process.wait(timeout=60)
-    run = Run(["deploy"], process.returncode, process.stdout.read(), stderr)
-    assert "Service model-api selects slot green" in stderr
+    run = interrupted_deploy(stack, "v1.1.0", when=lambda line: line.startswith("✓ switch"))
+    assert "Service model-api selects slot green" in run.stderr
     assert_contract(
         stack, baseline, run, 130, "interrupted while deploying v1.1.0", "v1.0.0 was restored",
         serving="model-api-blue",
