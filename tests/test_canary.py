@@ -6,7 +6,9 @@ in the order they were written, and the stable Deployment is watched for any cha
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -242,12 +244,18 @@ def test_a_smoke_failure_in_step_2_puts_all_traffic_back_on_stable(stack: Stack,
     )
 
 
+FIRST_SHARE = {"gateway": 10, "istio": 10, "replicas": 33}  # step 1 (10 %); replicas: 1 pod beside 2
+
+
 @pytest.mark.e2e
-def test_an_analysis_above_max_aborts_the_canary(stack: Stack, prometheus: PrometheusEmulator) -> None:
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_an_analysis_above_max_aborts_the_canary(
+    stack: Stack, prometheus: PrometheusEmulator, traffic: str
+) -> None:
     analysis = f"{{interval: 0.1, prometheus: {{url: '{prometheus.url}', query: '{QUERY}', max: 0.01}}}}"
-    canary(stack, "gateway", analysis=analysis)
+    canary(stack, traffic, analysis=analysis)
     prometheus.answers["canary"] = 0.0
-    writes = first_release(stack, "gateway")
+    writes = first_release(stack, traffic)
     stable, before = stable_changes(stack), generation(stack)
 
     def breach(event: str, obj: dict[str, Any]) -> None:
@@ -257,21 +265,24 @@ def test_an_analysis_above_max_aborts_the_canary(stack: Stack, prometheus: Prome
     stack.kube.observers.append(breach)
     run = deploy(stack, "v1.1.0")
     assert_aborted(stack, run, 4, before, stable, "step 1 (10 %): analysis 0.25 is above max 0.01")
-    assert writes == [0, 10, 0]
+    assert writes == [0, FIRST_SHARE[traffic], 0]
     assert prometheus.queries and all(q == QUERY for q in prometheus.queries)
 
 
 @pytest.mark.e2e
-def test_an_analysis_with_no_data_is_a_failed_check(stack: Stack, prometheus: PrometheusEmulator) -> None:
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_an_analysis_with_no_data_is_a_failed_check(
+    stack: Stack, prometheus: PrometheusEmulator, traffic: str
+) -> None:
     """Through the API server's service proxy to an in-cluster Prometheus that has no series."""
     service = "monitoring/prometheus-server:9090"
     analysis = f"{{interval: 0.1, prometheus: {{service: {service}, query: '{QUERY}', max: 0.01}}}}"
-    canary(stack, "gateway", analysis=analysis)
-    writes = first_release(stack, "gateway")
+    canary(stack, traffic, analysis=analysis)
+    writes = first_release(stack, traffic)
     stable, before = stable_changes(stack), generation(stack)
     run = deploy(stack, "v1.1.0")
-    assert_aborted(stack, run, 4, before, stable, "returned no data")
-    assert writes == [0, 10, 0]
+    assert_aborted(stack, run, 4, before, stable, "step 1 (10 %)", "returned no data")
+    assert writes == [0, FIRST_SHARE[traffic], 0]
     proxied = [
         r for r in stack.kube.requests if "/services/prometheus-server:9090/proxy/api/v1/query" in r.path
     ]
@@ -281,27 +292,57 @@ def test_an_analysis_with_no_data_is_a_failed_check(stack: Stack, prometheus: Pr
 APPROVAL_STEPS = "[{weight: 10, pause: 0.2}, {weight: 50, pause: approval}, {weight: 80, pause: 0.2}]"
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("traffic", ["gateway", "istio"])
-def test_an_approval_step_pauses_and_promote_goes_on_to_the_next_step(stack: Stack, traffic: str) -> None:
-    canary(stack, traffic, APPROVAL_STEPS)
+@dataclass(frozen=True)
+class Approval:
+    """A canary that waits for approval, as each traffic mode writes it."""
+
+    steps: str
+    step: int  # the step it waits at
+    weight: int  # that step's weight
+    share: int  # the canary's share there, as read back (replicas: its share of the pods)
+    paused: list[int]  # the writes up to the pause
+    promoted: list[int]  # the writes `promote` adds
+
+
+APPROVALS = {
+    "gateway": Approval(APPROVAL_STEPS, 2, 50, 50, [0, 10, 50], [80, 0]),
+    "istio": Approval(APPROVAL_STEPS, 2, 50, 50, [0, 10, 50], [80, 0]),
+    # Two stable pods: 40 % is one canary pod (33 %), 100 % two (50 %).
+    "replicas": Approval(
+        "[{weight: 40, pause: approval}, {weight: 100, pause: 0.2}]", 1, 40, 33, [0, 33], [50, 0]
+    ),
+}  # fmt: skip
+
+
+def paused_canary(stack: Stack, traffic: str) -> tuple[Approval, list[int], list[int], int]:
+    """v1.0.0 stable, then v1.1.0 deployed to its approval step: the approval expected, the
+    weights written, the stable Deployment's changes and its generation before."""
+    approval = APPROVALS[traffic]
+    canary(stack, traffic, approval.steps)
     writes = first_release(stack, traffic)
     stable, before = stable_changes(stack), generation(stack)
     run = deploy(stack, "v1.1.0")
     assert run.exit_code == 0, run.stderr
     result = json.loads(run.stdout)
-    assert (result["outcome"], result["step"], result["weight"]) == ("paused", 2, 50)
-    assert writes == [0, 10, 50] and stable == []
-    assert github_statuses(stack)[-1] == "canary 50 %, waiting for approval"
+    assert (result["outcome"], result["step"], result["weight"]) == ("paused", approval.step, approval.weight)
+    assert writes == approval.paused and stable == []
+    return approval, writes, stable, before
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_an_approval_step_pauses_and_promote_goes_on_to_the_next_step(stack: Stack, traffic: str) -> None:
+    approval, writes, stable, before = paused_canary(stack, traffic)
+    assert github_statuses(stack)[-1] == f"canary {approval.weight} %, waiting for approval"
     assert stack.kube.get("Lease", NS, "releasegate-model-api") is None
     refused = deploy(stack, "v1.2.0")
-    assert refused.exit_code == 3 and "v1.1.0 is paused in nonprod (step 2" in refused.stderr
+    assert refused.exit_code == 3 and f"v1.1.0 is paused in nonprod (step {approval.step}" in refused.stderr
     status = stack.releasegate("status", "--env", "nonprod")
-    assert "canary weight: 50 %" in status.stdout and "PAUSED" in status.stdout, status.stdout
+    assert f"canary weight: {approval.share} %" in status.stdout and "PAUSED" in status.stdout, status.stdout
     promoted = stack.releasegate("--json", "promote", "--env", "nonprod")
     assert promoted.exit_code == 0, promoted.stderr
     assert json.loads(promoted.stdout)["outcome"] == "promoted"
-    assert writes == [0, 10, 50, 80, 0]
+    assert writes == approval.paused + approval.promoted
     assert stable == [before + 1] and stable_tag(stack) == "v1.1.0"
     assert github_statuses(stack)[-2:-1] == ["promoted"]
     again = stack.releasegate("promote", "--env", "nonprod")
@@ -309,29 +350,79 @@ def test_an_approval_step_pauses_and_promote_goes_on_to_the_next_step(stack: Sta
 
 
 @pytest.mark.e2e
-def test_abort_while_paused_puts_traffic_back_and_exits_4(stack: Stack) -> None:
-    canary(stack, "gateway", APPROVAL_STEPS)
-    writes = first_release(stack, "gateway")
-    stable, before = stable_changes(stack), generation(stack)
-    assert deploy(stack, "v1.1.0").exit_code == 0
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_abort_while_paused_puts_traffic_back_and_exits_4(stack: Stack, traffic: str) -> None:
+    approval, writes, stable, before = paused_canary(stack, traffic)
     aborted = stack.releasegate("--json", "abort", "--env", "nonprod")
     assert_aborted(stack, aborted, 4, before, stable, "v1.1.0 was aborted in nonprod; v1.0.0 keeps serving")
     assert json.loads(aborted.stdout)["outcome"] == "aborted"
-    assert writes == [0, 10, 50, 0]
+    assert writes == [*approval.paused, 0]
     assert history(stack)[:2] == [("v1.1.0", "aborted"), ("v1.0.0", "deployed")]
     assert stack.releasegate("abort", "--env", "nonprod").exit_code == 3
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("traffic", TRAFFIC)
-def test_sigint_mid_pause_puts_traffic_back_and_exits_130(stack: Stack, traffic: str) -> None:
+def test_pauses_longer_than_the_timeout_are_refused_before_any_change(stack: Stack) -> None:
+    canary(
+        stack, "gateway", "[{weight: 10, pause: 3}, {weight: 50, pause: approval}, {weight: 80, pause: 30}]"
+    )
+    first_release(stack, "gateway")
+    stack.publish("v1.1.0")
+    changes = len(stack.kube.writes())
+    short = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "3")
+    assert short.exit_code == 2, short.stderr
+    assert "pause 3 s in all, which does not fit in --timeout 3 s" in short.last_line
+    assert len(stack.kube.writes()) == changes
+    paused = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "60")
+    assert paused.exit_code == 0, paused.stderr  # 3 s of pauses up to the approval step
+    changes = len(stack.kube.writes())
+    promote = stack.releasegate("promote", "--env", "nonprod", "--timeout", "20")
+    assert promote.exit_code == 2 and "pause 30 s in all" in promote.last_line, promote.stderr
+    assert all("/leases" in r.path for r in stack.kube.writes()[changes:])  # the lock only
+    assert history(stack)[0] == ("v1.1.0", "paused")
+
+
+MID_PAUSE = "step 1/1 · canary 50 %"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("traffic", "sent"),
+    [(traffic, signal.SIGINT) for traffic in TRAFFIC] + [("gateway", signal.SIGTERM)],
+    ids=[*TRAFFIC, "gateway-SIGTERM"],
+)
+def test_an_interrupt_mid_pause_puts_traffic_back_and_exits_130(
+    stack: Stack, traffic: str, sent: int
+) -> None:
     canary(stack, traffic, "[{weight: 50, pause: 60}]")
     writes = first_release(stack, traffic)
     stable, before = stable_changes(stack), generation(stack)
     stack.publish("v1.1.0")
-    run = interrupted_deploy(stack, "v1.1.0", when=lambda line: "step 1/1 · canary 50 %" in line)
+    run = interrupted_deploy(stack, "v1.1.0", when=lambda line: MID_PAUSE in line, sent=sent)
     assert_aborted(stack, run, 130, before, stable, "interrupted while deploying v1.1.0")
     assert writes[-1] == 0 and max(writes) > 0
+    assert history(stack)[:2] == [("v1.0.0", "deployed"), ("v1.1.0", "interrupted")]
+
+
+@pytest.mark.e2e
+def test_recover_after_a_killed_canary_puts_traffic_back_on_stable(stack: Stack) -> None:
+    """A cancelled Actions run kills the deploy mid-pause (no chance to put anything back); the
+    workflow's `if: cancelled()` step runs `releasegate recover` in the same run."""
+    canary(stack, "gateway", "[{weight: 50, pause: 60}]")
+    writes = first_release(stack, "gateway")
+    stable, before = stable_changes(stack), generation(stack)
+    stack.publish("v1.1.0")
+    same_run = {"GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "1"}
+    killed = interrupted_deploy(stack, "v1.1.0", lambda line: MID_PAUSE in line, signal.SIGKILL, **same_run)
+    assert killed.exit_code == -signal.SIGKILL and writes == [0, 50]  # the canary still has 50 %
+    assert stack.kube.get("Deployment", NS, f"{APP}-canary") is not None
+    recovered = stack.releasegate("recover", "--env", "nonprod", **same_run)
+    assert recovered.exit_code == 0, recovered.stderr
+    assert "v1.0.0 was restored" in recovered.stdout
+    assert "stable 100 % / canary 0 %" in recovered.stderr
+    assert "model-api-canary and its disruption budget deleted" in recovered.stderr
+    assert writes == [0, 50, 0]
+    assert_aborted(stack, recovered, 0, before, stable)
     assert history(stack)[:2] == [("v1.0.0", "deployed"), ("v1.1.0", "interrupted")]
 
 

@@ -448,18 +448,20 @@ def test_recover_with_nothing_unfinished_needs_no_skaffold(stack: Stack, baselin
     assert "nothing to recover in nonprod" in run.stdout
 
 
-def interrupted_deploy(stack: Stack, tag: str, when: Callable[[str], bool]) -> Run:
-    """``deploy`` of ``tag`` in nonprod, sent SIGINT at the first progress line ``when`` accepts."""
+def interrupted_deploy(
+    stack: Stack, tag: str, when: Callable[[str], bool], sent: int = signal.SIGINT, **env: str
+) -> Run:
+    """``deploy`` of ``tag`` in nonprod, sent ``sent`` at the first progress line ``when`` accepts."""
     process = subprocess.Popen(
         stack.argv("deploy", "--env", "nonprod", "--tag", tag),
-        env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=stack.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert process.stderr is not None and process.stdout is not None
     seen = []
     for line in process.stderr:
         seen.append(line)
         if when(line):
-            process.send_signal(signal.SIGINT)
+            process.send_signal(sent)
             break
     stderr = "".join(seen) + process.stderr.read()
     process.wait(timeout=60)

@@ -140,7 +140,10 @@ def deploy(
         bool, typer.Option("--dry-run", help="Check and render, print the skaffold command.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds for skaffold and the rollout together.")
+        float,
+        typer.Option(
+            "--timeout", min=1, help="Seconds for skaffold, the rollout and a canary's pauses together."
+        ),
     ] = 600,
     allow_local_prod: Annotated[
         bool, typer.Option("--allow-local-prod", help="Allow a protected environment outside CI.")
@@ -272,7 +275,10 @@ def promote(
     ctx: typer.Context,
     env: EnvOption,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds for the checks and any restore.")
+        float,
+        typer.Option(
+            "--timeout", min=1, help="Seconds for the checks, a canary's next pauses and any restore."
+        ),
     ] = 600,
     allow_local_prod: LocalProdOption = False,
 ) -> None:

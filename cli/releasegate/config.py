@@ -155,6 +155,16 @@ class StrategySettings:
     steps: tuple[CanaryStep, ...] = ()
     analysis: Analysis | None = None
 
+    def timed_pauses(self, after: int = 0) -> float:
+        """Seconds a canary holds its steps from step ``after`` + 1 up to the next approval step
+        (or the promotion): what one run must fit in its --timeout."""
+        total = 0.0
+        for step in self.steps[after:]:
+            if step.pause is None:  # an approval: the run stops there
+                break
+            total += step.pause
+        return total
+
 
 @dataclass(frozen=True)
 class CanaryStep:

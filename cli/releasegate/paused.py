@@ -19,12 +19,14 @@ from .config import Environment, Project
 from .deployments import DeploymentRecord
 from .errors import Refused, RolledBack
 from .ledger import ABORTED, Record, paused, serving, step_value
-from .pipeline import Attempt, go_live, outcome_of
+from .pipeline import Attempt, go_live, outcome_of, require_time_for_pauses
 from .run import DeployOptions, Progress, Result, Run, describe
 
 
 def promote(project: Project, env: Environment, options: DeployOptions, progress: Progress) -> Result:
     with _paused_release("promote", project, env, progress) as (run, waiting, previous):
+        step = step_value(waiting.step)
+        require_time_for_pauses(env, options.timeout, step if isinstance(step, int) else 0)
         attempt = Attempt(waiting, previous, _github(run, waiting))
         go_live(run, attempt, options, lambda: run.strategy.promote(run, waiting, options.timeout))
     return outcome_of(run, waiting.tag)

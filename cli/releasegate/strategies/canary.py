@@ -104,7 +104,7 @@ class Canary:
 
     def abort(self, run: Run, paused: Record) -> None:
         del paused
-        self.traffic.set_weight(run, 0)
+        self._weigh(run, 0)
         _delete_canary(run)
 
     def put_back(self, run: Run, record: Record, timeout: float) -> InService:
@@ -112,13 +112,13 @@ class Canary:
         runs ``record`` Ready, then the canary deleted."""
         stable = _stable(run)
         if stable is not None and _ready_pods(stable):
-            self.traffic.set_weight(run, 0)
+            self._weigh(run, 0)
         if stable is not None and _serves(stable, record.image):
             pods_ready = f"{_ready_pods(stable)}/{_desired(stable)}"
         else:
             plan = run.plan_from_record(record, Track("stable", self.settings.traffic))
             pods_ready = run.apply(plan, timeout, stage="restore")
-            self.traffic.set_weight(run, 0)
+            self._weigh(run, 0)
         _delete_canary(run)
         return InService(pods_ready, weight=0)
 
@@ -306,13 +306,15 @@ def _delete_canary(run: Run) -> None:
     from kubernetes.client.exceptions import ApiException
 
     namespace, name = run.env.namespace, canary_name(run)
-    for collection in (DEPLOYMENTS, DISRUPTION_BUDGETS):
-        run.ensure_lock()
-        with translated_errors(f"cannot delete {name} in", namespace, NeedsAttention):
-            try:
-                run.clients.cluster.call(
-                    "DELETE", f"{collection.format(namespace=namespace)}/{name}", retry=True
-                )
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+    with run.stages.run("retire") as done:
+        for collection in (DEPLOYMENTS, DISRUPTION_BUDGETS):
+            run.ensure_lock()
+            with translated_errors(f"cannot delete {name} in", namespace, NeedsAttention):
+                try:
+                    run.clients.cluster.call(
+                        "DELETE", f"{collection.format(namespace=namespace)}/{name}", retry=True
+                    )
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+        done.append(f"Deployment {name} and its disruption budget deleted")
