@@ -382,6 +382,21 @@ def test_pauses_longer_than_the_timeout_are_refused_before_any_change(stack: Sta
     assert history(stack)[0] == ("v1.1.0", "paused")
 
 
+@pytest.mark.e2e
+def test_a_canary_that_runs_out_of_time_is_aborted(stack: Stack) -> None:
+    """The pauses fit in --timeout, but a slow rollout of the canary leaves too little of it."""
+    canary(stack, "gateway", "[{weight: 10, pause: 4}]")
+    writes = first_release(stack, "gateway")
+    stable, before = stable_changes(stack), generation(stack)
+    stack.kube.controller.scenarios["v1.1.0"] = "slow"
+    stack.kube.controller.slow_seconds = 3
+    run = deploy(stack, "v1.1.0", "--timeout", "6")
+    assert_aborted(
+        stack, run, 4, before, stable, "the canary timed out in step 1 (10 %)", "Next: raise --timeout"
+    )
+    assert writes == [0, 10, 0]
+
+
 MID_PAUSE = "step 1/1 · canary 50 %"
 
 

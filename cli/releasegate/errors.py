@@ -17,10 +17,15 @@ from __future__ import annotations
 class ReleasegateError(Exception):
     exit_code = 1
 
-    def __init__(self, cause: str, hint: str = "", details: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, cause: str, hint: str = "", details: tuple[str, ...] = (), *, after_restore: str = ""
+    ) -> None:
         super().__init__(cause)
         self.cause = cause
         self.hint = hint
+        # The next step once what served before is restored, when it is not "fix the release"
+        # (a deploy that ran out of --timeout needs a longer one, not a fix).
+        self.after_restore = after_restore
         # Lines worth showing above the one-line summary (pod diagnostics, log tails).
         self.details = details
         # What the command had established when it failed (a pipeline Result), for reports.

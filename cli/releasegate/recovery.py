@@ -56,9 +56,8 @@ def recover(
     if failure is None:
         restored = f"interrupted while deploying {failed.tag}; {current.tag} was restored and verified"
         raise Interrupted(restored, "deploy again when ready")
-    raise RolledBack(
-        f"{cause}; {current.tag} was restored and verified", f"fix {failed.tag}, then deploy again", details
-    )
+    next_step = failure.after_restore or f"fix {failed.tag}, then deploy again"
+    raise RolledBack(f"{cause}; {current.tag} was restored and verified", next_step, details)
 
 
 def restore(run: Run, record: Record, timeout: float, note: str) -> Record:

@@ -182,9 +182,12 @@ class Canary:
                 return f"canary {step.weight} % for {step.pause:g} s: {rounds} check rounds passed ({last})"
             wait = min(interval, left)
             if time.monotonic() + wait > deadline:
+                advice = "raise --timeout (the rollout and the pauses share it), or shorten the pauses"
                 raise NeedsAttention(
-                    f"the canary timed out in step {number} ({step.weight} %): the steps outlast --timeout",
-                    "raise --timeout above the steps' pauses, or shorten them",
+                    f"the canary timed out in step {number} ({step.weight} %) with {left:.0f} s of its "
+                    "pause left: the deploy outlasts --timeout",
+                    advice,
+                    after_restore=f"{advice}, then deploy again",
                 )
             time.sleep(wait)
 
