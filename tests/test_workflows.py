@@ -105,14 +105,24 @@ def test_the_deploy_workflow_needs_nothing_filled_in_and_verifies_skaffold() -> 
     assert any("kubectl version --client" in s.get("run", "") for s in steps)  # the kubectl deployer runs it
 
 
-def test_a_cancelled_run_puts_the_last_good_release_back() -> None:
-    steps = workflow("deploy.yml")["jobs"]["deploy"]["steps"]
-    deploy_step = next(s for s in steps if s.get("run", "").strip().endswith("releasegate deploy"))
+@pytest.mark.parametrize(
+    ("file", "job", "command", "environment"),
+    [
+        ("deploy.yml", "deploy", "releasegate deploy", "${{ needs.target.outputs.environment }}"),
+        ("canary.yml", "decide", "esac", "${{ inputs.environment }}"),
+    ],
+)
+def test_a_cancelled_run_puts_the_last_good_release_back(
+    file: str, job: str, command: str, environment: str
+) -> None:
+    steps = workflow(file)["jobs"][job]["steps"]
+    main_step = next(s for s in steps if s.get("run", "").strip().endswith(command))
     # exec: releasegate is the step's process, so the runner's signal reaches it, not a shell.
-    assert deploy_step["run"].strip() == "exec releasegate deploy"
+    assert "exec releasegate" in main_step["run"]
     cleanup = next(s for s in steps if s.get("if") == "cancelled()")
+    assert steps.index(cleanup) > steps.index(main_step)
     assert cleanup["run"].strip() == "exec releasegate recover"
-    assert cleanup["env"]["RELEASEGATE_ENV"] == "${{ needs.target.outputs.environment }}"
+    assert cleanup["env"]["RELEASEGATE_ENV"] == environment
 
 
 def test_the_deploy_workflow_installs_from_the_hash_pinned_lock() -> None:
@@ -140,6 +150,7 @@ def test_a_paused_release_is_promoted_or_aborted_from_github_behind_the_environm
     assert job["environment"] == "${{ inputs.environment }}"  # required reviewers approve the step
     assert job["concurrency"]["group"] == "deploy-${{ inputs.environment }}"  # as deploy.yml's
     assert job["permissions"] == {"contents": "read", "deployments": "write", "id-token": "write"}
-    script = job["steps"][-1]["run"]
+    decide = next(s for s in job["steps"] if s.get("name") == "Promote or abort")
+    script = decide["run"]
     assert "${{" not in script and 'exec releasegate promote --env "$RELEASEGATE_ENV"' in script
-    assert job["steps"][-1]["env"]["ACTION"] == "${{ inputs.action }}"
+    assert decide["env"]["ACTION"] == "${{ inputs.action }}"
