@@ -15,7 +15,7 @@ import pytest
 
 from tests.emulators.prometheus import PrometheusEmulator
 from tests.emulators.stack import Run, Stack
-from tests.test_faults import assert_lock_released_and_no_secret, interrupted_deploy
+from tests.test_faults import assert_lock_released_and_no_secret, interrupted, interrupted_deploy
 from tests.test_smoke import quick_checks
 
 NS = "model-api-nonprod"
@@ -439,6 +439,30 @@ def test_recover_after_a_killed_canary_puts_traffic_back_on_stable(stack: Stack)
     assert writes == [0, 50, 0]
     assert_aborted(stack, recovered, 0, before, stable)
     assert history(stack)[:2] == [("v1.0.0", "deployed"), ("v1.1.0", "interrupted")]
+
+
+@pytest.mark.e2e
+def test_recover_after_a_killed_promote_puts_traffic_back_on_stable(stack: Stack) -> None:
+    """The canary workflow's promote cancelled and killed mid-pause, then its `if: cancelled()`
+    step: the release is unfinished work, not still paused at the step it had left."""
+    canary(stack, "gateway", "[{weight: 10, pause: approval}, {weight: 50, pause: 60}]")
+    writes = first_release(stack, "gateway")
+    stable, before = stable_changes(stack), generation(stack)
+    assert deploy(stack, "v1.1.0").exit_code == 0 and writes == [0, 10]
+    same_run = {"GITHUB_RUN_ID": "4343", "GITHUB_RUN_ATTEMPT": "1"}
+    mid_pause = "step 2/2 · canary 50 %"
+    killed = interrupted(
+        stack, ["promote", "--env", "nonprod"], lambda line: mid_pause in line, signal.SIGKILL, **same_run
+    )
+    assert killed.exit_code == -signal.SIGKILL and writes == [0, 10, 50]
+    assert history(stack)[0] == ("v1.1.0", "pending")
+    recovered = stack.releasegate("recover", "--env", "nonprod", **same_run)
+    assert recovered.exit_code == 0, recovered.stderr
+    assert "v1.1.0 did not finish; v1.0.0 was restored" in recovered.stdout
+    assert writes == [0, 10, 50, 0]
+    assert_aborted(stack, recovered, 0, before, stable)
+    assert history(stack)[:2] == [("v1.0.0", "deployed"), ("v1.1.0", "interrupted")]
+    assert stack.releasegate("abort", "--env", "nonprod").exit_code == 3  # nothing paused any more
 
 
 @pytest.mark.e2e

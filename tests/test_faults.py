@@ -452,9 +452,15 @@ def interrupted_deploy(
     stack: Stack, tag: str, when: Callable[[str], bool], sent: int = signal.SIGINT, **env: str
 ) -> Run:
     """``deploy`` of ``tag`` in nonprod, sent ``sent`` at the first progress line ``when`` accepts."""
+    return interrupted(stack, ["deploy", "--env", "nonprod", "--tag", tag], when, sent, **env)
+
+
+def interrupted(
+    stack: Stack, args: list[str], when: Callable[[str], bool], sent: int = signal.SIGINT, **env: str
+) -> Run:
+    """``releasegate args``, sent ``sent`` at the first progress line ``when`` accepts."""
     process = subprocess.Popen(
-        stack.argv("deploy", "--env", "nonprod", "--tag", tag),
-        env=stack.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stack.argv(*args), env=stack.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert process.stderr is not None and process.stdout is not None
     seen = []
@@ -465,7 +471,7 @@ def interrupted_deploy(
             break
     stderr = "".join(seen) + process.stderr.read()
     process.wait(timeout=60)
-    return Run(["deploy"], process.returncode, process.stdout.read(), stderr)
+    return Run(args, process.returncode, process.stdout.read(), stderr)
 
 
 def test_sigint_after_the_switch_switches_back_and_exits_130(stack: Stack) -> None:

@@ -18,7 +18,7 @@ from typing import NoReturn
 from .config import Environment, Project
 from .deployments import DeploymentRecord
 from .errors import Refused, RolledBack
-from .ledger import ABORTED, Record, paused, serving, step_value
+from .ledger import ABORTED, PENDING, Record, paused, serving, step_value
 from .pipeline import Attempt, go_live, outcome_of, require_time_for_pauses
 from .run import DeployOptions, Progress, Result, Run, describe
 
@@ -27,7 +27,11 @@ def promote(project: Project, env: Environment, options: DeployOptions, progress
     with _paused_release("promote", project, env, progress) as (run, waiting, previous):
         step = step_value(waiting.step)
         require_time_for_pauses(env, options.timeout, step if isinstance(step, int) else 0)
-        attempt = Attempt(waiting, previous, _github(run, waiting))
+        # Pending while it goes on: a promote killed past the runner's grace period is then
+        # unfinished work that `releasegate recover` puts back, not a release still paused at a
+        # step its traffic has already left.
+        promoting = run.ledger().mark(waiting, PENDING, f"promoting from {waiting.step}")
+        attempt = Attempt(promoting, previous, _github(run, waiting))
         go_live(run, attempt, options, lambda: run.strategy.promote(run, waiting, options.timeout))
     return outcome_of(run, waiting.tag)
 
