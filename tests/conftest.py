@@ -42,28 +42,43 @@ def stack(ecr: EcrEmulator, tmp_path: Path) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def denying_ecr() -> Iterator[str]:
-    """A moto server that enforces IAM: every request with unknown credentials is denied."""
+def denying_ecr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto server that enforces IAM: every request with unknown credentials is denied.
+    A process of its own: moto reads INITIAL_NO_AUTH_ACTION_COUNT when it is imported."""
+    log = tmp_path_factory.mktemp("denying-ecr") / "moto.log"
+    for _ in range(3):  # the free port probed may be taken before moto binds it: try another
+        server, url = _start_moto(log)
+        if server is not None:
+            break
+    else:
+        pytest.fail(f"moto server did not start:\n{log.read_text()[-2000:]}")
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _start_moto(log: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
+    """A moto server on a free port, answering; None when it exited or never answered."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with log.open("a") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+    deadline = time.monotonic() + 60  # it answers in 0.5 s; far longer only on a very busy machine
+    while server.poll() is None and time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback
-            break
+            return server, url
         except OSError:
-            assert time.monotonic() < deadline, "moto server did not start"
             time.sleep(0.2)
-    yield url
-    server.terminate()
+    server.kill()
     server.wait(timeout=10)
+    return None, url
 
 
 @pytest.fixture
