@@ -74,6 +74,22 @@ class Applications:
             or "healthy"
         )
 
+    def answer(self, pod: dict[str, Any], method: str, path: str, body: Any) -> Response:
+        """What the application in ``pod`` answers (the real tier's pod network asks it too)."""
+        behaviour = self.behaviour(pod)
+        version = (pod["metadata"].get("labels") or {}).get(VERSION_LABEL, "")
+        self.answered[version] = self.answered.get(version, 0) + 1
+        if behaviour == "degrading" and self.answered[version] > self.degrade_after:
+            return Response(500, {"detail": "Internal Server Error"})
+        if behaviour == "slow":
+            time.sleep(self.slow_ms / 1000)
+        if behaviour == "garbage":
+            return Response(200, b"<html>502 Bad Gateway</html>")
+        handler = ROUTES.get((method, path))
+        if handler is None:
+            return Response(404, {"detail": "Not Found"})
+        return handler(pod, behaviour, body)
+
 
 class Proxy:
     def __init__(self, cluster: KubeEmulator) -> None:
@@ -111,24 +127,9 @@ class Proxy:
         body = request.json() if request.body else None
         call = Call(pod["metadata"]["name"], method, path, body)
         self.apps.calls.append(call)
-        answer = self._answer(pod, method, path, body)
+        answer = self.apps.answer(pod, method, path, body)
         call.at, call.status = time.perf_counter(), answer.status
         return answer
-
-    def _answer(self, pod: dict[str, Any], method: str, path: str, body: Any) -> Response:
-        behaviour = self.apps.behaviour(pod)
-        version = (pod["metadata"].get("labels") or {}).get(VERSION_LABEL, "")
-        self.apps.answered[version] = self.apps.answered.get(version, 0) + 1
-        if behaviour == "degrading" and self.apps.answered[version] > self.apps.degrade_after:
-            return Response(500, {"detail": "Internal Server Error"})
-        if behaviour == "slow":
-            time.sleep(self.apps.slow_ms / 1000)
-        if behaviour == "garbage":
-            return Response(200, b"<html>502 Bad Gateway</html>")
-        handler = ROUTES.get((method, path))
-        if handler is None:
-            return Response(404, {"detail": "Not Found"})
-        return handler(pod, behaviour, body)
 
 
 def _health(pod: dict[str, Any], behaviour: str, body: Any) -> Response:

@@ -41,12 +41,16 @@ class Run:
         return lines[-1] if lines else ""
 
 
-class Stack:
+class Project:
+    """What every stack shares: GitHub's emulator, a scratch copy of the project, a HOME and
+    TMPDIR of its own, and the real CLI process. Subclasses bring the cluster."""
+
+    kubeconfig: Path
+
     def __init__(self, ecr: EcrEmulator, workdir: Path) -> None:
         self.ecr = ecr
         self.workdir = workdir
         self.github = GitHubEmulator(repository="acme/model-api").start()
-        self.kube = KubeEmulator(registry_has=ecr.has_image).start()
         self.project = workdir / "project"
         for name in PROJECT_FILES:
             source = ROOT / name
@@ -56,20 +60,18 @@ class Stack:
                 self.project.mkdir(parents=True, exist_ok=True)
                 shutil.copy(source, self.project / name)
         self.bin = workdir / "bin"
-        install(self.bin)
+        self.bin.mkdir(parents=True, exist_ok=True)
         if HELM.exists():
             (self.bin / "helm").symlink_to(HELM)
         self.home = workdir / "home"
         self.home.mkdir()
         self.tmp = workdir / "tmp"  # TMPDIR of the CLI: whatever it leaves behind is here
         self.tmp.mkdir()
-        self.kubeconfig = self.kube.write_kubeconfig(workdir / "kubeconfig")
         ecr.reset()
         ecr.create_repository(REPOSITORY)
 
     def stop(self) -> None:
         self.github.stop()
-        self.kube.stop()
 
     def publish(
         self, tag: str, *, draft: bool = False, prerelease: bool = False, push: bool = True
@@ -124,6 +126,20 @@ class Stack:
 
     def files_left_behind(self) -> list[Path]:
         return [p for p in self.tmp.rglob("*") if p.is_file()]
+
+
+class Stack(Project):
+    """The project against the emulators: the Kubernetes API emulator and the skaffold stand-in."""
+
+    def __init__(self, ecr: EcrEmulator, workdir: Path) -> None:
+        super().__init__(ecr, workdir)
+        self.kube = KubeEmulator(registry_has=ecr.has_image).start()
+        install(self.bin)
+        self.kubeconfig = self.kube.write_kubeconfig(workdir / "kubeconfig")
+
+    def stop(self) -> None:
+        super().stop()
+        self.kube.stop()
 
 
 def describe_with_chart(project: Path, env: str) -> None:
