@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 HELM    := tools/bin/helm
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test test-lowest lint lock demo bench clean deploy-nonprod
+.PHONY: setup test test-lowest test-real real cluster-up bench-real lint lock demo bench clean deploy-nonprod
 
 NODE    := node_modules/.installed
 
@@ -52,6 +52,21 @@ LOWEST_TESTS := tests/test_releases.py tests/test_registry.py tests/test_kube.py
 test-lowest: $(LOWEST_STAMP) $(HELM) $(NODE)
 	PATH="$(CURDIR)/$(LOWEST)/bin:$$PATH" $(LOWEST)/bin/pytest -n 2 -q $(LOWEST_TESTS)
 
+## The real tier's parts (etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok,
+## skaffold from the Go module proxy; Prometheus from Debian), built once into a cache outside
+## the clone, ~/.cache/releasegate/real: a second run costs nothing.
+real:
+	bash cluster/build.sh
+
+## The real tier: the end-to-end scenarios against a real control plane, real skaffold and kubectl.
+## One control plane for the run (it takes seconds to start), so the tests run one at a time.
+test-real: setup real
+	RELEASEGATE_TIER=real $(VENV)/bin/pytest -q tests/real
+
+## A real control plane to try things by hand: prints the admin and deployer KUBECONFIGs.
+cluster-up: setup real
+	$(PY) -m tests.real.controlplane
+
 ## Regenerate the hash-pinned lock files from pyproject.toml (needs the package index).
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
@@ -71,6 +86,10 @@ deploy-nonprod: $(STAMP)
 
 bench: setup
 	$(PY) bench/run.py
+
+## The same comparisons on the real control plane: releasegate beside kubectl and helm.
+bench-real: setup real
+	$(PY) bench/real.py
 
 clean:
 	rm -rf $(VENV) $(LOWEST) tools build node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,58 @@
+"""Fixtures of the real tier: one control plane for the whole run, a stack per test.
+
+The control plane takes seconds to start, so it is shared; each test's stack has namespaces of
+its own. When a test fails, the control plane's logs are kept and their path printed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.emulators.ecr import EcrEmulator
+
+from .controlplane import ControlPlane, NotBuilt, running
+from .podnet import PodNetwork
+from .stack import RealStack
+from .stages import Kubelets
+
+
+@pytest.fixture(scope="session")
+def real_cluster() -> Iterator[tuple[ControlPlane, PodNetwork, Kubelets]]:
+    workdir = Path(tempfile.mkdtemp(prefix="releasegate-real-"))
+    try:
+        with running(workdir) as (plane, network):
+            kubelets = Kubelets(plane)
+            kubelets.install()
+            network.kubelets = kubelets
+            print(f"\nreal control plane up in {plane.started_in:.1f} s; logs in {plane.logs}")
+            yield plane, network, kubelets
+    except NotBuilt as missing:
+        pytest.fail(f"the real tier is not built: {missing}")
+    if not _failed:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+_failed: list[str] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.failed:
+        _failed.append(item.nodeid)
+    return report
+
+
+@pytest.fixture
+def real(
+    real_cluster: tuple[ControlPlane, PodNetwork, Kubelets], ecr: EcrEmulator, tmp_path: Path
+) -> Iterator[RealStack]:
+    plane, network, kubelets = real_cluster
+    stack = RealStack(ecr, tmp_path, plane, network, kubelets)
+    yield stack
+    stack.stop()

@@ -1,0 +1,71 @@
+"""The pipeline on the real tier: the real CLI as the deployer identity, real skaffold and kubectl,
+a real API server, controllers and scheduler, kwok's kubelets. Mirrors tests/test_e2e.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .stack import RealStack
+
+pytestmark = pytest.mark.real
+
+
+def assert_one_line_failure(run, *words: str) -> None:
+    assert run.last_line.startswith("error: "), run.stderr
+    assert "Next: " in run.last_line, run.last_line
+    for word in words:
+        assert word in run.last_line, run.last_line
+
+
+def ready(pod: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def test_deploy_pins_the_digest_and_proves_pods_ready(real: RealStack) -> None:
+    digest = real.publish("v1.4.2")
+    run = real.releasegate("--json", "deploy", "--env", "nonprod", "--tag", "v1.4.2")
+    assert run.exit_code == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["outcome"] == "deployed" and result["pods_ready"] == "2/2", result
+    deployment = real.deployment("nonprod")
+    assert deployment is not None
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == real.image(digest)
+    pods = real.pods("nonprod")
+    assert len(pods) == 2 and all(ready(p) for p in pods)
+    assert real.serving_images("nonprod") == {real.image(digest)}
+    # The smoke checks went through the real API server's service proxy to the pods.
+    checked = {(c.method, c.path) for c in real.network.apps.calls}
+    assert {("GET", "/health/ready"), ("POST", "/predict")} <= checked, checked
+    assert [s["passed"] for s in result["smoke"]] == [True, True]
+
+
+def test_crash_loop_is_diagnosed_and_the_previous_release_restored(real: RealStack) -> None:
+    good = real.publish("v1.0.0")
+    bad = real.publish("v1.1.0")
+    real.behave(bad, "crashloop")
+    assert real.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    run = real.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "120")
+    assert run.exit_code == 4, run.stderr
+    assert_one_line_failure(run, "v1.1.0", "CrashLoopBackOff", "v1.0.0 was restored")
+    # The diagnosis read the crashed container's log through the API server from the kubelet.
+    assert "log: RuntimeError: MODEL_URI is not set" in run.stderr, run.stderr
+    assert "event: BackOff: Back-off restarting failed container" in run.stderr
+    assert real.serving_images("nonprod") == {real.image(good)}
+    history = real.releasegate("--json", "history", "--env", "nonprod")
+    outcomes = [(r["tag"], r["outcome"]) for r in json.loads(history.stdout)["history"]]
+    assert outcomes[:3] == [("v1.0.0", "deployed"), ("v1.1.0", "failed"), ("v1.0.0", "deployed")], outcomes
+
+
+def test_rollback_and_status_answer_from_the_cluster(real: RealStack) -> None:
+    first = real.publish("v1.0.0")
+    real.publish("v1.1.0")
+    for tag in ("v1.0.0", "v1.1.0"):
+        assert real.releasegate("deploy", "--env", "nonprod", "--tag", tag).exit_code == 0
+    run = real.releasegate("rollback", "--env", "nonprod")
+    assert run.exit_code == 0, run.stderr
+    assert real.serving_images("nonprod") == {real.image(first)}
+    status = real.releasegate("--json", "status", "--env", "nonprod")
+    assert status.exit_code == 0, status.stderr
+    assert json.loads(status.stdout)["tag"] == "v1.0.0", status.stdout
