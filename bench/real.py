@@ -36,7 +36,9 @@ def timed(argv: list[str], expect: int = 0) -> float:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     took = time.perf_counter() - started
     if done.returncode != expect:
-        raise SystemExit(f"{' '.join(argv[:3])}… exited {done.returncode}, not {expect}:\n{done.stderr[-2000:]}")
+        raise SystemExit(
+            f"{' '.join(argv[:3])}… exited {done.returncode}, not {expect}:\n{done.stderr[-2000:]}"
+        )
     return took
 
 
@@ -82,15 +84,21 @@ def crash_loop_restores(stack: RealStack) -> None:
         tag = f"v3.0.{n}"
         digest = stack.publish(tag)
         stack.behave(digest, "crashloop")
-        ours.append(timed(stack.argv("deploy", "--env", "nonprod", "--tag", tag, "--timeout", str(TIMEOUT)), 4))
+        ours.append(
+            timed(stack.argv("deploy", "--env", "nonprod", "--tag", tag, "--timeout", str(TIMEOUT)), 4)
+        )
         theirs.append(
             timed([*release, "--rollback-on-failure", "--set", f"image={stack.image(digest)}",
                    "--set", f"releaseTag={tag}"], expect=1)
         )  # fmt: skip
     ratio = statistics.median(theirs) / statistics.median(ours)
     print(f"a crash-looping release, on the real control plane (2 rounds each, --timeout {TIMEOUT}s both):")
-    print(f"  releasegate: detected, v3.0.0 restored and verified, exit 4: median {statistics.median(ours):.2f} s")
-    print(f"  helm upgrade --rollback-on-failure --wait: rolled back, exit 1:  median {statistics.median(theirs):.2f} s")
+    print(
+        f"  releasegate: detected, v3.0.0 restored and verified, exit 4: median {statistics.median(ours):.2f} s"
+    )
+    print(
+        f"  helm upgrade --rollback-on-failure --wait: rolled back, exit 1:  median {statistics.median(theirs):.2f} s"
+    )
     print(f"  helm takes {ratio:.1f}x as long: it waits out --timeout before it rolls back")
 
 

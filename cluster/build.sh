@@ -68,7 +68,10 @@ copy_crds() {
   istio_dir=$(module_dir "istio.io/api@$ISTIO_API")
   kwok_dir=$(module_dir "sigs.k8s.io/kwok@$KWOK")
   rm -f "$cache"/crds/*.yaml
-  cat "$gw_dir"/config/crd/standard/*.yaml > "$cache/crds/gateway-api-$GATEWAY_API.yaml"
+  # One file of several documents: each file starts a document of its own.
+  local crd
+  for crd in "$gw_dir"/config/crd/standard/*.yaml; do printf -- '---\n'; cat "$crd"; done \
+    > "$cache/crds/gateway-api-$GATEWAY_API.yaml"
   install -m 0644 "$istio_dir/kubernetes/customresourcedefinitions.gen.yaml" "$cache/crds/istio-$ISTIO_API.yaml"
   install -m 0644 "$kwok_dir/kustomize/crd/bases/kwok.x-k8s.io_stages.yaml" "$cache/crds/kwok-stages-$KWOK.yaml"
   echo "  CRDs: Gateway API $GATEWAY_API (standard channel), Istio $ISTIO_API, kwok $KWOK Stage"

@@ -198,3 +198,30 @@ def test_delete_preconditions_and_injected_errors(kube: KubeEmulator) -> None:
     assert call(kube, "DELETE", f"{path}/a").status_code == 503
     exact = {"preconditions": {"resourceVersion": made["metadata"]["resourceVersion"]}}
     assert call(kube, "DELETE", f"{path}/a", exact).status_code == 200
+
+
+def test_endpoint_slices_follow_a_selector_change_late_and_the_proxy_uses_them(kube: KubeEmulator) -> None:
+    """Found by the real tier: the service proxy picks from EndpointSlices, which the
+    endpointslice controller rewrites a moment after the Service or its pods change."""
+    apply_release(kube)
+    wait_for(lambda: len([p for p in kube.list("Pod", NS) if p["status"].get("podIP")]) == 2)
+    service = {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "model-api", "namespace": NS},
+        "spec": {"selector": {"app.kubernetes.io/name": "model-api"}, "ports": [{"name": "http", "port": 80,
+                 "targetPort": 8000}]},
+    }  # fmt: skip
+    assert call(kube, "POST", f"/api/v1/namespaces/{NS}/services", service).status_code == 201
+    proxied = call(kube, "GET", f"/api/v1/namespaces/{NS}/services/model-api:http/proxy/health/ready")
+    assert proxied.status_code == 503 and "no endpoints available" in proxied.text  # not yet listed
+    path = f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+
+    def listed() -> set[str]:
+        found = call(kube, "GET", path, labelSelector="kubernetes.io/service-name=model-api").json()["items"]
+        return {a for s in found for e in s["endpoints"] if e["conditions"]["ready"] for a in e["addresses"]}
+
+    pod_ips = {p["status"]["podIP"] for p in kube.list("Pod", NS)}
+    wait_for(lambda: listed() == pod_ips)
+    assert len(pod_ips) == 2  # each pod has an address of its own
+    assert call(kube, "GET", f"/api/v1/namespaces/{NS}/services/model-api:http/proxy/health/ready").ok
+    for piece in kube.list("EndpointSlice", NS):
+        kubernetes_validate.validate(piece, "1.33.0", strict=True)

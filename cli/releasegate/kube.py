@@ -28,6 +28,7 @@ from .errors import NeedsAttention, Refused
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/{namespace}/deployments"
 PODS = "/api/v1/namespaces/{namespace}/pods"
+SERVICES = "/api/v1/namespaces/{namespace}/services"
 EVENTS = "/api/v1/namespaces/{namespace}/events"
 NAMESPACES = "/api/v1/namespaces"
 RETRY_DELAYS = (0.2, 0.5, 1.0)  # seconds before each retry of a transient failure

@@ -18,7 +18,7 @@ from . import autoscaling, strategies
 from . import render as renderer
 from .config import Environment, Project
 from .errors import NeedsAttention, Refused, ReleasegateError
-from .kube import Cluster, translated_errors
+from .kube import SERVICES, Cluster, translated_errors
 from .ledger import Ledger, Record
 from .lock import DeployLock, holder_identity
 from .process import require_program
@@ -27,8 +27,11 @@ from .releases import Release, ReleaseSource
 from .skaffold import SkaffoldDeploy
 from .skaffold import deploy as skaffold_deploy
 from .strategies import Strategy
-from .verify import diagnose, wait_for_rollout
+from .verify import diagnose, wait_for_endpoints, wait_for_rollout
 from .version import ReleaseTag, parse_tag
+
+# Seconds, at least, for a Service's endpoints to follow a change before the smoke checks.
+ENDPOINTS_SECONDS = 30
 
 
 class Progress(Protocol):
@@ -233,6 +236,8 @@ class Run:
         if self.env.smoke is None:
             return
         with self.stages.run(stage) as done:
+            if not self.env.smoke.each_pod:
+                self._await_endpoints(service or self.project.app, image)
             try:
                 results = run_checks(
                     self.clients.cluster,
@@ -248,6 +253,22 @@ class Run:
             self.result.smoke = [r.as_dict() for r in results]
             through = service or self.project.app
             done.append(f"{len(results)} checks passed through the API server's proxy to {through}")
+
+    def _await_endpoints(self, service: str, image: str) -> None:
+        """Checks through a Service reach what its EndpointSlices list, which follow a change a
+        moment late: wait until they list only Ready pods on ``image``, so that a check is never
+        answered by the release before (or refused with "no endpoints available")."""
+        found = self.clients.cluster.get_or_none(f"{SERVICES.format(namespace=self.env.namespace)}/{service}")
+        selector = (found or {}).get("spec", {}).get("selector")
+        if not selector:
+            return  # no such Service, or one without a selector: the checks say so themselves
+        smoke = self.env.smoke
+        assert smoke is not None
+        budget = max(smoke.attempts * smoke.interval, ENDPOINTS_SECONDS)
+        wait_for_endpoints(
+            self.clients.cluster, self.env.namespace, service, selector, image, budget,
+            lambda text: self.progress.detail("smoke", text),
+        )  # fmt: skip
 
     def plan_from_record(self, record: Record, slots: renderer.Placement = None) -> Plan:
         return self.plan_for(record.tag, record.image, slots)

@@ -23,10 +23,9 @@ from typing import Any
 
 from .config import Smoke, SmokeCheck
 from .errors import NeedsAttention
-from .kube import PODS, Cluster, translated_errors
+from .kube import PODS, SERVICES, Cluster, translated_errors
 from .rollout import is_ready
 
-SERVICES = "/api/v1/namespaces/{namespace}/services"
 BODY_START = 120
 UNREACHABLE = "error trying to reach service"
 

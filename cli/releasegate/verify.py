@@ -20,6 +20,8 @@ from .errors import NeedsAttention, Refused
 from .kube import DEPLOYMENTS, EVENTS, PODS, Cluster, WatchEvent, translated_errors
 from .rollout import PodProblem, Verdict, evaluate, is_ready
 
+ENDPOINT_SLICES = "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
+ENDPOINTS_POLL_SECONDS = 0.2
 LOG_LINES = 20
 EVENTS_PER_POD = 5
 HEARTBEAT_SECONDS = 5.0
@@ -74,6 +76,62 @@ def wait_for_rollout(
         }
         with _watching(cluster, streams, deadline) as events:
             return _follow(events, (deployment, pods), image, deadline, on_progress)
+
+
+def wait_for_endpoints(
+    cluster: Cluster,
+    namespace: str,
+    service: str,
+    selector: dict[str, str],
+    image: str,
+    timeout: float,
+    on_progress: Callable[[str], None],
+) -> int:
+    """Until Service ``service``'s EndpointSlices list as ready exactly the Ready pods on
+    ``image`` that ``selector`` matches; returns how many. The API server's proxy, kube-proxy and load
+    balancers send traffic to those slices, which the endpointslice controller rewrites a moment
+    after a selector changes: until then users still reach the old pods (or none)."""
+    deadline = time.monotonic() + timeout
+    heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+    labels = ",".join(f"{k}={v}" for k, v in selector.items())
+    with translated_errors("cannot read the endpoints of the Services in", namespace, NeedsAttention):
+        while True:
+            listed = _ready_endpoints(cluster, namespace, service)
+            pods = cluster.get(PODS.format(namespace=namespace), labelSelector=labels)["items"]
+            wanted = {p["status"]["podIP"] for p in pods if _serves(p, image) and p["status"].get("podIP")}
+            if wanted and listed == wanted:
+                return len(wanted)
+            now = time.monotonic()
+            if now > deadline:
+                raise NeedsAttention(
+                    f"Service {service} did not move to the new pods within {timeout:.0f}s: its endpoints "
+                    f"list {len(listed & wanted)} of the {len(wanted)} new Ready pods and "
+                    f"{len(listed - wanted)} others",
+                    "check the endpointslice controller (kube-controller-manager), then deploy again",
+                )
+            if now > heartbeat:
+                on_progress(
+                    f"waiting for Service {service}'s endpoints: {len(listed & wanted)} of {len(wanted)}"
+                )
+                heartbeat = now + HEARTBEAT_SECONDS
+            time.sleep(ENDPOINTS_POLL_SECONDS)
+
+
+def _serves(pod: dict[str, Any], image: str) -> bool:
+    return is_ready(pod) and pod["spec"]["containers"][0]["image"] == image
+
+
+def _ready_endpoints(cluster: Cluster, namespace: str, service: str) -> set[str]:
+    slices = cluster.get(
+        ENDPOINT_SLICES.format(namespace=namespace), labelSelector=f"kubernetes.io/service-name={service}"
+    )
+    return {
+        address
+        for piece in slices["items"]
+        for endpoint in piece.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready")
+        for address in endpoint.get("addresses") or []
+    }
 
 
 @contextmanager

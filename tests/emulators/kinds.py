@@ -15,6 +15,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
+    "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
     # Custom resources: served only where their CRD is installed (KubeEmulator.uninstalled).
     "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
     "VirtualService": ("/apis/networking.istio.io/v1", "virtualservices"),

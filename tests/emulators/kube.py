@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .endpoints import EndpointSliceController
 from .http import RESET, EmulatorServer, Request, Response
 from .kinds import BY_PATH, KINDS, api_version
 from .kube_controller import DeploymentController
@@ -97,6 +98,9 @@ class KubeEmulator(EmulatorServer):
         # Called with (event, object) after every change, under the lock: tests check an
         # invariant at every step instead of sampling it.
         self.observers: list[Callable[[str, dict[str, Any]], None]] = []
+        # The endpointslice controller: the proxy picks from its slices, a moment after a change.
+        self.endpoints = EndpointSliceController(self)
+        self.observers.append(self.endpoints.observe)
         self.uninstalled: set[str] = set()  # custom resource kinds whose CRD is not installed
 
     # What tests look at.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -56,6 +57,8 @@ class DeploymentController:
         self.transitions: list[Transition] = []
         self._revision: dict[tuple[str, str], str] = {}
         self._names = iter(f"{n:05x}" for n in range(0x10000, 0xFFFFF, 7919))
+        # Addresses are only labels here (nothing dials them): unique, as a CNI hands them out.
+        self.pod_ips = (f"10.244.{n // 250}.{n % 250 + 1}" for n in itertools.count())
 
     def scenario_for(self, image: str, labels: dict[str, str]) -> str:
         digest = image.partition("@")[2]
@@ -197,9 +200,9 @@ class DeploymentController:
 # Scenario steps: each mutates one pod, in place, under the cluster lock.
 def _running(ready: bool) -> Callable[[DeploymentController, dict[str, Any]], None]:
     def step(controller: DeploymentController, pod: dict[str, Any]) -> None:
-        del controller
         status = pod["status"]
-        status.update(phase="Running", podIP="10.0.1.17", hostIP="10.0.1.23", startTime=_now())
+        address = status.get("podIP") or next(controller.pod_ips)
+        status.update(phase="Running", podIP=address, hostIP="10.0.1.23", startTime=_now())
         status["conditions"] = [
             _condition("PodScheduled", True),
             _condition("Initialized", True),

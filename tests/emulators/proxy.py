@@ -108,7 +108,7 @@ class Proxy:
                 return _status(404, "NotFound", f'services "{name}" not found')
             if not _port_of(service, match["port"]):
                 return _status(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
-            ready = [p for p in self.cluster.list("Pod", namespace) if _selected(service, p) and _ready(p)]
+            ready = self.cluster.endpoints.ready_pods(namespace, name)
             if not ready:
                 return _status(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
             pod = ready[next(self._turn) % len(ready)]  # the API server picks one endpoint per request
@@ -163,17 +163,6 @@ def _port_of(service: dict[str, Any], port: str | None) -> bool:
     if port is None:
         return bool(ports)
     return any(port in (str(p.get("port")), p.get("name")) for p in ports)
-
-
-def _selected(service: dict[str, Any], pod: dict[str, Any]) -> bool:
-    selector = service["spec"].get("selector") or {}
-    labels = pod["metadata"].get("labels") or {}
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def _status(code: int, reason: str, message: str) -> Response:

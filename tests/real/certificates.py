@@ -55,7 +55,8 @@ def write_certificates(folder: Path, node_names: list[str], node_ip: str) -> Non
         *(x509.DNSName(n) for n in ("kubernetes", "kubernetes.default", "kubernetes.default.svc")),
     ]  # fmt: skip
     kubelet_names: list[x509.GeneralName] = [
-        *(x509.DNSName(n) for n in node_names), x509.IPAddress(ipaddress.ip_address(node_ip))
+        *(x509.DNSName(n) for n in node_names),
+        x509.IPAddress(ipaddress.ip_address(node_ip)),
     ]
     files = {"ca.crt": ca.public_bytes(serialization.Encoding.PEM)}
     for name, names in (("apiserver", apiserver_names), ("kubelet", kubelet_names)):

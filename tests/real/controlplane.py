@@ -136,6 +136,7 @@ class ControlPlane:
             self._start("kube-scheduler", self._scheduler_args())
             self.kubectl("apply", "--server-side", *(a for f in crd_files() for a in ("-f", str(f))))
             self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+            self._wait_discovered("httproutes", "virtualservices", "stages")
             self._start("kwok", self._kwok_args())
             self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(node(NODE_NAME)))
         except BaseException:
@@ -209,12 +210,26 @@ class ControlPlane:
     def kubectl(self, *args: str, stdin: str | None = None, identity: Identity | None = None) -> str:
         who = identity or self.admin
         done = subprocess.run(
-            [str(self.bin / "kubectl"), "--kubeconfig", str(who.kubeconfig), *args],
+            [str(self.bin / "kubectl"), "--kubeconfig", str(who.kubeconfig),
+             f"--cache-dir={self.workdir / 'kubectl-cache'}", *args],
             input=stdin, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout
+
+    def _wait_discovered(self, *resources: str) -> None:
+        """Until API discovery lists the new CRDs' resources (a moment after Established);
+        kubectl's discovery cache is dropped so that it does not keep the list from before."""
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            shutil.rmtree(self.workdir / "kubectl-cache", ignore_errors=True)
+            listed = set(self.kubectl("api-resources", "-o", "name").split())
+            if all(any(name.startswith(f"{r}.") for name in listed) for r in resources):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"discovery never listed {resources}")
+            time.sleep(0.3)
 
     def get(self, path: str) -> Any:
         """GET an API path as admin; None on 404."""

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NeedsAttention, Refused
-from ..kube import DEPLOYMENTS, translated_errors
+from ..kube import DEPLOYMENTS, SERVICES, translated_errors
 from ..lock import LockLost
 from ..render import SLOT_LABEL, SLOTS, Slots
 from ..rollout import is_ready
-from ..verify import workload
+from ..verify import wait_for_endpoints, workload
 from . import InService, Serving
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from ..ledger import Record
     from ..run import Plan, Run
 
-SERVICES = "/api/v1/namespaces/{namespace}/services"
 AUTOSCALERS = "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers"
 DISRUPTION_BUDGETS = "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
 MERGE_PATCH = "application/merge-patch+json"
@@ -103,7 +102,7 @@ class BlueGreen:
                 f"`releasegate promote --env {run.env.name}` switches, `releasegate abort` discards it"
             )
             return InService(pods_ready, slot, paused=BEFORE_SWITCH)
-        return self._switch_to(run, slot, plan.image, pods_ready)
+        return self._switch_to(run, slot, plan.image, pods_ready, timeout)
 
     def promote(self, run: Run, paused: Record, timeout: float) -> InService:
         home = _home(run, paused.slot)
@@ -113,7 +112,7 @@ class BlueGreen:
                 "abort it (`releasegate abort`) and deploy again",
             )
         run.smoke_check(paused.image, service=preview_service(run), stage="preview")  # it has waited
-        return self._switch_to(run, paused.slot, paused.image, f"{home.ready}/{home.desired}")
+        return self._switch_to(run, paused.slot, paused.image, f"{home.ready}/{home.desired}", timeout)
 
     def abort(self, run: Run, paused: Record) -> None:
         if live_slot(run) == paused.slot:
@@ -134,7 +133,7 @@ class BlueGreen:
         else:
             pods_ready = f"{home.ready}/{home.desired}"
         if _selector(run) != home.selector:
-            self._switch(run, home)
+            self._switch(run, home, timeout)
         for other in _homes(run):
             if other.slot and other.name != home.name and other.desired > 0:
                 _scale(run, other.name, 0)
@@ -165,22 +164,30 @@ class BlueGreen:
                 lines.append(f"{role}: {slot}, {home.tag}, pods Ready {home.ready}/{home.desired}")
         return lines
 
-    def _switch_to(self, run: Run, slot: str, image: str, pods_ready: str) -> InService:
+    def _switch_to(self, run: Run, slot: str, image: str, pods_ready: str, timeout: float) -> InService:
         home = _home(run, slot)
         assert home is not None, "verified just now"
-        self._switch(run, home)
+        self._switch(run, home, timeout)
         run.milestone(f"switched to {slot}")
         run.smoke_check(image)  # through <app>, now the new slot's
         self._retire(run, home)
         return InService(pods_ready, slot)
 
-    def _switch(self, run: Run, home: Home) -> None:
+    def _switch(self, run: Run, home: Home, timeout: float) -> None:
+        """Point ``<app>`` at ``home``, then wait until its endpoints list only ``home``'s Ready
+        pods: checks made before that could reach the old slot (or nothing)."""
         app = run.project.app
         with run.stages.run("switch") as done:
             before = _selector(run)
             _set_selector(run, home.selector)
             where = f"slot {home.slot}" if home.slot else f"the rolling Deployment {home.name}"
             done.append(f"Service {app} selects {where} ({home.tag}) instead of {_describe(before)}")
+        with run.stages.run("traffic") as done:
+            count = wait_for_endpoints(
+                run.clients.cluster, run.env.namespace, app, home.selector, home.image, timeout,
+                lambda text: run.progress.detail("traffic", text),
+            )  # fmt: skip
+            done.append(f"Service {app}'s endpoints list only the {count} Ready pods of {where}")
 
     def _retire(self, run: Run, home: Home) -> None:
         """After a good switch: delete a rolling Deployment left from before blue/green, and

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import NeedsAttention, Refused
-from ..kube import DEPLOYMENTS, translated_errors
+from ..kube import DEPLOYMENTS, SERVICES, translated_errors
 
 if TYPE_CHECKING:
     from ..run import Run
 
-SERVICES = "/api/v1/namespaces/{namespace}/services"
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 APP_NAME_LABEL = "app.kubernetes.io/name"

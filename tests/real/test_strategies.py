@@ -1,0 +1,137 @@
+"""Blue/green and canary on the real tier: the real endpoint controllers fill the EndpointSlices
+the API server's proxy picks from, route weights are written to the real Gateway API and Istio
+CRDs (their schemas and CEL rules), and `traffic: replicas` is real pods behind a real Service.
+Mirrors tests/test_bluegreen.py and tests/test_canary.py."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.test_canary import TWO_STEPS, backend_weights, route
+from tests.test_smoke import quick_checks
+
+from .stack import RealStack
+
+pytestmark = pytest.mark.real
+APP = "model-api"
+SLOT = "releasegate.dev/slot"
+
+
+def strategy(real: RealStack, text: str) -> None:
+    quick_checks(real)
+    path = real.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text() + f"strategy: {text}\n")
+
+
+def deploy(real: RealStack, tag: str, *args: str) -> Any:
+    real.publish(tag)
+    return real.releasegate("--json", "deploy", "--env", "nonprod", "--tag", tag, *args)
+
+
+def service(real: RealStack, name: str = APP) -> dict[str, Any]:
+    found = real.plane.get(f"/api/v1/namespaces/{real.namespaces['nonprod']}/services/{name}")
+    assert found is not None, f"no Service {name}"
+    return found
+
+
+def endpoint_ips(real: RealStack, name: str = APP) -> set[str]:
+    """The Ready addresses the endpoint-slice controller lists for Service ``name``."""
+    slices = real.plane.get(
+        f"/apis/discovery.k8s.io/v1/namespaces/{real.namespaces['nonprod']}/endpointslices"
+        f"?labelSelector=kubernetes.io/service-name={name}"
+    )
+    return {
+        address
+        for piece in slices["items"]
+        for endpoint in piece.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready")
+        for address in endpoint["addresses"]
+    }
+
+
+def pod_ips(real: RealStack, **labels: str) -> set[str]:
+    return {
+        p["status"]["podIP"]
+        for p in real.pods("nonprod")
+        if all(p["metadata"]["labels"].get(k) == v for k, v in labels.items()) and p["status"].get("podIP")
+    }
+
+
+def test_bluegreen_switches_users_to_the_new_slot_and_back_on_failure(real: RealStack) -> None:
+    strategy(real, "{type: bluegreen}")
+    first = deploy(real, "v1.0.0")
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["slot"] == "blue"
+    second = deploy(real, "v1.1.0")
+    assert second.exit_code == 0, second.stderr
+    assert service(real)["spec"]["selector"][SLOT] == "green"
+    # Where users arrive: the real endpoint controllers list only green's pods behind <app>.
+    assert endpoint_ips(real) == pod_ips(real, **{SLOT: "green"}) != set()
+    proxied = {c.pod.rsplit("-", 2)[0] for c in real.network.apps.calls}
+    assert f"{APP}-green" in proxied, proxied
+    # A release that never becomes Ready in the idle slot: traffic never moves.
+    real.behave(real.publish("v1.2.0"), "never_ready")
+    third = real.releasegate("deploy", "--env", "nonprod", "--tag", "v1.2.0", "--timeout", "20")
+    assert third.exit_code == 4, third.stderr
+    assert service(real)["spec"]["selector"][SLOT] == "green"
+    assert endpoint_ips(real) == pod_ips(real, **{SLOT: "green"})
+    # Rollback is a switch to the kept slot.
+    back = real.releasegate("rollback", "--env", "nonprod")
+    assert back.exit_code == 0, back.stderr
+    assert service(real)["spec"]["selector"][SLOT] == "blue"
+
+
+def real_route(real: RealStack, traffic: str) -> dict[str, Any]:
+    document = route(traffic)
+    document["metadata"]["namespace"] = real.namespaces["nonprod"]
+    real.plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(document))
+    return document
+
+
+def read_route(real: RealStack, traffic: str) -> dict[str, Any]:
+    kind = (
+        "httproute.gateway.networking.k8s.io"
+        if traffic == "gateway"
+        else "virtualservice.networking.istio.io"
+    )
+    found = real.plane.kubectl("get", kind, APP, "-n", real.namespaces["nonprod"], "-o", "json")
+    loaded: dict[str, Any] = json.loads(found)
+    return loaded
+
+
+@pytest.mark.parametrize("traffic", ["gateway", "istio"])
+def test_canary_weights_are_written_to_the_real_route_kinds_and_promoted(
+    real: RealStack, traffic: str
+) -> None:
+    strategy(real, f"{{type: canary, traffic: {traffic}, route: model-api, steps: {TWO_STEPS}}}")
+    real_route(real, traffic)
+    assert deploy(real, "v1.0.0").exit_code == 0  # no stable release yet: straight to stable
+    run = deploy(real, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    assert "50 %" in run.stderr or "50%" in run.stderr, run.stderr
+    written = read_route(real, traffic)
+    assert backend_weights(written) == {f"{APP}-stable": 100, f"{APP}-canary": 0}
+    assert written["metadata"]["generation"] >= 4  # the route was rewritten at each step
+    assert real.deployment("nonprod", f"{APP}-canary") is None
+    stable = real.deployment("nonprod")
+    assert stable is not None and stable["metadata"]["labels"]["app.kubernetes.io/version"] == "v1.1.0"
+
+
+def test_canary_by_replicas_puts_real_pods_of_both_tracks_behind_the_service(real: RealStack) -> None:
+    strategy(real, "{type: canary, traffic: replicas, steps: [{weight: 50, pause: approval}]}")
+    assert deploy(real, "v1.0.0").exit_code == 0
+    paused = deploy(real, "v1.1.0")
+    assert paused.exit_code == 0 and json.loads(paused.stdout)["outcome"] == "paused", paused.stderr
+    behind = endpoint_ips(real)
+    canary, stable = (
+        pod_ips(real, **{"releasegate.dev/track": "canary"}),
+        pod_ips(real, **{"releasegate.dev/track": "stable"}),
+    )
+    assert canary and stable and behind == canary | stable, (behind, canary, stable)
+    aborted = real.releasegate("abort", "--env", "nonprod")
+    assert aborted.exit_code == 4, aborted.stderr
+    assert endpoint_ips(real) == pod_ips(real, **{"releasegate.dev/track": "stable"}) != set()
