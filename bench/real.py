@@ -31,9 +31,9 @@ ROUNDS = 5
 TIMEOUT = 60  # seconds, for releasegate's --timeout and helm's --timeout alike
 
 
-def timed(argv: list[str], expect: int = 0) -> float:
+def timed(argv: list[str], expect: int = 0, env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     took = time.perf_counter() - started
     if done.returncode != expect:
         raise SystemExit(
@@ -50,10 +50,10 @@ def deploys(stack: RealStack) -> None:
         tag = f"v2.0.{n}"
         stack.publish(tag)
         if n % 2:
-            ours.append(timed(stack.argv("deploy", "--env", "nonprod", "--tag", tag)))
+            ours.append(timed(stack.argv("deploy", "--env", "nonprod", "--tag", tag), env=stack.env()))
             continue
         out = stack.workdir / f"render-{n}"
-        timed(stack.argv("render", "--env", "nonprod", "--tag", tag, "--out", str(out)))
+        timed(stack.argv("render", "--env", "nonprod", "--tag", tag, "--out", str(out)), env=stack.env())
         started = time.perf_counter()
         subprocess.run([*kubectl, "apply", "-f", str(out)], capture_output=True, check=True)
         subprocess.run(
@@ -85,7 +85,11 @@ def crash_loop_restores(stack: RealStack) -> None:
         digest = stack.publish(tag)
         stack.behave(digest, "crashloop")
         ours.append(
-            timed(stack.argv("deploy", "--env", "nonprod", "--tag", tag, "--timeout", str(TIMEOUT)), 4)
+            timed(
+                stack.argv("deploy", "--env", "nonprod", "--tag", tag, "--timeout", str(TIMEOUT)),
+                4,
+                stack.env(),
+            )
         )
         theirs.append(
             timed([*release, "--rollback-on-failure", "--set", f"image={stack.image(digest)}",
@@ -93,12 +97,9 @@ def crash_loop_restores(stack: RealStack) -> None:
         )  # fmt: skip
     ratio = statistics.median(theirs) / statistics.median(ours)
     print(f"a crash-looping release, on the real control plane (2 rounds each, --timeout {TIMEOUT}s both):")
-    print(
-        f"  releasegate: detected, v3.0.0 restored and verified, exit 4: median {statistics.median(ours):.2f} s"
-    )
-    print(
-        f"  helm upgrade --rollback-on-failure --wait: rolled back, exit 1:  median {statistics.median(theirs):.2f} s"
-    )
+    ours_s, theirs_s = statistics.median(ours), statistics.median(theirs)
+    print(f"  releasegate: detected, v3.0.0 restored and verified, exit 4:  median {ours_s:.2f} s")
+    print(f"  helm upgrade --rollback-on-failure --wait: rolled back, exit 1: median {theirs_s:.2f} s")
     print(f"  helm takes {ratio:.1f}x as long: it waits out --timeout before it rolls back")
 
 

@@ -48,6 +48,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` judge what the others did: they run after them."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
 @pytest.fixture
 def real(
     real_cluster: tuple[ControlPlane, PodNetwork, Kubelets], ecr: EcrEmulator, tmp_path: Path

@@ -43,6 +43,7 @@ class PodNetwork:
         self.socket_path = socket_path
         self.apps = Applications()
         self.connects: list[str] = []  # every CONNECT target, "ip:port", in order
+        self.shared_addresses: list[tuple[str, list[str]]] = []  # an address two pods had at once
         self._plane: ControlPlane | None = None
         self.kubelets: Kubelets | None = None
         self._server: socketserver.ThreadingUnixStreamServer | None = None
@@ -100,6 +101,11 @@ class PodNetwork:
             self._server.server_close()
             self._server = None
 
+    def _terminating_namespaces(self) -> set[str]:
+        assert self._plane is not None
+        listed = self._plane.get("/api/v1/namespaces")["items"]
+        return {n["metadata"]["name"] for n in listed if n["status"].get("phase") == "Terminating"}
+
     def pod_at(self, address: str) -> dict[str, Any] | None:
         """The running pod with this IP, read from the real API server as admin."""
         if self._plane is None:
@@ -112,7 +118,15 @@ class PodNetwork:
         context = ssl.create_default_context(cafile=str(self._plane.workdir / "ca.crt"))
         with urllib.request.urlopen(request, context=context, timeout=10) as answer:
             items = json.load(answer)["items"]
-        live = [p for p in items if not p["metadata"].get("deletionTimestamp")] or items
+        going = self._terminating_namespaces()
+        live = [
+            p for p in items
+            if not p["metadata"].get("deletionTimestamp") and p["metadata"]["namespace"] not in going
+        ] or items  # fmt: skip
+        # kwok hands an address out again once its pod is going: the newest pod holds it now.
+        live.sort(key=lambda p: p["metadata"]["creationTimestamp"], reverse=True)
+        if len(live) > 1:
+            self.shared_addresses.append((address, [p["metadata"]["name"] for p in live]))
         return live[0] if live else None
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from tests.emulators.ecr import EcrEmulator
+from tests.emulators.proxy import Applications
 from tests.emulators.stack import ROOT, Project
 
 from .controlplane import ControlPlane
@@ -43,6 +44,7 @@ class RealStack(Project):
     ) -> None:
         super().__init__(ecr, workdir)
         self.plane, self.network, self.kubelets = plane, network, kubelets
+        network.apps = Applications()  # this test's own scripted app, and its own record of calls
         suffix = f"{os.getpid() % 1000}-{next(_numbers)}"
         self.namespaces = {env: f"model-api-{env}-{suffix}" for env in ENVIRONMENTS}
         for env, namespace in self.namespaces.items():

@@ -168,7 +168,11 @@ containerStatuses:
    state: {waiting: {reason: ContainerCreating}}}
 {{ end }}
 hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-podIP: {{ PodIPWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace | Quote }}
+{{/* An address from the pod's uid, not kwok's pool: in a whole real-tier run (API servers
+     restarted, namespaces deleted) kwok's pool gave one address to two live pods. */}}
+{{ $n := adler32sum .metadata.uid | atoi }}
+{{ $a := add 1 (mod $n 250) }}{{ $b := mod (div $n 250) 250 }}{{ $c := add 1 (mod (div $n 62500) 250) }}
+podIP: {{ printf "10.%d.%d.%d" $a $b $c | Quote }}
 phase: Pending
 startTime: {{ $now | Quote }}
 """

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from tests.test_smoke import quick_checks
+
 from .stack import RealStack
 
 pytestmark = pytest.mark.real
@@ -69,3 +71,13 @@ def test_rollback_and_status_answer_from_the_cluster(real: RealStack) -> None:
     status = real.releasegate("--json", "status", "--env", "nonprod")
     assert status.exit_code == 0, status.stderr
     assert json.loads(status.stdout)["tag"] == "v1.0.0", status.stdout
+
+
+def test_each_pod_smoke_checks_reach_every_new_pod_through_the_pod_proxy(real: RealStack) -> None:
+    quick_checks(real, each_pod=True)
+    real.publish("v1.4.2")
+    run = real.releasegate("--json", "deploy", "--env", "nonprod", "--tag", "v1.4.2")
+    assert run.exit_code == 0, run.stderr
+    pods = {p["metadata"]["name"] for p in real.pods("nonprod")}
+    assert {c.pod for c in real.network.apps.calls} == pods and len(pods) == 2
+    assert len(json.loads(run.stdout)["smoke"]) == 4  # two checks for each of two pods

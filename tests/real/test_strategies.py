@@ -135,3 +135,19 @@ def test_canary_by_replicas_puts_real_pods_of_both_tracks_behind_the_service(rea
     aborted = real.releasegate("abort", "--env", "nonprod")
     assert aborted.exit_code == 4, aborted.stderr
     assert endpoint_ips(real) == pod_ips(real, **{"releasegate.dev/track": "stable"}) != set()
+
+
+def test_a_rolling_environment_moves_to_bluegreen_and_retires_its_objects(real: RealStack) -> None:
+    quick_checks(real)
+    assert deploy(real, "v1.0.0").exit_code == 0  # rolling
+    strategy(real, "{type: bluegreen}")
+    moved = deploy(real, "v1.1.0")
+    assert moved.exit_code == 0, moved.stderr
+    assert service(real)["spec"]["selector"][SLOT] == "blue"
+    assert endpoint_ips(real) == pod_ips(real, **{SLOT: "blue"}) != set()
+    namespace = real.namespaces["nonprod"]
+    assert real.deployment("nonprod") is None  # the plain Deployment, its HPA and PDB are gone
+    assert (
+        real.plane.get(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{APP}") is None
+    )
+    assert real.plane.get(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{APP}") is None
