@@ -48,6 +48,8 @@ def test_nonprod_happy_path_pins_the_digest_and_proves_pods_ready(stack: Stack) 
     )
     for stage in ("validate", "image", "render", "cluster", "deploy", "verify"):
         assert f"✓ {stage}" in run.stderr
+    # What kubectl prints under skaffold (the real tier checks the same line).
+    assert "skaffold |  - deployment.apps/model-api created" in run.stderr
 
 
 def test_prod_happy_path_in_ci_with_confirm(stack: Stack) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from .kinds import KINDS, object_path
+from .kinds import KINDS, api_version, object_path
 
 API_VERSION = "skaffold/v4beta14"
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,7 +294,8 @@ class Cluster:
         document["metadata"]["namespace"] = namespace
         applied = json.dumps(document, sort_keys=True, separators=(",", ":"))
         path = object_path(kind, namespace, name)
-        label = f"{kind.lower()}/{name}"
+        group = api_version(kind).rpartition("/")[0]  # kubectl names a resource kind.group/name
+        label = f"{kind.lower()}{'.' + group if group else ''}/{name}"
         try:
             live = self._call("GET", path)
         except urllib.error.HTTPError as exc:

@@ -41,6 +41,7 @@ def test_deploy_pins_the_digest_and_proves_pods_ready(real: RealStack) -> None:
     checked = {(c.method, c.path) for c in real.network.apps.calls}
     assert {("GET", "/health/ready"), ("POST", "/predict")} <= checked, checked
     assert [s["passed"] for s in result["smoke"]] == [True, True]
+    assert "skaffold |  - deployment.apps/model-api created" in run.stderr  # as the stand-in says
 
 
 def test_crash_loop_is_diagnosed_and_the_previous_release_restored(real: RealStack) -> None:
