@@ -247,22 +247,11 @@ containerStatuses:
 {{ end }}
 """
 
-PULL_ERROR = """\
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
-  state:
-    waiting:
-      reason: ErrImagePull
-      message: {{ printf "failed to pull and unpack image %q: not found" .image | Quote }}
-{{ end }}
-"""
 
-PULL_BACKOFF = """\
+def pulling(reason: str, message: str) -> str:
+    """Every container waiting on its image, with the kubelet's ``reason`` and ``message``
+    (a printf format given the image)."""
+    return """\
 containerStatuses:
 {{ range .spec.containers }}
 - name: {{ .name | Quote }}
@@ -270,10 +259,13 @@ containerStatuses:
   ready: false
   started: false
   restartCount: 0
-  state:
-    waiting: {reason: ImagePullBackOff, message: {{ printf "Back-off pulling image %q" .image | Quote }}}
+  state: {waiting: {reason: REASON, message: {{ printf "MESSAGE" .image | Quote }}}}
 {{ end }}
-"""
+""".replace("REASON", reason).replace("MESSAGE", message)
+
+
+PULL_ERROR = pulling("ErrImagePull", "failed to pull and unpack image %q: not found")
+PULL_BACKOFF = pulling("ImagePullBackOff", "Back-off pulling image %q")
 
 
 NODE_NOT_READY = {

@@ -7,18 +7,12 @@ import json
 
 import pytest
 
+from tests.test_e2e import assert_one_line_failure
 from tests.test_smoke import quick_checks
 
 from .stack import RealStack
 
 pytestmark = pytest.mark.real
-
-
-def assert_one_line_failure(run, *words: str) -> None:
-    assert run.last_line.startswith("error: "), run.stderr
-    assert "Next: " in run.last_line, run.last_line
-    for word in words:
-        assert word in run.last_line, run.last_line
 
 
 def ready(pod: dict) -> bool:
@@ -82,3 +76,19 @@ def test_each_pod_smoke_checks_reach_every_new_pod_through_the_pod_proxy(real: R
     pods = {p["metadata"]["name"] for p in real.pods("nonprod")}
     assert {c.pod for c in real.network.apps.calls} == pods and len(pods) == 2
     assert len(json.loads(run.stdout)["smoke"]) == 4  # two checks for each of two pods
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reason"), [("pull_error", "ErrImagePull"), ("oom", "OOMKilled")], ids=["pull", "oom"]
+)
+def test_a_failing_pod_is_named_with_its_reason_and_the_previous_release_restored(
+    real: RealStack, scenario: str, reason: str
+) -> None:
+    good = real.publish("v1.0.0")
+    real.behave(real.publish("v1.1.0"), scenario)
+    assert real.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    run = real.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "120")
+    assert run.exit_code == 4, run.stderr
+    assert reason in run.stderr, run.stderr
+    assert_one_line_failure(run, "v1.1.0", "v1.0.0 was restored")
+    assert real.serving_images("nonprod") == {real.image(good)}
