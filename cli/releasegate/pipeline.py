@@ -263,7 +263,7 @@ def smoke(project: Project, env: Environment, progress: Progress) -> Result:
         image = run.strategy.serving(run).image
         if image is None:
             raise Refused(f"nothing serves {env.name}: no Deployment {project.app}", "deploy a release first")
-        run.smoke_check(image)
+        run.smoke_check(image, just_changed=False)  # what serves now: a canary may share <app>
         run.result.image = image
         run.result.outcome = "passed"
         run.result.message = f"{len(run.result.smoke)} smoke checks passed in {env.name}"

@@ -228,15 +228,18 @@ class Run:
                 )
         return None
 
-    def smoke_check(self, image: str, service: str | None = None, stage: str = "smoke") -> None:
+    def smoke_check(
+        self, image: str, service: str | None = None, stage: str = "smoke", just_changed: bool = True
+    ) -> None:
         """The environment's smoke checks against ``image`` through ``service`` (default: the
-        app's own Service); nothing when the environment has none."""
+        app's own Service); nothing when the environment has none. ``just_changed``: the
+        Service's pods or selector changed just now, so its endpoints are awaited first."""
         from .smoke import SmokeFailed, run_checks
 
         if self.env.smoke is None:
             return
         with self.stages.run(stage) as done:
-            if not self.env.smoke.each_pod:
+            if just_changed and not self.env.smoke.each_pod:
                 self._await_endpoints(service or self.project.app, image)
             try:
                 results = run_checks(
