@@ -1,5 +1,5 @@
-"""The verdict on one Prometheus answer: within max passes; above it, an error, no data or
-something that is not the API's JSON is a failed check, never a pass."""
+"""The verdict on one Prometheus answer (pass, fail, no-data, error), and how a canary run
+counts them against failure_limit and error_limit."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from releasegate.analysis import judge
+from releasegate.analysis import ERROR, FAIL, NO_DATA, PASS, Evaluations, Verdict, judge
 from releasegate.config import Prometheus
 
 LIMIT = Prometheus(query="q", max=0.01, url="http://prometheus:9090")
@@ -29,16 +29,71 @@ def test_a_value_at_or_below_max_passes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "words"),
+    ("status", "body", "kind", "words"),
     [
-        (200, answer("0.002", "0.3"), "analysis 0.3 is above max 0.01"),  # the worst series counts
-        (200, answer("NaN"), "is above max"),  # 0/0: no requests at all is not a pass
-        (200, answer(), "returned no data"),
-        (400, b'{"status":"error","errorType":"bad_data","error":"parse error"}', "failed: 400 parse error"),
-        (503, b"<html>Service Unavailable</html>", "not JSON"),
-        (403, b'{"message":"Missing Authentication Token"}', "failed: 403"),
+        (200, answer("0.002", "0.3"), FAIL, "analysis 0.3 is above max 0.01"),  # the worst series counts
+        (200, answer("+Inf"), FAIL, "analysis inf is above max"),
+        (200, answer("NaN"), NO_DATA, "returned NaN"),  # 0/0: no requests at all is not a pass
+        (200, answer("NaN", "0.001"), NO_DATA, "returned NaN"),  # NaN anywhere, first ...
+        (200, answer("0.001", "NaN"), NO_DATA, "returned NaN"),  # ... or last: the same verdict
+        (200, answer("NaN", kind="scalar"), NO_DATA, "returned NaN"),
+        (200, answer(), NO_DATA, "returned no data"),
+        (
+            400,
+            b'{"status":"error","errorType":"bad_data","error":"parse error"}',
+            ERROR,
+            "failed: 400 parse error",
+        ),
+        (503, b"<html>Service Unavailable</html>", ERROR, "not JSON"),
+        (403, b'{"message":"Missing Authentication Token"}', ERROR, "failed: 403"),
+        (200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}', ERROR, "neither a vector"),
+        (
+            200,
+            b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{}}]}}',
+            ERROR,
+            "neither",
+        ),
     ],
 )
-def test_anything_else_is_a_failed_check(status: int, body: bytes, words: str) -> None:
+def test_anything_else_is_not_a_pass(status: int, body: bytes, kind: str, words: str) -> None:
     verdict = judge(LIMIT, status, body)
-    assert not verdict.passed and words in verdict.problem
+    assert (verdict.kind, verdict.passed) == (kind, False) and words in verdict.problem
+
+
+PASSED, ABOVE, EMPTY = (
+    Verdict(0.0, ""),
+    Verdict(0.5, "analysis 0.5 is above max 0.01", FAIL),
+    Verdict(None, "the analysis query returned no data", NO_DATA),
+)
+BROKEN = Verdict(None, "the analysis query failed: 503", ERROR)
+
+
+def test_failures_beyond_failure_limit_abort_and_count_per_step() -> None:
+    counted = Evaluations(failure_limit=1, error_limit=4)
+    counted.begin(1)
+    assert counted.record(ABOVE) is None  # one tolerated
+    assert counted.record(PASSED) is None
+    assert "2 failed evaluations, failure_limit 1" in (counted.record(EMPTY) or "")  # no data counts too
+    counted.begin(2)  # a new step starts from zero
+    assert counted.record(EMPTY) is None and counted.unproven() is not None
+    assert counted.record(PASSED) is None and counted.unproven() is None
+    assert [e["verdict"] for e in counted.entries] == [FAIL, PASS, NO_DATA, NO_DATA, PASS]
+    assert [e["step"] for e in counted.entries] == [1, 1, 1, 2, 2]
+    assert counted.entries[0]["value"] == 0.5 and counted.entries[2]["value"] is None
+
+
+def test_only_consecutive_errors_beyond_error_limit_abort() -> None:
+    counted = Evaluations(failure_limit=0, error_limit=2)
+    counted.begin(1)
+    assert counted.record(BROKEN) is None and counted.record(BROKEN) is None
+    assert counted.record(PASSED) is None  # the row ends
+    assert counted.record(BROKEN) is None and counted.record(BROKEN) is None
+    assert "3 query errors in a row, error_limit 2" in (counted.record(BROKEN) or "")
+    assert counted.failed_in_step == 0  # errors are not failures
+
+
+def test_with_limit_zero_the_first_failure_aborts() -> None:
+    counted = Evaluations(failure_limit=0, error_limit=0)
+    counted.begin(1)
+    assert counted.record(ABOVE) == ABOVE.problem
+    assert counted.record(BROKEN) is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -287,6 +288,91 @@ def test_an_analysis_with_no_data_is_a_failed_check(
         r for r in stack.kube.requests if "/services/prometheus-server:9090/proxy/api/v1/query" in r.path
     ]
     assert proxied and proxied[0].query["query"] == QUERY
+
+
+def analysed(prometheus: PrometheusEmulator, interval: float, **limits: int) -> str:
+    keys = "".join(f", {key}: {value}" for key, value in limits.items())
+    query = f"{{url: '{prometheus.url}', query: '{QUERY}', max: 0.01}}"
+    return f"{{interval: {interval}{keys}, prometheus: {query}}}"
+
+
+@pytest.mark.e2e
+def test_tolerated_failures_and_errors_are_recorded_and_the_canary_promoted(
+    stack: Stack, prometheus: PrometheusEmulator
+) -> None:
+    canary(
+        stack,
+        "gateway",
+        "[{weight: 10, pause: 1}]",
+        analysed(prometheus, 0.2, failure_limit=2, error_limit=1),
+    )
+    first_release(stack, "gateway")
+    prometheus.answers["canary"] = ["error", 0.5, (float("nan"), 0.001), 0.001]
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    entries = json.loads(run.stdout)["analysis"]
+    verdicts = [e["verdict"] for e in entries]
+    assert verdicts[:3] == ["error", "fail", "no-data"] and set(verdicts[3:]) == {"pass"}, verdicts
+    assert len(verdicts) >= 4 and {e["step"] for e in entries} == {1}
+    assert [e["value"] for e in entries[:4]] == [None, 0.5, None, 0.001]
+    assert "tolerated" in run.stderr
+    assert stable_tag(stack) == "v1.1.0"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("answers", "limits", "words"),
+    [
+        (
+            [0.5, None],
+            {"failure_limit": 1},
+            "no data (no series matched): not a pass (2 failed evaluations, failure_limit 1)",
+        ),
+        (["error", "error", "error"], {"error_limit": 2}, "3 query errors in a row, error_limit 2"),
+        (["error"], {"error_limit": 9}, "no analysis evaluation passed in the step"),
+    ],
+    ids=["failures", "errors", "unproven"],
+)
+def test_beyond_its_limits_the_analysis_aborts_the_canary(
+    stack: Stack, prometheus: PrometheusEmulator, answers: list[Any], limits: dict[str, int], words: str
+) -> None:
+    canary(stack, "gateway", "[{weight: 10, pause: 0.8}]", analysed(prometheus, 0.2, **limits))
+    first_release(stack, "gateway")
+    stable, before = stable_changes(stack), generation(stack)
+    prometheus.answers["canary"] = answers
+    run = deploy(stack, "v1.1.0")
+    assert_aborted(stack, run, 4, before, stable, "step 1 (10 %): ", words)
+    failed = json.loads(run.stdout)
+    assert failed["analysis"] and all(e["step"] == 1 for e in failed["analysis"])
+
+
+@pytest.mark.e2e
+def test_the_first_evaluation_comes_one_interval_after_the_weight_is_written(
+    stack: Stack, prometheus: PrometheusEmulator
+) -> None:
+    """Metrics need time to show a new weight: a query at once would judge the old one."""
+    canary(
+        stack, "gateway", "[{weight: 10, pause: 0.1}, {weight: 50, pause: 0.1}]", analysed(prometheus, 0.6)
+    )
+    first_release(stack, "gateway")
+    written: list[tuple[int, float]] = []
+
+    def when(event: str, obj: dict[str, Any]) -> None:
+        if obj["kind"] == "HTTPRoute" and set(weights := backend_weights(obj)) == {
+            f"{APP}-stable",
+            f"{APP}-canary",
+        }:
+            written.append((weights[f"{APP}-canary"], time.time()))
+
+    stack.kube.observers.append(when)
+    prometheus.answers["canary"] = 0.001
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    at = {weight: moment for weight, moment in written}
+    # each step held one interval (0.6 s), not its 0.1 s pause, and was evaluated once at its end
+    assert len(prometheus.asked_at) == 2, prometheus.asked_at
+    assert prometheus.asked_at[0] - at[10] >= 0.6 and prometheus.asked_at[1] - at[50] >= 0.6
+    assert at[50] > prometheus.asked_at[0]
 
 
 APPROVAL_STEPS = "[{weight: 10, pause: 0.2}, {weight: 50, pause: approval}, {weight: 80, pause: 0.2}]"

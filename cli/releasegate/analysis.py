@@ -3,8 +3,14 @@
 The query goes to ``/api/v1/query`` either at a URL (Amazon Managed Service for Prometheus
 with ``sigv4: true``: each request signed with boto3's credentials for service ``aps``) or
 through the API server's service proxy to an in-cluster Prometheus (the kube-context's own
-credentials, nothing else to open). A query that fails, or answers no sample at all, counts as
-a failed check: a canary that no metric describes has not been shown to be good.
+credentials, nothing else to open).
+
+Each evaluation has one of four verdicts. ``pass``: every sample at or below ``max``. ``fail``:
+a sample above it. ``no-data``: an empty vector or NaN in any sample (Prometheus answers an
+empty vector for a series with no samples, and 0/0 is NaN for an idle canary): a canary that
+no metric describes has not been shown to be good, so it counts as a failure. ``error``: the
+query itself failed (HTTP error, timeout, not a vector); errors are counted apart, because one
+slow query says nothing about the canary (``error_limit``).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import json
 import math
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,14 +33,23 @@ TIMEOUT_SECONDS = 10
 FORM = "application/x-www-form-urlencoded"
 
 
+PASS, FAIL, NO_DATA, ERROR = "pass", "fail", "no-data", "error"
+
+
 @dataclass(frozen=True)
 class Verdict:
     value: float | None  # None: the query failed or found nothing
     problem: str  # "" when the value is within max
+    kind: str = PASS  # pass, fail, no-data or error
 
     @property
     def passed(self) -> bool:
-        return not self.problem
+        return self.kind == PASS
+
+    @property
+    def failed(self) -> bool:
+        """Above max or no data: counts against the step's failure_limit."""
+        return self.kind in (FAIL, NO_DATA)
 
     def __str__(self) -> str:
         return self.problem or f"analysis {self.value:g}"
@@ -48,9 +64,10 @@ def evaluate(prometheus: Prometheus, cluster: Cluster, region: str) -> Verdict:
     try:
         status, body = _ask(prometheus, cluster, region)
     except AnalysisFailed as failed:
-        return Verdict(None, failed.cause)
-    except Exception as exc:  # a broken connection is a failed check, like an error answer
-        return Verdict(None, f"the analysis query could not reach Prometheus ({exc.__class__.__name__})")
+        return Verdict(None, failed.cause, ERROR)
+    except Exception as exc:  # a broken connection or a timeout is an error, like an error answer
+        problem = f"the analysis query could not reach Prometheus ({exc.__class__.__name__})"
+        return Verdict(None, problem, ERROR)
     return judge(prometheus, status, body)
 
 
@@ -59,27 +76,36 @@ def judge(prometheus: Prometheus, status: int, body: bytes) -> Verdict:
     try:
         answer: Any = json.loads(body)
     except ValueError:
-        return Verdict(None, f"Prometheus answered {status} with something that is not JSON")
+        return Verdict(None, f"Prometheus answered {status} with something that is not JSON", ERROR)
     if status != 200 or not isinstance(answer, dict) or answer.get("status") != "success":
         error = answer.get("error", "") if isinstance(answer, dict) else ""
-        return Verdict(None, f"the analysis query failed: {status} {str(error)[:120]}".rstrip())
+        return Verdict(None, f"the analysis query failed: {status} {str(error)[:120]}".rstrip(), ERROR)
     values = _sample_values(answer.get("data") or {})
+    if values is None:
+        return Verdict(None, "the analysis query answered neither a vector nor a scalar", ERROR)
     if not values:
-        return Verdict(None, "the analysis query returned no data (no series matched): not a pass")
+        return Verdict(None, "the analysis query returned no data (no series matched): not a pass", NO_DATA)
+    if any(math.isnan(v) for v in values):  # e.g. 0/0: no requests reached the canary
+        return Verdict(None, "the analysis query returned NaN (no requests to judge): not a pass", NO_DATA)
     worst = max(values)
-    if math.isnan(worst) or worst > prometheus.max:
-        return Verdict(worst, f"analysis {worst:g} is above max {prometheus.max:g}")
+    if worst > prometheus.max:
+        return Verdict(worst, f"analysis {worst:g} is above max {prometheus.max:g}", FAIL)
     return Verdict(worst, "")
 
 
-def _sample_values(data: dict[str, Any]) -> list[float]:
-    """Every sample of an instant vector (or the one scalar), as floats."""
+def _sample_values(data: dict[str, Any]) -> list[float] | None:
+    """Every sample of an instant vector (or the one scalar), as floats; None for anything else
+    (a range query's matrix, a string), which the analysis cannot judge."""
     result = data.get("result")
-    if data.get("resultType") == "scalar" and isinstance(result, list):
-        return [float(result[1])]
-    if not isinstance(result, list):
-        return []
-    return [float(sample["value"][1]) for sample in result if isinstance(sample, dict) and "value" in sample]
+    kind = data.get("resultType")
+    try:
+        if kind == "scalar" and isinstance(result, list):
+            return [float(result[1])]
+        if kind == "vector" and isinstance(result, list):
+            return [float(sample["value"][1]) for sample in result]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return None
 
 
 def _ask(prometheus: Prometheus, cluster: Cluster, region: str) -> tuple[int, bytes]:
@@ -118,3 +144,52 @@ def _signed(url: str, body: bytes, headers: dict[str, str], region: str) -> dict
     request = AWSRequest(method="POST", url=url, data=body, headers=headers)
     SigV4Auth(credentials.get_frozen_credentials(), "aps", region).add_auth(request)
     return dict(request.headers.items())
+
+
+@dataclass
+class Evaluations:
+    """The verdicts of one canary run, counted as ``failure_limit`` and ``error_limit`` say.
+
+    Failures (above max, no data) count within a step; errors count in a row across the
+    run, and any answer that is not an error ends the row. ``entries`` is the JSON result's
+    ``analysis``: one entry per evaluation.
+    """
+
+    failure_limit: int
+    error_limit: int
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    errors_in_a_row: int = 0
+    step: int = 0
+    failed_in_step: int = 0
+    passed_in_step: int = 0
+
+    def begin(self, step: int) -> None:
+        self.step, self.failed_in_step, self.passed_in_step = step, 0, 0
+
+    def record(self, verdict: Verdict) -> str | None:
+        """Count ``verdict``; the reason to abort, or None to go on."""
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.entries.append({"step": self.step, "value": verdict.value, "verdict": verdict.kind, "at": at})
+        if verdict.kind == ERROR:
+            self.errors_in_a_row += 1
+            if self.errors_in_a_row > self.error_limit:
+                return f"{verdict.problem} ({self.errors_in_a_row} query errors in a row, error_limit {self.error_limit})"  # noqa: E501
+            return None
+        self.errors_in_a_row = 0
+        if verdict.passed:
+            self.passed_in_step += 1
+            return None
+        self.failed_in_step += 1
+        if self.failed_in_step > self.failure_limit:
+            limit = f" ({self.failed_in_step} failed evaluations, failure_limit {self.failure_limit})"
+            return verdict.problem + (limit if self.failure_limit else "")
+        return None
+
+    def unproven(self) -> str | None:
+        """Why the step that just ended is not shown good, or None: one evaluation must pass."""
+        if self.passed_in_step:
+            return None
+        return f"no analysis evaluation passed in the step ({len(self._this_step())} evaluated, none a pass)"
+
+    def _this_step(self) -> list[dict[str, Any]]:
+        return [e for e in self.entries if e["step"] == self.step]

@@ -63,7 +63,7 @@ STRATEGY_KEYS = {
 TRAFFIC = ("gateway", "istio", "replicas")
 STEP_KEYS = ("weight", "pause")
 APPROVAL = "approval"  # a step's pause that waits for `releasegate promote`
-ANALYSIS_KEYS = ("interval", "prometheus")
+ANALYSIS_KEYS = ("interval", "failure_limit", "error_limit", "prometheus")
 PROMETHEUS_KEYS = ("url", "service", "query", "max", "sigv4")
 # A Service reached through the API server's proxy: namespace/name:port.
 SERVICE_REF = re.compile(
@@ -191,6 +191,8 @@ class Prometheus:
 class Analysis:
     prometheus: Prometheus
     interval: float = 10.0  # seconds between queries (and smoke rounds) during a pause
+    failure_limit: int = 0  # failed evaluations (above max, or no data) a step tolerates
+    error_limit: int = 4  # consecutive query errors tolerated (Argo's consecutiveErrorLimit)
 
 
 def load_project(root: Path) -> Project:
@@ -337,7 +339,12 @@ def _analysis(section: _Reader) -> Analysis:
     if interval <= 0:
         raise analysis._fail("interval", "a number of seconds above 0")
     prometheus = Prometheus(query=text, max=float(limit), url=url, service=service, sigv4=sigv4)
-    return Analysis(prometheus=prometheus, interval=interval)
+    return Analysis(
+        prometheus=prometheus,
+        interval=interval,
+        failure_limit=analysis.positive("failure_limit", 0, zero=True),
+        error_limit=analysis.positive("error_limit", 4, zero=True),
+    )
 
 
 def _smoke(project: Project, reader: _Reader) -> Smoke:

@@ -60,6 +60,7 @@ class Result:
     pods_ready: str | None = None
     drift: str | None = None
     smoke: list[dict[str, Any]] = field(default_factory=list)  # one entry per smoke check
+    analysis: list[dict[str, Any]] = field(default_factory=list)  # canary: one entry per evaluation
     strategy: str | None = None  # how the release was put in service
     slot: str | None = None  # blue/green: the slot the release runs in
     step: str | int | None = None  # a paused release: the step it waits at (canary: its number)

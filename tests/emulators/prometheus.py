@@ -1,9 +1,11 @@
 """A Prometheus HTTP API emulator: ``/api/v1/query`` (GET or form POST), answered per track.
 
 Tests script what a query returns for each ``track="..."`` it names (``answers``): a number is
-an instant vector of one sample, ``None`` an empty vector (no data: the series does not exist
-yet), ``"error"`` the 400 ``bad_data`` answer a malformed query gets. A query naming no
-scripted track answers an empty vector.
+an instant vector of one sample (NaN written as Prometheus writes it, ``NaN``), a tuple a vector
+of several samples, ``None`` an empty vector (no data: the series does not exist yet),
+``"error"`` the 400 ``bad_data`` answer a malformed query gets. A list is a script: each query
+takes the next answer, and the last one stays. A query naming no scripted track answers an
+empty vector.
 
 Amazon Managed Service for Prometheus serves the same API under
 ``/workspaces/<id>/api/v1/query`` and refuses any request not signed with SigV4 for service
@@ -13,6 +15,7 @@ botocore and a missing or wrong one is 403, as AMP answers.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from typing import Any
@@ -27,9 +30,10 @@ TRACK = re.compile(r'track\s*=\s*"(?P<track>[^"]+)"')
 class PrometheusEmulator(EmulatorServer):
     def __init__(self, sigv4: dict[str, str] | None = None, region: str = "eu-west-1") -> None:
         super().__init__()
-        self.answers: dict[str, float | str | None] = {}
+        self.answers: dict[str, Any] = {}
         self.sigv4, self.region = sigv4, region
         self.queries: list[str] = []
+        self.asked_at: list[float] = []  # time.time() of each query, in order
 
     def handle(self, request: Request) -> Response:
         if not QUERY_PATH.fullmatch(request.path):
@@ -40,16 +44,23 @@ class PrometheusEmulator(EmulatorServer):
         if query is None:
             return _error(400, "bad_data", 'invalid parameter "query": empty query')
         self.queries.append(query)
+        self.asked_at.append(time.time())
         found = TRACK.search(query)
-        answer = self.answers.get(found["track"]) if found else None
+        answer = self._next(found["track"]) if found else None
         if answer == "error":
             return _error(400, "bad_data", f'invalid parameter "query": 1:1: parse error: {query[:40]}')
-        result = (
-            []
-            if answer is None
-            else [{"metric": {}, "value": [round(time.time(), 3), _number(float(answer))]}]
-        )
+        samples = () if answer is None else answer if isinstance(answer, tuple) else (answer,)
+        now = round(time.time(), 3)
+        result = [
+            {"metric": {"pod": str(n)}, "value": [now, _number(float(v))]} for n, v in enumerate(samples)
+        ]
         return Response(200, {"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    def _next(self, track: str) -> Any:
+        answer = self.answers.get(track)
+        if isinstance(answer, list):
+            return answer.pop(0) if len(answer) > 1 else answer[0]
+        return answer
 
     @staticmethod
     def _query(request: Request) -> str | None:
@@ -86,7 +97,11 @@ class PrometheusEmulator(EmulatorServer):
 
 
 def _number(value: float) -> str:
-    """A sample value as Prometheus writes it (Go's shortest form: 0, 0.02, 1e-07)."""
+    """A sample value as Prometheus writes it (Go's shortest form: 0, 0.02, 1e-07, NaN, +Inf)."""
+    if math.isnan(value):
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
     text = repr(value)
     return text.removesuffix(".0")
 

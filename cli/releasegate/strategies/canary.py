@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import render as renderer
-from ..analysis import evaluate
+from ..analysis import ERROR, Evaluations, evaluate
 from ..errors import NeedsAttention, Refused
 from ..kube import DEPLOYMENTS, translated_errors
 from ..render import TRACK_LABEL, Track
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 DISRUPTION_BUDGETS = "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
 CHECK_INTERVAL = 10.0  # seconds between check rounds during a pause when there is no analysis
 TAG_ANNOTATION = "releasegate.dev/tag"
+ANALYSIS_ADVICE = "look at the canary's metrics, fix the release, deploy again"
 
 
 class Canary:
@@ -50,6 +51,7 @@ class Canary:
     def __init__(self, settings: StrategySettings) -> None:
         self.settings = settings
         self.traffic = for_settings(settings.traffic, settings.route)
+        self.evaluations: Evaluations | None = None  # this run's analysis verdicts, once it has any
 
     @property
     def steps(self) -> tuple[CanaryStep, ...]:
@@ -99,6 +101,7 @@ class Canary:
                 "abort it (`releasegate abort`) and deploy again",
             )
         with run.stages.run(f"step {done}") as stage:  # it has waited: check it once more
+            self._evaluations(run).begin(done)
             stage.append(f"canary {self.steps[done - 1].weight} % approved; {self._check(run, paused.image)}")
         return self._steps(run, paused.tag, paused.image, done, deadline)
 
@@ -164,13 +167,24 @@ class Canary:
         return self._promote(run, tag, image, deadline)
 
     def _hold(self, run: Run, image: str, number: int, step: CanaryStep, deadline: float) -> str:
-        """Keep ``step``'s weight for its pause, checking all through it; raise on a failed check."""
+        """Keep ``step``'s weight for its pause, checking all through it; raise on a failed check.
+
+        A round every ``interval`` from the weight write: the smoke checks in each, the analysis
+        from the second on, so its first evaluation comes one interval after the write (metrics
+        need that long to show the new weight). With analysis a pause lasts at least one
+        interval: every step is evaluated, and one evaluation must pass.
+        """
         assert step.pause is not None
-        interval = self.settings.analysis.interval if self.settings.analysis else CHECK_INTERVAL
-        ends = time.monotonic() + step.pause
+        analysis = self.settings.analysis
+        interval = analysis.interval if analysis else CHECK_INTERVAL
+        pause = max(step.pause, interval) if analysis else step.pause
+        where = f"step {number} ({step.weight} %): "
+        evaluations = self._evaluations(run)
+        evaluations.begin(number)
+        ends = time.monotonic() + pause
         rounds = 0
         while True:
-            last = self._check(run, image, f"step {number} ({step.weight} %): ")
+            last = self._check(run, image, where, analyse=rounds > 0)
             rounds += 1
             left = ends - time.monotonic()
             run.progress.detail(
@@ -179,7 +193,7 @@ class Canary:
                 f"last check: {last}",
             )
             if left <= 0:
-                return f"canary {step.weight} % for {step.pause:g} s: {rounds} check rounds passed ({last})"
+                break
             wait = min(interval, left)
             if time.monotonic() + wait > deadline:
                 advice = "raise --timeout (the rollout and the pauses share it), or shorten the pauses"
@@ -190,37 +204,53 @@ class Canary:
                     after_restore=f"{advice}, then deploy again",
                 )
             time.sleep(wait)
+        if analysis is not None and (problem := evaluations.unproven()):
+            raise NeedsAttention(f"canary {where}{problem}", ANALYSIS_ADVICE)
+        return f"canary {step.weight} % for {pause:g} s: {rounds} check rounds passed ({last})"
 
-    def _check(self, run: Run, image: str, where: str = "") -> str:
-        """One round: every smoke check once against the canary, then the analysis query."""
+    def _evaluations(self, run: Run) -> Evaluations:
+        """This run's analysis verdicts, shared with its JSON result."""
+        if self.evaluations is None:
+            analysis = self.settings.analysis
+            limits = (analysis.failure_limit, analysis.error_limit) if analysis else (0, 0)
+            self.evaluations = Evaluations(*limits)
+            run.result.analysis = self.evaluations.entries
+        return self.evaluations
+
+    def _check(self, run: Run, image: str, where: str = "", analyse: bool = True) -> str:
+        """One round: every smoke check once against the canary, then (with ``analyse``) the
+        analysis query; raise when either says abort."""
+        said = [self._smoke_round(run, image, where)] if run.env.smoke is not None else []
+        if self.settings.analysis is not None and analyse:
+            said.append(self._evaluate(run, where))
+        return ", ".join(said) or "no checks configured"
+
+    def _smoke_round(self, run: Run, image: str, where: str) -> str:
         from ..smoke import SmokeFailed, run_checks
 
-        said = []
-        if run.env.smoke is not None:
-            once = dataclasses.replace(run.env.smoke, attempts=1)
-            try:
-                results = run_checks(
-                    run.clients.cluster,
-                    run.env.namespace,
-                    canary_service(run),
-                    once,
-                    image,
-                    lambda text: None,
-                )
-            except SmokeFailed as failed:
-                run.result.smoke = [r.as_dict() for r in failed.results]
-                raise NeedsAttention(f"canary {where}{failed.cause}", failed.hint) from failed
-            said.append(f"{len(results)} smoke checks passed")
-        if self.settings.analysis is not None:
-            prometheus = self.settings.analysis.prometheus
-            verdict = evaluate(prometheus, run.clients.cluster, run.env.aws_region)
-            if not verdict.passed:
-                raise NeedsAttention(
-                    f"canary {where}{verdict.problem}",
-                    "look at the canary's metrics, fix the release, deploy again",
-                )
-            said.append(f"analysis {verdict.value:g} ≤ {prometheus.max:g}")
-        return ", ".join(said) or "no checks configured"
+        assert run.env.smoke is not None
+        once = dataclasses.replace(run.env.smoke, attempts=1)
+        try:
+            results = run_checks(
+                run.clients.cluster, run.env.namespace, canary_service(run), once, image, lambda text: None
+            )
+        except SmokeFailed as failed:
+            run.result.smoke = [r.as_dict() for r in failed.results]
+            raise NeedsAttention(f"canary {where}{failed.cause}", failed.hint) from failed
+        return f"{len(results)} smoke checks passed"
+
+    def _evaluate(self, run: Run, where: str) -> str:
+        assert self.settings.analysis is not None
+        prometheus = self.settings.analysis.prometheus
+        verdict = evaluate(prometheus, run.clients.cluster, run.env.aws_region)
+        evaluations = self._evaluations(run)
+        if problem := evaluations.record(verdict):
+            raise NeedsAttention(f"canary {where}{problem}", ANALYSIS_ADVICE)
+        if verdict.passed:
+            return f"analysis {verdict.value:g} ≤ {prometheus.max:g}"
+        if verdict.kind == ERROR:
+            return f"{verdict.problem} (tolerated: {evaluations.errors_in_a_row} in a row)"
+        return f"{verdict.problem} (tolerated: {evaluations.failed_in_step} in this step)"
 
     def _promote(self, run: Run, tag: str, image: str, deadline: float) -> InService:
         plan = run.plan_for(tag, image, Track("stable", self.settings.traffic))
