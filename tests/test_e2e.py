@@ -431,6 +431,27 @@ def test_a_restore_scales_the_previous_pods_back_instead_of_starting_new_ones(st
     assert {p["metadata"]["name"] for p in pods(stack, NONPROD)} == serving
 
 
+def test_a_restore_renders_the_previous_release_with_the_values_it_was_deployed_with(stack: Stack) -> None:
+    """A values change that breaks the release (on a real cluster: requests no node can hold)
+    is undone by the restore too: the last good release comes back as it was."""
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text().replace("LOG_LEVEL: debug", "LOG_LEVEL: trace"))
+    stack.publish("v1.1.0")
+    stack.kube.controller.scenarios["v1.1.0"] = "crashloop"
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    assert run.exit_code == 4, run.stderr
+    assert "v1.0.0 is rendered with the values it was deployed with" in run.stderr
+    container = stack.kube.get("Deployment", NONPROD, "model-api")["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+    assert {"name": "LOG_LEVEL", "value": "debug"} in container["env"], container["env"]
+    # The restore's own record keeps those values too, for any later restore of it.
+    records = [c["data"] for c in stack.kube.list("ConfigMap", NONPROD) if c["data"]["tag"] == "v1.0.0"]
+    assert len(records) == 2 and all(json.loads(r["values"])["env"]["LOG_LEVEL"] == "debug" for r in records)
+
+
 def test_skaffold_missing_from_path_is_refused_before_any_change(stack: Stack) -> None:
     stack.publish("v1.4.2")
     run = stack.releasegate(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import os
 import socket
 import time
@@ -22,6 +23,7 @@ from .errors import NeedsAttention, Refused
 from .kube import translated_errors
 
 if TYPE_CHECKING:
+    from .config import Environment
     from .kube import Cluster
     from .render import Manifest
 
@@ -50,6 +52,9 @@ class Record:
     slot: str = ""  # blue/green: the slot it went to
     step: str = ""  # a paused release: where it stopped (blue/green: "before-switch")
     github_deployment: str = ""  # the GitHub deployment's id, for statuses after a pause
+    # The template values it was rendered with (JSON; empty for a chart, or a record from before
+    # they were kept): a restore renders the release as it was, not with today's values.
+    values: str = ""
 
     @property
     def digest(self) -> str:
@@ -70,6 +75,11 @@ def manifest_hash(manifests: list[Manifest]) -> str:
     for manifest in sorted(manifests, key=lambda m: m.filename):
         digest.update(manifest.filename.encode() + b"\0" + manifest.text.encode() + b"\0")
     return "sha256:" + digest.hexdigest()
+
+
+def recorded_values(env: Environment) -> str:
+    """What a record keeps of the environment: its template values (a chart's are its files)."""
+    return json.dumps(env.values, sort_keys=True) if env.renderer == "templates" else ""
 
 
 def config_map_name(app: str, revision: int) -> str:

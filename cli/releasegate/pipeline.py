@@ -18,7 +18,18 @@ from . import render as renderer
 from .config import Environment, Project
 from .deployments import DeploymentRecord
 from .errors import BadInput, Interrupted, Refused, ReleasegateError, RolledBack, needs_attention
-from .ledger import DEPLOYED, FAILED, INTERRUPTED, PAUSED, PENDING, Record, manifest_hash, paused, serving
+from .ledger import (
+    DEPLOYED,
+    FAILED,
+    INTERRUPTED,
+    PAUSED,
+    PENDING,
+    Record,
+    manifest_hash,
+    paused,
+    recorded_values,
+    serving,
+)
 from .lock import LockLost
 from .recovery import recover
 from .registry import Image
@@ -152,6 +163,7 @@ def deploy(
                 manifest_hash=manifest_hash(plan.manifests),
                 strategy=run.strategy.name,
                 slot=plan.slots.target if isinstance(plan.slots, renderer.Slots) else "",
+                values=recorded_values(env),
             )
             run.result.revision = record.revision
             github = DeploymentRecord(run.clients.releases, progress.warning)

@@ -75,6 +75,7 @@ def restore(run: Run, record: Record, timeout: float, note: str) -> Record:
         note=note,
         strategy=run.strategy.name,
         slot=placed.slot,
+        values=record.values,
     )
 
 

@@ -8,6 +8,8 @@ history) both build on this module, and it on neither, so the dependency runs on
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -275,12 +277,25 @@ class Run:
         )  # fmt: skip
 
     def plan_from_record(self, record: Record, slots: renderer.Placement = None) -> Plan:
-        return self.plan_for(record.tag, record.image, slots)
+        """A recorded release rendered again as it was: with the template values it was
+        deployed with, so a restore also undoes a values change that broke the release."""
+        env = self.env
+        if record.values and self.env.renderer == "templates":
+            then = json.loads(record.values)
+            if then != self.env.values:
+                self.progress.warning(
+                    f"{record.tag} is rendered with the values it was deployed with; "
+                    f"the environment's values have changed since"
+                )
+            env = dataclasses.replace(self.env, values=then)
+        return self.plan_for(record.tag, record.image, slots, env)
 
-    def plan_for(self, tag_text: str, image: str, slots: renderer.Placement = None) -> Plan:
-        """A release already validated (recorded, or paused): rendered again, as it was."""
+    def plan_for(
+        self, tag_text: str, image: str, slots: renderer.Placement = None, env: Environment | None = None
+    ) -> Plan:
+        """A release already validated (recorded, or paused): rendered again."""
         tag = parse_tag(tag_text, self.project.tag_prefix)
-        manifests = renderer.render(self.project, self.env, tag, image, slots)
+        manifests = renderer.render(self.project, env or self.env, tag, image, slots)
         return Plan(tag, None, image, manifests, slots)
 
     def apply(self, plan: Plan, timeout: float, stage: str = "deploy") -> str:
