@@ -4,6 +4,9 @@ and its watch streams and controller behave as the real ones do for what release
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -225,3 +228,27 @@ def test_endpoint_slices_follow_a_selector_change_late_and_the_proxy_uses_them(k
     assert call(kube, "GET", f"/api/v1/namespaces/{NS}/services/model-api:http/proxy/health/ready").ok
     for piece in kube.list("EndpointSlice", NS):
         kubernetes_validate.validate(piece, "1.33.0", strict=True)
+
+
+def test_each_pod_exposes_what_it_served_in_prometheus_text_format(kube: KubeEmulator) -> None:
+    """What the real tier's Prometheus scrapes: a series per (method, path, code) once answered."""
+    apply_release(kube)
+    wait_for(lambda: len([p for p in kube.list("Pod", NS) if p["status"].get("podIP")]) == 2)
+    kube.proxy.apps.behaviours["v1.4.2"] = "broken_predict"
+    pod = kube.list("Pod", NS)[0]["metadata"]["name"]
+    base = f"/api/v1/namespaces/{NS}/pods/{pod}:8000/proxy"
+    assert call(kube, "GET", f"{base}/health/ready").ok
+    for _ in range(2):
+        assert call(kube, "POST", f"{base}/predict", {"inputs": [[1]]}).status_code == 500
+    scraped = call(kube, "GET", f"{base}/metrics")
+    assert scraped.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "# TYPE http_requests_total counter\n" in scraped.text
+    series = re.findall(
+        r'^http_requests_total\{method="(\w+)",path="([^"]+)",code="(\d+)"\} (\d+)$', scraped.text, re.M
+    )
+    assert series == [("GET", "/health/ready", "200", "1"), ("POST", "/predict", "500", "2")], scraped.text
+    if promtool := shutil.which("promtool"):  # Prometheus' own linter, where the real tier installed it
+        linted = subprocess.run(
+            [promtool, "check", "metrics"], input=scraped.text, capture_output=True, text=True
+        )
+        assert linted.returncode == 0, linted.stdout + linted.stderr

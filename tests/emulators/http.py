@@ -92,7 +92,8 @@ class EmulatorServer:
         for name, value in (response.headers or {}).items():
             handler.send_header(name, value)
         raw = isinstance(response.body, bytes)
-        handler.send_header("Content-Type", "text/plain" if raw else "application/json")
+        if "Content-Type" not in (response.headers or {}):
+            handler.send_header("Content-Type", "text/plain" if raw else "application/json")
         if response.stream is not None:
             handler.send_header("Transfer-Encoding", "chunked")
             handler.end_headers()

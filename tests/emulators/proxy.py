@@ -17,6 +17,10 @@ whose behaviour tests script per release (the pod's version label, or its image 
 
 ``unreachable`` makes every proxied request answer what EKS answers when the control plane
 cannot reach the pods (security groups, an overlay CNI): 503 "error trying to reach service".
+``GET /metrics`` answers what the app has served, in Prometheus' text format: the counter
+``http_requests_total{method, path, code}`` of that pod, one series per combination it has
+answered (as prometheus_client does: a 5xx series exists only once a 5xx was answered).
+
 Every proxied request is recorded in ``calls`` (pod, method, path, body). A Service in
 ``backends`` (namespace, name) is answered by another emulator instead, as an in-cluster
 Prometheus is.
@@ -62,6 +66,7 @@ class Applications:
     degrade_after: int = 2
     calls: list[Call] = field(default_factory=list)
     answered: dict[str, int] = field(default_factory=dict)  # release (version label) -> answers
+    served: dict[tuple[str, str, str, int], int] = field(default_factory=dict)  # (pod, method, path, code)
 
     def behaviour(self, pod: dict[str, Any]) -> str:
         version = (pod["metadata"].get("labels") or {}).get(VERSION_LABEL, "")
@@ -76,6 +81,26 @@ class Applications:
 
     def answer(self, pod: dict[str, Any], method: str, path: str, body: Any) -> Response:
         """What the application in ``pod`` answers (the real tier's pod network asks it too)."""
+        name = pod["metadata"]["name"]
+        if (method, path) == ("GET", "/metrics"):
+            return self.metrics(name)
+        answer = self._respond(pod, method, path, body)
+        counted = (name, method, path, answer.status)
+        self.served[counted] = self.served.get(counted, 0) + 1
+        return answer
+
+    def metrics(self, pod_name: str) -> Response:
+        lines = [
+            "# HELP http_requests_total Requests answered, by method, path and status code.",
+            "# TYPE http_requests_total counter",
+        ]
+        for (pod, method, path, code), count in sorted(self.served.items()):
+            if pod == pod_name:
+                lines.append(f'http_requests_total{{method="{method}",path="{path}",code="{code}"}} {count}')
+        text = "\n".join(lines) + "\n"
+        return Response(200, text.encode(), {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    def _respond(self, pod: dict[str, Any], method: str, path: str, body: Any) -> Response:
         behaviour = self.behaviour(pod)
         version = (pod["metadata"].get("labels") or {}).get(VERSION_LABEL, "")
         self.answered[version] = self.answered.get(version, 0) + 1

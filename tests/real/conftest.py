@@ -20,9 +20,11 @@ from .podnet import PodNetwork
 from .stack import RealStack
 from .stages import Kubelets
 
+RealCluster = tuple[ControlPlane, PodNetwork, Kubelets]
+
 
 @pytest.fixture(scope="session")
-def real_cluster() -> Iterator[tuple[ControlPlane, PodNetwork, Kubelets]]:
+def real_cluster() -> Iterator[RealCluster]:
     workdir = Path(tempfile.mkdtemp(prefix="releasegate-real-"))
     try:
         with running(workdir) as (plane, network):
@@ -54,9 +56,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def real(
-    real_cluster: tuple[ControlPlane, PodNetwork, Kubelets], ecr: EcrEmulator, tmp_path: Path
-) -> Iterator[RealStack]:
+def real(real_cluster: RealCluster, ecr: EcrEmulator, tmp_path: Path) -> Iterator[RealStack]:
     plane, network, kubelets = real_cluster
     stack = RealStack(ecr, tmp_path, plane, network, kubelets)
     yield stack

@@ -9,6 +9,11 @@ release). A CONNECT to a node's kubelet port is answered with TLS (a certificate
 verifies against the tier's CA) and the kubelet's container-log endpoint: a crash-looping pod's
 previous container wrote the same traceback as in the emulator. Nothing is forwarded anywhere:
 an address that is no pod's or node's is refused, as a dial to a dead address fails.
+
+Prometheus scrapes the pods the same way, through this network: the same handler also listens
+on 127.0.0.1 (``scrape_proxy``) as a plain HTTP forward proxy (``GET http://<pod IP>:<port>/metrics``),
+which is what Prometheus' ``proxy_url`` sends. ``Users`` is the traffic the route would bring:
+a thread sending predictions to every running pod of a namespace, so the pods' counters grow.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class PodNetwork:
         self._plane: ControlPlane | None = None
         self.kubelets: Kubelets | None = None
         self._server: socketserver.ThreadingUnixStreamServer | None = None
+        self._scrapes: socketserver.ThreadingTCPServer | None = None
 
     def start(self) -> PodNetwork:
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +63,17 @@ class PodNetwork:
         os.chmod(self.socket_path, 0o600)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self._server = server
+        scrapes = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _handler(self))
+        scrapes.daemon_threads = True
+        threading.Thread(target=scrapes.serve_forever, daemon=True).start()
+        self._scrapes = scrapes
         return self
+
+    @property
+    def scrape_proxy(self) -> str:
+        """The forward proxy Prometheus scrapes the pods through (its ``proxy_url``)."""
+        assert self._scrapes is not None
+        return f"http://127.0.0.1:{self._scrapes.server_address[1]}"
 
     def attach(self, plane: ControlPlane) -> None:
         self._plane = plane
@@ -96,10 +112,11 @@ class PodNetwork:
         return found
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        for server in (self._server, self._scrapes):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        self._server = self._scrapes = None
 
     def _terminating_namespaces(self) -> set[str]:
         assert self._plane is not None
@@ -183,9 +200,13 @@ def _handler(network: PodNetwork) -> type[BaseHTTPRequestHandler]:
             if self.kubelet:
                 self._kubelet()
                 return
-            if self.pod is None:
+            if self.path.startswith("http://"):  # forwarded: each request names its pod
+                if not self._forwarded():
+                    return
+            elif self.pod is None:
                 self._plain(400, "not a tunnel")
                 return
+            assert self.pod is not None
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
@@ -196,10 +217,21 @@ def _handler(network: PodNetwork) -> type[BaseHTTPRequestHandler]:
             call.status = answer.status
             data = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
             self.send_response(answer.status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", (answer.headers or {}).get("Content-Type", "application/json"))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _forwarded(self) -> bool:
+            """A forward proxy's request (``GET http://ip:port/path``): find the pod it names."""
+            parts = urllib.parse.urlsplit(self.path)
+            assert parts.hostname is not None
+            pod = network.pod_at(parts.hostname)
+            if pod is None or (parts.port or 80) not in _container_ports(pod):
+                self._plain(502, f"dial tcp {parts.netloc}: connect: connection refused")
+                return False
+            self.pod = pod
+            return True
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _app
 

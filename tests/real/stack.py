@@ -53,6 +53,11 @@ class RealStack(Project):
                 path.read_text().replace(f"namespace: model-api-{env}\n", f"namespace: {namespace}\n")
             )
             self._prepare(namespace)
+        skaffold = self.project / "skaffold.yaml"  # the chart profiles name their namespace too
+        text = skaffold.read_text()
+        for env, namespace in self.namespaces.items():
+            text = text.replace(f"namespace: model-api-{env}\n", f"namespace: {namespace}\n")
+        skaffold.write_text(text)
         for tool in ("skaffold", "kubectl"):
             (self.bin / tool).symlink_to(plane.bin / tool)
         self.kubeconfig = plane.write_kubeconfig(workdir / "kubeconfig", plane.deployer)

@@ -114,3 +114,24 @@ def test_kube_apiservers_restarting_mid_rollout_are_ridden_out(serving: RealStac
     assert (
         deployment is not None and deployment["metadata"]["labels"]["app.kubernetes.io/version"] == "v1.1.0"
     )
+
+
+def test_recover_puts_back_the_last_good_release_after_a_killed_deploy(serving: RealStack) -> None:
+    """A cancelled Actions run: SIGKILL mid-rollout, then `releasegate recover` in the same run."""
+    same_run = {"GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "1", "GITHUB_ACTOR": "octocat"}
+    argv = serving.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    first = subprocess.Popen(argv, env=serving.env(**same_run), stderr=subprocess.PIPE, text=True)
+    assert first.stderr is not None
+    for line in first.stderr:
+        if line.startswith("✓ deploy"):
+            break
+    first.kill()
+    first.wait(timeout=10)
+    namespace = serving.namespaces["nonprod"]
+    assert serving.plane.get(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{LEASE}")
+    run = serving.releasegate("recover", "--env", "nonprod", **same_run)
+    assert run.exit_code == 0, run.stderr
+    assert "v1.0.0 was restored and verified" in run.stdout
+    previous_serves(serving)
+    again = serving.releasegate("recover", "--env", "nonprod", **same_run)
+    assert again.exit_code == 0 and "nothing to recover" in again.stdout, again.stdout

@@ -151,3 +151,20 @@ def test_a_rolling_environment_moves_to_bluegreen_and_retires_its_objects(real: 
         real.plane.get(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{APP}") is None
     )
     assert real.plane.get(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{APP}") is None
+
+
+def test_a_canary_paused_for_approval_is_promoted(real: RealStack) -> None:
+    steps = "[{weight: 20, pause: approval}, {weight: 60, pause: 1}]"
+    strategy(real, f"{{type: canary, traffic: gateway, route: model-api, steps: {steps}}}")
+    real_route(real, "gateway")
+    assert deploy(real, "v1.0.0").exit_code == 0
+    paused = deploy(real, "v1.1.0")
+    assert paused.exit_code == 0 and json.loads(paused.stdout)["outcome"] == "paused", paused.stderr
+    assert backend_weights(read_route(real, "gateway")) == {f"{APP}-stable": 80, f"{APP}-canary": 20}
+    promoted = real.releasegate("--json", "promote", "--env", "nonprod")
+    assert promoted.exit_code == 0, promoted.stderr
+    assert json.loads(promoted.stdout)["outcome"] == "promoted", promoted.stdout
+    assert backend_weights(read_route(real, "gateway")) == {f"{APP}-stable": 100, f"{APP}-canary": 0}
+    assert real.deployment("nonprod", f"{APP}-canary") is None
+    stable = real.deployment("nonprod")
+    assert stable is not None and stable["metadata"]["labels"]["app.kubernetes.io/version"] == "v1.1.0"
