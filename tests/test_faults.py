@@ -226,9 +226,15 @@ def _sigint_ignored() -> None:
     [
         (signal.SIGINT, "  rollout |", False),
         (signal.SIGTERM, "  skaffold | Starting deploy", False),
+        (signal.SIGINT, "  skaffold | Starting deploy", False),
         (signal.SIGINT, "  rollout |", True),
     ],
-    ids=["SIGINT mid-rollout", "SIGTERM while skaffold runs", "SIGINT, started with SIGINT ignored"],
+    ids=[
+        "SIGINT mid-rollout",
+        "SIGTERM while skaffold runs",
+        "SIGINT while skaffold runs",
+        "SIGINT, started with SIGINT ignored",
+    ],
 )
 def test_interrupt_stops_restores_and_exits_130(
     stack: Stack, baseline: Baseline, sent: int, when: str, ignored: bool
@@ -236,7 +242,7 @@ def test_interrupt_stops_restores_and_exits_130(
     stack.kube.controller.scenarios["v1.1.0"] = "slow"
     stack.kube.controller.slow_seconds = 60
     pid_file = stack.workdir / "skaffold.pid"
-    env = {**_skaffold(STANDIN_SKAFFOLD_HANG="60")(stack)} if sent == signal.SIGTERM else {}
+    env = {**_skaffold(STANDIN_SKAFFOLD_HANG="60")(stack)} if "skaffold" in when else {}
     argv = stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0")
     env = stack.env(STANDIN_SKAFFOLD_PID_FILE=str(pid_file), **env)
     process = subprocess.Popen(
@@ -251,9 +257,16 @@ def test_interrupt_stops_restores_and_exits_130(
             skaffold_pid = int(pid_file.read_text())
             process.send_signal(sent)
             break
-    stderr = "".join(seen) + process.stderr.read()
+    last_line = time.monotonic()
+    for line in process.stderr:
+        seen.append(line)
+        last_line = time.monotonic()
     process.wait(timeout=60)
-    run = Run(["deploy"], process.returncode, process.stdout.read(), stderr)
+    # Nothing may keep it alive after its last line (sh's deadline Timer once did, for --timeout).
+    assert time.monotonic() - last_line < 5, (
+        f"exited {time.monotonic() - last_line:.1f} s after its last line"
+    )
+    run = Run(["deploy"], process.returncode, process.stdout.read(), "".join(seen))
     assert_contract(stack, baseline, run, 130, "interrupted while deploying v1.1.0", "v1.0.0 was restored")
     with pytest.raises(ProcessLookupError):
         os.kill(skaffold_pid, 0)  # the interrupted skaffold is not left running
@@ -469,9 +482,14 @@ def interrupted(
         if when(line):
             process.send_signal(sent)
             break
-    stderr = "".join(seen) + process.stderr.read()
+    last_line = time.monotonic()
+    for line in process.stderr:
+        seen.append(line)
+        last_line = time.monotonic()
     process.wait(timeout=60)
-    return Run(args, process.returncode, process.stdout.read(), stderr)
+    lingered = time.monotonic() - last_line  # an interrupted run ends with its last line
+    assert lingered < 5, f"releasegate exited {lingered:.1f} s after its last line"
+    return Run(args, process.returncode, process.stdout.read(), "".join(seen))
 
 
 def test_sigint_after_the_switch_switches_back_and_exits_130(stack: Stack) -> None:

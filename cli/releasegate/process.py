@@ -106,6 +106,17 @@ def run_program(
     except BaseException:  # SIGINT/SIGTERM: never leave the program running behind us
         _stop(process)
         raise
+    finally:
+        _cancel_deadline(process)
+
+
+def _cancel_deadline(process: Any) -> None:
+    """sh enforces ``_timeout`` with a non-daemon threading.Timer that it cancels only when it
+    sees the process end; one left running would keep the interpreter alive at exit for the
+    rest of --timeout. Cancelling a finished Timer does nothing."""
+    timer = getattr(getattr(process, "process", None), "_timeout_timer", None)
+    if timer is not None:
+        timer.cancel()
 
 
 def _stop(process: Any) -> None:
