@@ -290,6 +290,19 @@ def test_an_analysis_with_no_data_is_a_failed_check(
     assert proxied and proxied[0].query["query"] == QUERY
 
 
+@pytest.mark.e2e
+def test_one_failed_try_inside_a_pause_is_retried_not_an_abort(stack: Stack) -> None:
+    """A 429 from API Priority and Fairness, a pod evicted mid-request: the check's next try."""
+    canary(stack, "gateway", "[{weight: 10, pause: 0.4}]")
+    first_release(stack, "gateway")
+    stack.kube.proxy.apps.behaviours["v1.1.0"] = "hiccup"  # every third answer of v1.1.0 is a 503
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    answered = [c.status for c in stack.kube.proxy.apps.calls if c.pod.startswith(f"{APP}-canary")]
+    assert 503 in answered[2:], answered  # a hiccup came inside the step, and was retried
+    assert stable_tag(stack) == "v1.1.0"
+
+
 def analysed(prometheus: PrometheusEmulator, interval: float, **limits: int) -> str:
     keys = "".join(f", {key}: {value}" for key, value in limits.items())
     query = f"{{url: '{prometheus.url}', query: '{QUERY}', max: 0.01}}"

@@ -11,6 +11,8 @@ whose behaviour tests script per release (the pod's version label, or its image 
 - ``broken_predict``: ``/predict`` answers 500;
 - ``slow``: every answer takes ``slow_ms``;
 - ``garbage``: 200 with a body that is not JSON;
+- ``hiccup``: every ``hiccup_every``-th answer of the release is a 503, as a pod evicted
+  mid-request or API Priority and Fairness answers now and then; the next try passes;
 - ``degrading``: healthy for the release's first ``degrade_after`` answers (all its pods
   together), then 500 to everything, as a leak does under traffic. Blue/green tests use it for
   a release that passes through the preview Service and fails once it is live.
@@ -64,6 +66,7 @@ class Applications:
     slow_ms: int = 300
     unreachable: bool = False
     degrade_after: int = 2
+    hiccup_every: int = 3
     calls: list[Call] = field(default_factory=list)
     answered: dict[str, int] = field(default_factory=dict)  # release (version label) -> answers
     served: dict[tuple[str, str, str, int], int] = field(default_factory=dict)  # (pod, method, path, code)
@@ -106,6 +109,8 @@ class Applications:
         self.answered[version] = self.answered.get(version, 0) + 1
         if behaviour == "degrading" and self.answered[version] > self.degrade_after:
             return Response(500, {"detail": "Internal Server Error"})
+        if behaviour == "hiccup" and self.answered[version] % self.hiccup_every == 0:
+            return Response(503, {"detail": "Service Unavailable"})
         if behaviour == "slow":
             time.sleep(self.slow_ms / 1000)
         if behaviour == "garbage":

@@ -5,8 +5,8 @@ share of the traffic, step by step, checked all along; after the last step it is
    touch it), verified Ready on the pinned image, and smoke-checked through ``<app>-canary``
    while its weight is 0.
 2. Each step writes its weight (``traffic.py``: a route's two backends, or the pods' ratio) and
-   holds it for its pause, running the smoke checks against ``<app>-canary`` (one try each: the
-   pause itself repeats them) and the Prometheus analysis every ``interval``. A step whose pause
+   holds it for its pause, running the smoke checks against ``<app>-canary`` (each with its
+   configured tries) and the Prometheus analysis every ``interval``. A step whose pause
    is ``approval`` stops: the release is recorded ``paused`` at that step, and ``promote`` goes
    on from there.
 3. Promotion: the stable Deployment takes the new image and is verified, the weights go back
@@ -20,7 +20,6 @@ The first deploy of an environment without a stable track goes straight to stabl
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -229,10 +228,14 @@ class Canary:
         from ..smoke import SmokeFailed, run_checks
 
         assert run.env.smoke is not None
-        once = dataclasses.replace(run.env.smoke, attempts=1)
-        try:
+        try:  # each check gets its configured tries: one 429 or evicted pod is not a failed canary
             results = run_checks(
-                run.clients.cluster, run.env.namespace, canary_service(run), once, image, lambda text: None
+                run.clients.cluster,
+                run.env.namespace,
+                canary_service(run),
+                run.env.smoke,
+                image,
+                lambda text: None,  # the round's own progress line says how it went
             )
         except SmokeFailed as failed:
             run.result.smoke = [r.as_dict() for r in failed.results]
