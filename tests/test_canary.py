@@ -303,6 +303,24 @@ def test_one_failed_try_inside_a_pause_is_retried_not_an_abort(stack: Stack) -> 
     assert stable_tag(stack) == "v1.1.0"
 
 
+@pytest.mark.e2e
+def test_with_traffic_replicas_waiting_for_the_canary_to_scale_is_bounded_by_timeout(stack: Stack) -> None:
+    """It once waited a fixed 120 s for the canary's new pods, whatever --timeout said."""
+    canary(stack, "replicas", "[{weight: 40, pause: 0.2}, {weight: 100, pause: 0.2}]")
+    writes = first_release(stack, "replicas")
+
+    def pods_stop_starting(event: str, obj: dict[str, Any]) -> None:
+        if writes and writes[-1] == 33:  # step 1 holds: pods made from now on never become Ready
+            stack.kube.controller.scenarios["v1.1.0"] = "never_ready"
+
+    stack.kube.observers.append(pods_stop_starting)
+    stable, before = stable_changes(stack), generation(stack)
+    started = time.monotonic()
+    run = deploy(stack, "v1.1.0", "--timeout", "8")
+    assert_aborted(stack, run, 4, before, stable, "the canary did not scale")
+    assert time.monotonic() - started < 40, "waited past --timeout"
+
+
 def analysed(prometheus: PrometheusEmulator, interval: float, **limits: int) -> str:
     keys = "".join(f", {key}: {value}" for key, value in limits.items())
     query = f"{{url: '{prometheus.url}', query: '{QUERY}', max: 0.01}}"

@@ -137,6 +137,15 @@ class Run:
     # Called at a strategy's milestones ("testing in green", "switched to green"): the deploy
     # posts them as GitHub deployment statuses.
     milestone: Callable[[str], None] = lambda text: None
+    # time.monotonic() when --timeout runs out, once a strategy knows it: every wait for pods
+    # inside it (a canary scaled for its step) is bounded by what is left.
+    deadline: float | None = None
+
+    def seconds_left(self, default: float) -> float:
+        """What is left of --timeout (at least 1 s), or ``default`` before the deadline is known."""
+        if self.deadline is None:
+            return default
+        return max(self.deadline - time.monotonic(), 1.0)
 
     @property
     def strategy(self) -> Strategy:

@@ -77,7 +77,7 @@ class Canary:
         )
 
     def put_in_service(self, run: Run, plan: Plan, timeout: float) -> InService:
-        deadline = time.monotonic() + timeout
+        deadline = run.deadline = time.monotonic() + timeout
         assert isinstance(plan.slots, Track), "a canary plan names its track"
         if plan.slots.name == "stable":  # nothing to compare with: straight to stable
             pods_ready = run.apply(plan, timeout)
@@ -91,7 +91,7 @@ class Canary:
         return self._steps(run, plan.tag.text, plan.image, 0, deadline)
 
     def promote(self, run: Run, paused: Record, timeout: float) -> InService:
-        deadline = time.monotonic() + timeout
+        deadline = run.deadline = time.monotonic() + timeout
         done = step_number(paused.step)
         canary = _canary(run)
         if canary is None or not _serves(canary, paused.image):

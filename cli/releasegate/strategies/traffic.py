@@ -237,6 +237,9 @@ def _scale(run: Run, name: str, replicas: int) -> None:
         )
 
 
+UNBOUNDED_SCALE_SECONDS = 120.0  # a scale outside any deploy's --timeout (none today)
+
+
 def _wait_ready(run: Run, name: str) -> None:
     from ..verify import wait_for_rollout
 
@@ -244,7 +247,7 @@ def _wait_ready(run: Run, name: str) -> None:
     assert deployment is not None, "scaled just now"
     image = str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
     verdict = wait_for_rollout(
-        run.clients.cluster, run.env.namespace, name, image, 120.0,
+        run.clients.cluster, run.env.namespace, name, image, run.seconds_left(UNBOUNDED_SCALE_SECONDS),
         on_progress=lambda text: run.progress.detail("rollout", text),
     )  # fmt: skip
     if verdict.state != "complete":
