@@ -7,7 +7,17 @@ import json
 
 import pytest
 
-from releasegate.analysis import ERROR, FAIL, NO_DATA, PASS, Evaluations, Verdict, judge
+from releasegate.analysis import (
+    ERROR,
+    FAIL,
+    NO_DATA,
+    PASS,
+    Evaluations,
+    Verdict,
+    judge,
+    signed_headers,
+    signing_region,
+)
 from releasegate.config import Prometheus
 
 LIMIT = Prometheus(query="q", max=0.01, url="http://prometheus:9090")
@@ -97,3 +107,29 @@ def test_with_limit_zero_the_first_failure_aborts() -> None:
     counted.begin(1)
     assert counted.record(ABOVE) == ABOVE.problem
     assert counted.record(BROKEN) is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        ("https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1", "us-east-1"),
+        ("https://aps-workspaces-fips.us-gov-west-1.amazonaws.com/workspaces/ws-1", "us-gov-west-1"),
+        ("https://aps-workspaces.ap-southeast-2.amazonaws.com/workspaces/ws-1", "ap-southeast-2"),
+        ("http://127.0.0.1:9090/workspaces/ws-1", "eu-west-1"),  # no region in the URL: the env's
+    ],
+)
+def test_amp_queries_are_signed_for_the_workspaces_region(url: str, region: str) -> None:
+    assert signing_region(url, "eu-west-1") == region
+
+
+def test_the_signature_is_scoped_to_the_workspaces_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
+    url = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1/api/v1/query"
+    headers = signed_headers(
+        url,
+        b"query=up",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        signing_region(url, "eu-west-1"),
+    )
+    assert "/us-east-1/aps/aws4_request" in headers["Authorization"]

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -119,7 +121,7 @@ def _ask(prometheus: Prometheus, cluster: Cluster, region: str) -> tuple[int, by
     url = prometheus.url.rstrip("/") + QUERY_PATH
     headers = {"Content-Type": FORM}
     if prometheus.sigv4:
-        headers = _signed(url, form, headers, region)
+        headers = signed_headers(url, form, headers, signing_region(url, region))
     # The URL is checked http(s) when the environment file is read (config.HTTP_URL).
     request = urllib.request.Request(url, data=form, headers=headers, method="POST")  # noqa: S310
     try:
@@ -129,7 +131,18 @@ def _ask(prometheus: Prometheus, cluster: Cluster, region: str) -> tuple[int, by
         return int(error.code), bytes(error.read())
 
 
-def _signed(url: str, body: bytes, headers: dict[str, str], region: str) -> dict[str, str]:
+AMP_HOST = re.compile(r"aps-workspaces(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com")
+
+
+def signing_region(url: str, default: str) -> str:
+    """The region a query to Amazon Managed Prometheus is signed for: the workspace's own, from
+    its URL (``aps-workspaces.<region>.amazonaws.com``), else the environment's region. A
+    workspace in another region than the cluster refuses a signature scoped to the cluster's."""
+    found = AMP_HOST.search(urllib.parse.urlsplit(url).hostname or "")
+    return found["region"] if found else default
+
+
+def signed_headers(url: str, body: bytes, headers: dict[str, str], region: str) -> dict[str, str]:
     """SigV4 headers for an Amazon Managed Prometheus query, from boto3's credential chain."""
     import boto3
     from botocore.auth import SigV4Auth
