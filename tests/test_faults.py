@@ -354,6 +354,9 @@ def test_a_deploy_that_loses_its_lock_stops_before_its_next_change(stack: Stack,
     records = {c["data"]["tag"]: c["data"]["outcome"] for c in stack.kube.list("ConfigMap", NS)}
     assert records["v1.1.0"] == "pending"
     assert stack.kube.get("Lease", NS, LEASE)["spec"]["holderIdentity"] == "intruder (run 7/1)"
+    # Its GitHub deployment is not left in_progress: it says the run stopped, and why.
+    latest = stack.github.statuses[max(stack.github.statuses)][0]
+    assert latest["state"] == "error" and "intruder (run 7/1)" in latest["description"], latest
 
 
 # Faults of the API server that a healthy release must survive: the deploy succeeds, the

@@ -199,13 +199,24 @@ class Attempt:
 def go_live(run: Run, attempt: Attempt, options: DeployOptions, put: Callable[[], InService]) -> None:
     """``put`` the release in service. From the first write on, every way out either records
     the release live (or paused on purpose) or ends in the recovery path, whatever failed (a bug
-    included): never a pending record and an exit code that says nothing changed."""
+    included): never a pending record and an exit code that says nothing changed. The one
+    exception is a lost lock: another deploy holds the environment now, and restoring would be
+    a change too; its GitHub deployment is ended (error: the outcome is not known), not left
+    in_progress."""
+    try:
+        _go_live(run, attempt, options, put)
+    except LockLost as lost:
+        attempt.github.status("error", f"stopped: {lost.cause}")
+        raise
+
+
+def _go_live(run: Run, attempt: Attempt, options: DeployOptions, put: Callable[[], InService]) -> None:
     ledger = run.ledger()
     run.milestone = lambda text: attempt.github.status("in_progress", text)
     try:
         placed = put()
     except LockLost:
-        raise  # another deploy holds the environment now: restoring would be a change too
+        raise  # go_live's: no restore
     except (Exception, KeyboardInterrupt) as error:
         failure = None if isinstance(error, KeyboardInterrupt) else needs_attention(error)
         outcome, note = (FAILED, failure.cause) if failure else (INTERRUPTED, "interrupted by SIGINT/SIGTERM")
