@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from releasegate.errors import Refused
-from releasegate.kube import Cluster
+from releasegate.kube import Cluster, WatchStop
 from tests.emulators.kube import KubeEmulator
-from tests.test_kube_emulator import NS, config_map
+from tests.test_kube_emulator import NS, config_map, wait_for
 
 
 def test_access_check(kube: KubeEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,6 +42,30 @@ def test_a_watch_resumes_after_the_server_closes_it(kube: KubeEmulator) -> None:
     assert seen == [("ADDED", "a"), ("ADDED", "b")]
     watches = [r for r in kube.requests if r.query.get("watch") == "true"]
     assert len(watches) >= 3  # resumed, each time from the last version seen
+
+
+def test_a_stopped_watch_ends_at_once_even_while_its_read_waits(kube: KubeEmulator) -> None:
+    """A watch thread must not outlive its rollout until the server's timeout ends its read."""
+    path = f"/api/v1/namespaces/{NS}/configmaps"
+    cluster = Cluster(None)
+    start = cluster.get(path)["metadata"]["resourceVersion"]
+    stop = WatchStop()
+    seen: list[str] = []
+
+    def follow() -> None:
+        seen.extend(event.type for event in cluster.watch(path, start, time.monotonic() + 120, stop))
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    wait_for(lambda: any(r.query.get("watch") == "true" for r in kube.requests))
+    time.sleep(0.3)  # blocked in its read: nothing changes in the namespace
+    stopped = time.monotonic()
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - stopped < 2, "the watch outlived its stop"
+    assert seen == []
+    watches = [r for r in kube.requests if r.query.get("watch") == "true"]
+    assert len(watches) == 1  # stopped: not resumed
 
 
 def test_a_watch_too_old_to_resume_lists_again(kube: KubeEmulator) -> None:

@@ -16,10 +16,12 @@ What the real API server does, and how it is handled here:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -160,28 +162,31 @@ class Cluster:
         path: str,
         resource_version: str,
         deadline: float,
-        stopped: Callable[[], bool] = lambda: False,
+        stop: WatchStop | None = None,
         **selectors: str,
     ) -> Iterator[WatchEvent]:
         """Every change to the collection at ``path`` after ``resource_version``, until the
-        monotonic ``deadline`` or ``stopped()``, across as many watch requests as it takes."""
+        monotonic ``deadline`` or ``stop``, across as many watch requests as it takes."""
+        stop = stop or WatchStop()
         failures = 0
-        while not stopped() and (remaining := deadline - time.monotonic()) > 0:
+        while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
             seconds = max(1, min(int(remaining) + 1, WATCH_SECONDS))
             try:
-                for event in self._watch_once(path, resource_version, seconds, **selectors):
+                for event in self._watch_once(path, resource_version, seconds, stop, **selectors):
                     failures = 0
                     resource_version = event.obj["metadata"].get("resourceVersion") or resource_version
                     if event.type == "BOOKMARK":  # only a newer resourceVersion to resume from
                         continue
                     yield event
-                    if stopped():
+                    if stop.is_set():
                         return
             except _Gone:
                 listing = self.get(path, **selectors)  # too old to resume: start again from a list
                 yield WatchEvent("SYNC", listing, tuple(listing.get("items") or ()))
                 resource_version = listing["metadata"]["resourceVersion"]
             except Exception as exc:
+                if stop.is_set():  # the read was cut on purpose
+                    return
                 failures += 1
                 if not is_transient(exc) or failures > len(RETRY_DELAYS):
                     raise
@@ -189,7 +194,7 @@ class Cluster:
             # Otherwise the server ended the watch (its timeout, an upgrade, a proxy): resume.
 
     def _watch_once(
-        self, path: str, resource_version: str, seconds: int, **selectors: str
+        self, path: str, resource_version: str, seconds: int, stop: WatchStop, **selectors: str
     ) -> Iterator[WatchEvent]:
         from kubernetes.client.exceptions import ApiException
 
@@ -213,14 +218,15 @@ class Cluster:
                 raise _Gone from exc
             raise
         try:
-            for line in _lines(response):
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    if status.get("code") == 410:
-                        raise _Gone
-                    raise ApiException(status=status.get("code"), reason=status.get("message"))
-                yield WatchEvent(event["type"], event["object"])
+            with stop.reading(response):
+                for line in _lines(response):
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        if status.get("code") == 410:
+                            raise _Gone
+                        raise ApiException(status=status.get("code"), reason=status.get("message"))
+                    yield WatchEvent(event["type"], event["object"])
         finally:
             response.release_conn()
 
@@ -249,6 +255,44 @@ class Cluster:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         with translated_errors("cannot create the namespace", namespace, Refused):
             self.call("POST", NAMESPACES, body=body, retry=True)
+
+
+class WatchStop:
+    """Ends watches: seen between events, and cutting a read that is blocked waiting for the
+    next one (else a watch thread would outlive its rollout until the server's timeout)."""
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._reading: set[Any] = set()
+
+    def is_set(self) -> bool:
+        return self._stopped.is_set()
+
+    def set(self) -> None:
+        with self._lock:
+            self._stopped.set()
+            for response in self._reading:
+                _cut(response)
+
+    @contextmanager
+    def reading(self, response: Any) -> Iterator[None]:
+        with self._lock:
+            if self._stopped.is_set():
+                _cut(response)
+            self._reading.add(response)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._reading.discard(response)
+
+
+def _cut(response: Any) -> None:
+    """Unblock a read in progress on ``response`` from another thread: urllib3 2.3's
+    shutdown() does exactly that; close() is the best older versions offer."""
+    with contextlib.suppress(Exception):
+        (getattr(response, "shutdown", None) or response.close)()
 
 
 class _Gone(Exception):

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .errors import NeedsAttention, Refused
-from .kube import DEPLOYMENTS, EVENTS, PODS, Cluster, WatchEvent, translated_errors
+from .kube import DEPLOYMENTS, EVENTS, PODS, Cluster, WatchEvent, WatchStop, translated_errors
 from .rollout import PodProblem, Verdict, evaluate, is_ready
 
 ENDPOINT_SLICES = "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
@@ -139,11 +139,11 @@ def _watching(
     cluster: Cluster, streams: dict[str, tuple[str, str, dict[str, str]]], deadline: float
 ) -> Iterator[queue.Queue[tuple[str, WatchEvent | Exception]]]:
     events: queue.Queue[tuple[str, WatchEvent | Exception]] = queue.Queue()
-    done = threading.Event()
+    done = WatchStop()
 
     def pump(source: str, path: str, version: str, selectors: dict[str, str]) -> None:
         try:
-            for event in cluster.watch(path, version, deadline, stopped=done.is_set, **selectors):
+            for event in cluster.watch(path, version, deadline, done, **selectors):
                 events.put((source, event))
         except Exception as exc:  # surfaced to the follower, which decides what it means
             events.put((source, exc))
@@ -154,7 +154,7 @@ def _watching(
     try:
         yield events
     finally:
-        done.set()
+        done.set()  # and each watch's read is cut: no thread outlives the rollout
 
 
 def _follow(
