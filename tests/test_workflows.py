@@ -80,6 +80,30 @@ def test_every_action_is_pinned_and_no_input_is_interpolated_in_a_script() -> No
                     )
 
 
+# Releases that run on Node 24 (their action.yml says `using: node24`), read from each action's
+# repository at that tag. GitHub's runners stopped offering Node 20 on 2026-09-16: an action
+# built for it no longer starts.
+NODE24_RELEASES = {
+    "actions/checkout": {"3d3c42e5aac5ba805825da76410c181273ba90b1": "v7.0.1"},
+    "actions/setup-python": {"5fda3b95a4ea91299a34e894583c3862153e4b97": "v7.0.0"},
+    "aws-actions/configure-aws-credentials": {"e6de054238d6b7531b4efff3b6587d9aade6a06c": "v6.2.3"},
+}
+
+
+def test_every_action_is_a_release_that_runs_on_node_24() -> None:
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            found = re.search(r"uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})\s*#\s*(\S+)", line)
+            if "uses:" not in line:
+                continue
+            assert found, f"{path.name}: {line.strip()} is not pinned to a commit with its version beside it"
+            action, sha, version = found.groups()
+            known = NODE24_RELEASES.get(action, {})
+            assert known.get(sha) == version, (
+                f"{path.name}: {action}@{sha} ({version}) is not a known Node 24 release: {known}"
+            )
+
+
 # The first Skaffold release that reads each config version (from Skaffold's release notes);
 # an older pinned binary would refuse skaffold.yaml at deploy time.
 SKAFFOLD_RELEASE_FOR_CONFIG = {"skaffold/v4beta14": (2, 19, 0)}
