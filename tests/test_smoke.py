@@ -13,6 +13,7 @@ from tests.emulators.stack import Stack
 
 NS = "model-api-nonprod"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@{}"
+RESET = b'{"message": "error trying to reach service: read tcp 1:2->3:4: read: connection reset by peer"}'
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,7 @@ IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@{}"
         (SmokeCheck("p", "/p", expect_json={"a": {"b": 1}}), 200, b'{"a": {}}', 5, "the answer has no a.b"),
         (SmokeCheck("h", "/h"), 503, b'{"message": "error trying to reach service: dial tcp"}', 5,
          "error trying to reach service"),
+        (SmokeCheck("h", "/h"), 503, RESET, 5, "reach service (503, connection reset by the pod)"),
     ],
 )  # fmt: skip
 def test_judge(check: SmokeCheck, status: int, body: bytes, ms: int, problem: str) -> None:
@@ -138,6 +140,19 @@ def test_a_control_plane_that_cannot_reach_the_pods_is_said_as_such(stack: Stack
     assert "the API server cannot reach the pods" in run.last_line and "not the release" in run.last_line
     assert "security group" in run.last_line
     assert len(stack.kube.proxy.apps.calls) == 2  # from the deploy; none answered while unreachable
+
+
+@pytest.mark.e2e
+def test_istio_strict_mtls_is_named_as_the_cause_not_the_security_group(stack: Stack) -> None:
+    """istio#27169: the sidecar resets the API server's plaintext; the network is fine."""
+    quick_checks(stack)
+    stack.publish("v1.4.2")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2").exit_code == 0
+    stack.kube.proxy.apps.mtls_strict = True
+    run = stack.releasegate("smoke", "--env", "nonprod")
+    assert run.exit_code == 5
+    assert "STRICT mTLS" in run.last_line and "PeerAuthentication" in run.last_line, run.last_line
+    assert "security group" not in run.last_line
 
 
 @pytest.mark.e2e

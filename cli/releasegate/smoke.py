@@ -9,8 +9,10 @@ new pod instead (``pods/NAME:PORT/proxy``), so one bad pod cannot hide behind go
 A check is tried up to ``attempts`` times, ``interval`` seconds apart, and passes on the first
 try whose status, latency (``max_ms``) and JSON (``expect_json``: every key given, equal, maps
 compared the same way) are as expected. A 503 "error trying to reach service" means the control
-plane cannot reach the pods at all (EKS: the cluster security group, an overlay CNI): it is said
-at once, as that, instead of being blamed on the release.
+plane cannot reach the pods at all: it is said at once, as that, instead of being blamed on the
+release. Its cause is named from the dial error: a timeout or a refused connection is the
+network (EKS: the cluster security group, an overlay CNI); a connection the pod accepted and
+then reset is an Istio sidecar in STRICT mTLS mode refusing the API server's plaintext.
 """
 
 from __future__ import annotations
@@ -85,9 +87,23 @@ def run_checks(
     return results
 
 
+def _reset(text: str) -> bool:
+    """The pod's side accepted the connection and dropped it: what a STRICT mTLS sidecar does."""
+    return "connection reset by peer" in text or text.rstrip('"} \n').endswith(": EOF")
+
+
 class SmokeFailed(NeedsAttention):
     def __init__(self, failed: CheckResult, results: list[CheckResult]) -> None:
-        if failed.problem.startswith(UNREACHABLE):
+        if failed.problem.startswith(UNREACHABLE) and "connection reset" in failed.problem:
+            super().__init__(
+                f"smoke check {failed.name!r}: the pods behind {failed.target} reset the API server's "
+                f"connection ({failed.problem}): an Istio sidecar in STRICT mTLS mode refuses plaintext "
+                "from outside the mesh; this is the mesh's policy, not the release",
+                "allow plaintext to the app's port (a PeerAuthentication with portLevelMtls PERMISSIVE "
+                "for it, or the pod annotation traffic.sidecar.istio.io/excludeInboundPorts), "
+                "or remove the smoke checks",
+            )
+        elif failed.problem.startswith(UNREACHABLE):
             super().__init__(
                 f"smoke check {failed.name!r}: the API server cannot reach the pods behind "
                 f"{failed.target} ({failed.problem}); this is the cluster's network, not the release",
@@ -171,8 +187,9 @@ def _run(
 
 def judge(check: SmokeCheck, status: int, body: bytes, ms: int) -> str:
     """Why this answer fails the check ('' when it passes). Pure: tested without a server."""
-    if status == 503 and UNREACHABLE in body.decode(errors="replace"):
-        return f"{UNREACHABLE} (503)"
+    text = body.decode(errors="replace")
+    if status == 503 and UNREACHABLE in text:
+        return f"{UNREACHABLE} (503{', connection reset by the pod' if _reset(text) else ''})"
     if status != check.expect_status:
         return f"answered {status}, expected {check.expect_status}"
     if check.max_ms is not None and ms > check.max_ms:

@@ -17,6 +17,10 @@ whose behaviour tests script per release (the pod's version label, or its image 
   together), then 500 to everything, as a leak does under traffic. Blue/green tests use it for
   a release that passes through the preview Service and fails once it is live.
 
+``mtls_strict`` makes every proxied request answer what the API server answers when an Istio
+sidecar in STRICT mTLS mode drops its plaintext request (istio#27169): 503 "error trying to
+reach service: read tcp ...: read: connection reset by peer".
+
 ``unreachable`` makes every proxied request answer what EKS answers when the control plane
 cannot reach the pods (security groups, an overlay CNI): 503 "error trying to reach service".
 ``GET /metrics`` answers what the app has served, in Prometheus' text format: the counter
@@ -65,6 +69,7 @@ class Applications:
     behaviours: dict[str, str] = field(default_factory=dict)  # version, digest or pod name -> behaviour
     slow_ms: int = 300
     unreachable: bool = False
+    mtls_strict: bool = False
     degrade_after: int = 2
     hiccup_every: int = 3
     calls: list[Call] = field(default_factory=list)
@@ -147,9 +152,15 @@ class Proxy:
             if found is None:
                 return _status(404, "NotFound", f'pods "{name}" not found')
             pod = found
+        address = pod["status"].get("podIP", "10.0.1.17")
         if self.apps.unreachable:
-            address = pod["status"].get("podIP", "10.0.1.17")
             message = f"error trying to reach service: dial tcp {address}:8000: i/o timeout"
+            return _status(503, "ServiceUnavailable", message)
+        if self.apps.mtls_strict:
+            message = (
+                f"error trying to reach service: read tcp 172.16.0.10:51234->{address}:8000: "
+                "read: connection reset by peer"
+            )
             return _status(503, "ServiceUnavailable", message)
         return self._application(pod, request.method, match["path"] or "/", request)
 
