@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from releasegate.config import load_environment, load_project
+from releasegate.permissions import needed
 from tests.emulators.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -314,7 +316,12 @@ def test_check_runs_every_preflight_check_and_changes_nothing(stack: Stack) -> N
     run = stack.releasegate("check", "--env", "nonprod", "--tag", "v1.4.2")
     assert run.exit_code == 0, run.stderr
     assert "v1.4.2 can be deployed to nonprod" in run.stdout
-    assert stack.kube.writes() == [] and len(stack.kube.requests) == 2  # the namespace, then Deployments
+    # The namespace, Deployments, then one SelfSubjectAccessReview per permission (a question,
+    # stored nowhere): nothing else.
+    reviews = [r for r in stack.kube.requests if r.path.endswith("/selfsubjectaccessreviews")]
+    assert len(reviews) == len(needed(load_environment(load_project(stack.project), "nonprod")))
+    assert [r for r in stack.kube.writes() if r not in reviews] == []
+    assert len(stack.kube.requests) == 2 + len(reviews)
 
 
 def test_render_writes_the_build_folder_byte_identically(stack: Stack) -> None:

@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import autoscaling, strategies
+from . import autoscaling, permissions, strategies
 from . import render as renderer
 from .config import Environment, Project
 from .errors import NeedsAttention, Refused, ReleasegateError
@@ -188,7 +188,9 @@ class Run:
                 cluster.create_namespace(namespace)
                 self.progress.warning(f"created namespace {namespace} (create_namespace: true)")
             cluster.check_access(namespace)
-            done.append(f"Deployments in {namespace} are readable")
+            with translated_errors("cannot ask the API server what may be done in", namespace, Refused):
+                granted = permissions.require(cluster, self.env)
+            done.append(f"Deployments in {namespace} are readable; {granted} permissions granted")
 
     def ledger(self) -> Ledger:
         return Ledger(self.clients.cluster, self.env.namespace, self.project.app, self.ensure_lock)

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .authorization import REVIEWS, Authorizer
 from .endpoints import EndpointSliceController
 from .http import RESET, EmulatorServer, Request, Response
 from .kinds import BY_PATH, KINDS, api_version
@@ -102,6 +103,7 @@ class KubeEmulator(EmulatorServer):
         self.endpoints = EndpointSliceController(self)
         self.observers.append(self.endpoints.observe)
         self.uninstalled: set[str] = set()  # custom resource kinds whose CRD is not installed
+        self.authorizer = Authorizer()  # what the identity may not do (authorization.py)
 
     # What tests look at.
     def writes(self) -> list[Request]:
@@ -180,6 +182,10 @@ class KubeEmulator(EmulatorServer):
     def handle(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return _status(401, "Unauthorized", "Unauthorized")
+        if request.path == REVIEWS and request.method == "POST":
+            return self.authorizer.review(request.json())
+        if refused := self.authorizer.refusal(request):
+            return refused
         if injected := self._injected(request):
             return injected
         if namespace_match := NAMESPACE_PATH.fullmatch(request.path):

@@ -8,6 +8,7 @@ Enterprise, another AWS endpoint or another cluster.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .ecr import CREDENTIALS, EcrEmulator
 from .github import GitHubEmulator
@@ -157,3 +160,12 @@ def describe_with_chart(project: Path, env: str) -> None:
 
 def new_stack(ecr: EcrEmulator) -> Stack:
     return Stack(ecr, Path(tempfile.mkdtemp(prefix="releasegate-stack-")))
+
+
+def readme_role() -> list[dict[str, Any]]:
+    """The Role (and its binding) the README documents for the deploying identity."""
+    text = (ROOT / "README.md").read_text()
+    found = re.search(r"<!-- deployer-role -->\n```yaml\n(.*?)```", text, re.DOTALL)
+    if found is None:
+        raise AssertionError("README.md has no ```yaml block after <!-- deployer-role -->")
+    return [d for d in yaml.safe_load_all(found.group(1)) if d]

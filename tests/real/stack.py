@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import yaml
 
 from tests.emulators.ecr import EcrEmulator
 from tests.emulators.proxy import Applications
-from tests.emulators.stack import ROOT, Project
+from tests.emulators.stack import Project, readme_role
 
 from .controlplane import ControlPlane
 from .podnet import PodNetwork
@@ -27,15 +26,6 @@ from .stages import Kubelets
 REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api"
 ENVIRONMENTS = ("nonprod", "prod")
 _numbers = itertools.count(1)
-
-
-def readme_role() -> list[dict[str, Any]]:
-    """The Role (and its binding) the README documents for the deploying identity."""
-    text = (ROOT / "README.md").read_text()
-    found = re.search(r"<!-- deployer-role -->\n```yaml\n(.*?)```", text, re.DOTALL)
-    if found is None:
-        raise AssertionError("README.md has no ```yaml block after <!-- deployer-role -->")
-    return [d for d in yaml.safe_load_all(found.group(1)) if d]
 
 
 class RealStack(Project):

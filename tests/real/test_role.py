@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.emulators.stack import readme_role
+
 from .controlplane import ControlPlane
-from .stack import readme_role
 
 pytestmark = [pytest.mark.real, pytest.mark.last]
 # Asked for and allowed to fail, so a 403 is an answer there, not a missing permission: the
