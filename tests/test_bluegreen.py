@@ -89,6 +89,7 @@ def test_the_first_release_goes_to_blue_and_the_next_to_green_with_a_switch(stac
     assert slot_image(stack, "green") == ("v1.1.0", 2)
     assert slot_image(stack, "blue") == ("v1.0.0", 2)  # keep_previous: still running
     assert ready_pods(stack, "blue") == blue_pods
+    assert selector(stack, f"{APP}-preview")[SLOT] == "blue"  # the slot left: where the next goes
     stages = [s["name"] for s in result["stages"]]
     assert stages.index("preview") < stages.index("switch") < stages.index("smoke")
     # Every check (through the preview Service, then through the live one) reached green's pods.
@@ -213,7 +214,7 @@ def test_rollback_is_a_switch_to_the_slot_still_running(stack: Stack) -> None:
     assert run.exit_code == 0, run.stderr
     result = json.loads(run.stdout)
     assert (result["outcome"], result["tag"], result["slot"]) == ("rolled-back", "v1.0.0", "blue")
-    assert selector(stack)[SLOT] == "blue"
+    assert selector(stack)[SLOT] == "blue" and selector(stack, f"{APP}-preview")[SLOT] == "green"
     assert ready_pods(stack, "blue") == blue_pods  # no pod started: a switch
     assert "restore" not in [s["name"] for s in result["stages"]]
 

@@ -69,6 +69,7 @@ def test_bluegreen_switches_users_to_the_new_slot_and_back_on_failure(real: Real
     second = deploy(real, "v1.1.0")
     assert second.exit_code == 0, second.stderr
     assert service(real)["spec"]["selector"][SLOT] == "green"
+    assert service(real, f"{APP}-preview")["spec"]["selector"][SLOT] == "blue"  # the slot left
     # Where users arrive: the real endpoint controllers list only green's pods behind <app>.
     assert endpoint_ips(real) == pod_ips(real, **{SLOT: "green"}) != set()
     proxied = {c.pod.rsplit("-", 2)[0] for c in real.network.apps.calls}

@@ -182,6 +182,9 @@ class BlueGreen:
             _set_selector(run, home.selector)
             where = f"slot {home.slot}" if home.slot else f"the rolling Deployment {home.name}"
             done.append(f"Service {app} selects {where} ({home.tag}) instead of {_describe(before)}")
+        left = (before or {}).get(SLOT_LABEL)
+        if home.slot and left in SLOTS and left != home.slot:
+            _point_preview_at(run, left)  # the other slot again: where the next release is tested
         with run.stages.run("traffic") as done:
             count = wait_for_endpoints(
                 run.clients.cluster, run.env.namespace, app, home.selector, home.image, timeout,
@@ -270,6 +273,19 @@ def _set_selector(run: Run, selector: dict[str, str]) -> None:
         old = current["spec"].get("selector") or {}
         patch = {"spec": {"selector": {**{k: None for k in old if k not in selector}, **selector}}}
         path = f"{SERVICES.format(namespace=namespace)}/{app}"
+        run.clients.cluster.call("PATCH", path, body=patch, content_type=MERGE_PATCH, retry=True)
+
+
+def _point_preview_at(run: Run, slot: str) -> None:
+    """``<app>-preview`` selects ``slot`` (the one traffic just left), as the README's table
+    says: the preview Service always shows the slot that is not live."""
+    preview = _service(run, preview_service(run))
+    if preview is None or (preview["spec"].get("selector") or {}).get(SLOT_LABEL) == slot:
+        return
+    run.ensure_lock()
+    path = f"{SERVICES.format(namespace=run.env.namespace)}/{preview_service(run)}"
+    with translated_errors("cannot point the preview Service in", run.env.namespace, NeedsAttention):
+        patch = {"spec": {"selector": {SLOT_LABEL: slot}}}
         run.clients.cluster.call("PATCH", path, body=patch, content_type=MERGE_PATCH, retry=True)
 
 
