@@ -232,11 +232,9 @@ def test_rollback_deploys_into_the_idle_slot_when_the_old_one_was_scaled_down(st
     assert selector(stack)[SLOT] == "blue"
 
 
-@pytest.mark.e2e
-def test_moving_from_rolling_keeps_a_ready_pod_behind_the_service_throughout(stack: Stack) -> None:
-    quick_checks(stack)
-    assert deploy(stack, "v1.0.0").exit_code == 0  # rolling
-    assert stack.kube.get("Deployment", NS, APP) is not None
+def watch_for_lapses(stack: Stack) -> list[str]:
+    """Every moment from now on when Service <app> selects no Ready pod (or, before a switch,
+    a slot's pod), named by the write that made it."""
     lapses: list[str] = []
 
     def endpoints(event: str, obj: dict[str, Any]) -> None:
@@ -257,6 +255,58 @@ def test_moving_from_rolling_keeps_a_ready_pod_behind_the_service_throughout(sta
             lapses.append("the rolling Service selected a slot's pod before the switch")
 
     stack.kube.observers.append(endpoints)
+    return lapses
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("to", ["rolling", "canary"])
+def test_leaving_bluegreen_keeps_a_ready_pod_behind_the_service_throughout(stack: Stack, to: str) -> None:
+    """kubectl apply would drop the slot from <app>'s selector in the same apply that creates
+    the new Deployment: until its pods start, <app> would select nothing."""
+    bluegreen(stack)
+    assert deploy(stack, "v1.0.0").exit_code == 0
+    assert deploy(stack, "v1.1.0").exit_code == 0  # green live, blue kept
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    text = path.read_text().replace("strategy: {type: bluegreen}\n", "")
+    if to == "canary":
+        text += "strategy: {type: canary, traffic: replicas, steps: [{weight: 50, pause: 0.2}]}\n"
+    path.write_text(text)
+    stack.kube.controller.scenarios["v1.2.0"] = "slow"  # the new pods take a while to start
+    lapses = watch_for_lapses(stack)
+    run = deploy(stack, "v1.2.0")
+    assert run.exit_code == 0, run.stderr
+    assert lapses == [], lapses[:3]
+    assert SLOT not in selector(stack)
+    for slot in ("blue", "green"):  # the slots' objects are gone once <app> selects the new pods
+        assert stack.kube.get("Deployment", NS, f"{APP}-{slot}") is None
+        assert stack.kube.get("HorizontalPodAutoscaler", NS, f"{APP}-{slot}") is None
+    assert stack.kube.get("Service", NS, f"{APP}-preview") is None
+    assert "left blue/green: deleted" in run.stderr
+
+
+@pytest.mark.e2e
+def test_a_failed_move_from_bluegreen_leaves_the_live_slot_serving(stack: Stack) -> None:
+    bluegreen(stack)
+    assert deploy(stack, "v1.0.0").exit_code == 0
+    assert deploy(stack, "v1.1.0").exit_code == 0  # green live
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text().replace("strategy: {type: bluegreen}\n", ""))
+    stack.kube.controller.scenarios["v1.2.0"] = "crashloop"
+    lapses = watch_for_lapses(stack)
+    run = deploy(stack, "v1.2.0")
+    assert run.exit_code == 4, run.stderr
+    assert "v1.1.0 was restored" in run.last_line, run.last_line
+    assert lapses == [], lapses[:3]
+    assert selector(stack)[SLOT] == "green" and slot_image(stack, "green") == ("v1.1.0", 2)
+    assert stack.kube.get("Deployment", NS, APP) is None  # the failed release's Deployment is gone
+
+
+@pytest.mark.e2e
+def test_moving_from_rolling_keeps_a_ready_pod_behind_the_service_throughout(stack: Stack) -> None:
+    quick_checks(stack)
+    assert deploy(stack, "v1.0.0").exit_code == 0  # rolling
+    assert stack.kube.get("Deployment", NS, APP) is not None
+    lapses = watch_for_lapses(stack)
     path = stack.project / "k8s" / "environments" / "nonprod.yaml"
     path.write_text(path.read_text() + "strategy: {type: bluegreen}\n")
     run = deploy(stack, "v1.1.0")

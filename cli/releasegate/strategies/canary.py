@@ -30,7 +30,8 @@ from ..kube import DEPLOYMENTS, translated_errors
 from ..render import TRACK_LABEL, Track
 from ..rollout import is_ready
 from ..verify import workload
-from . import InService, Serving
+from . import InService, Serving, leaving
+from .rolling import put_in_service_leaving_bluegreen
 from .traffic import for_settings
 
 if TYPE_CHECKING:
@@ -80,9 +81,10 @@ class Canary:
         deadline = run.deadline = time.monotonic() + timeout
         assert isinstance(plan.slots, Track), "a canary plan names its track"
         if plan.slots.name == "stable":  # nothing to compare with: straight to stable
-            pods_ready = run.apply(plan, timeout)
+            pods_ready = put_in_service_leaving_bluegreen(run, plan, timeout)
             self._weigh(run, 0)
             run.smoke_check(plan.image)
+            leaving.retire_slots(run)
             return InService(pods_ready)
         run.apply(plan, timeout)
         self._weigh(run, 0)

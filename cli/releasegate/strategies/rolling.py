@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Refused
 from ..verify import workload
-from . import InService, Serving
+from . import InService, Serving, leaving
 
 if TYPE_CHECKING:
     from ..ledger import Record
@@ -25,8 +25,9 @@ class Rolling:
         return f"would roll {plan.tag} out"
 
     def put_in_service(self, run: Run, plan: Plan, timeout: float) -> InService:
-        pods_ready = run.apply(plan, timeout)
+        pods_ready = put_in_service_leaving_bluegreen(run, plan, timeout)
         run.smoke_check(plan.image)
+        leaving.retire_slots(run)
         return InService(pods_ready)
 
     def promote(self, run: Run, paused: Record, timeout: float) -> InService:
@@ -37,7 +38,14 @@ class Rolling:
 
     def put_back(self, run: Run, record: Record, timeout: float) -> InService:
         # Smoke checks are not repeated: this release passed them when it went live.
-        return InService(run.apply(run.plan_from_record(record), timeout, stage="restore"))
+        if still := leaving.slot_still_serving(run, record.image):  # a move that never switched
+            slot, pods_ready = still
+            with run.stages.run("restore") as done:
+                leaving.drop_unswitched(run)
+                done.append(f"slot {slot} still serves {record.tag}: deleted the Deployment the move created")
+            return InService(pods_ready, slot)
+        plan = run.plan_from_record(record)
+        return InService(put_in_service_leaving_bluegreen(run, plan, timeout, stage="restore"))
 
     def serving(self, run: Run) -> Serving:
         deployment, pods = workload(run.clients.cluster, run.env.namespace, run.project.app)
@@ -45,3 +53,13 @@ class Rolling:
 
     def status_lines(self, run: Run) -> list[str]:
         return ["strategy: rolling"]
+
+
+def put_in_service_leaving_bluegreen(run: Run, plan: Plan, timeout: float, stage: str = "deploy") -> str:
+    """Apply and verify ``plan``; when ``<app>`` still selects a blue/green slot, without
+    moving ``<app>`` until the new pods are Ready (``leaving.py``)."""
+    if leaving.serving_slot(run) is None:
+        return run.apply(plan, timeout, stage=stage)
+    pods_ready = run.apply(leaving.without_service(run, plan), timeout, stage=stage)
+    leaving.move_service(run, plan, plan.image, timeout)
+    return pods_ready

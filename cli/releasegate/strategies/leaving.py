@@ -1,0 +1,150 @@
+"""Leaving blue/green (for rolling or canary) with ``<app>`` serving throughout.
+
+Layer: used by the rolling and canary strategies; reads and writes the cluster through ``Run``.
+
+kubectl apply would rewrite ``<app>``'s selector (dropping the slot label) in the same apply
+that creates the new Deployment, so for as long as its pods take to start ``<app>`` would
+select no Ready pod. So while ``<app>`` still selects a slot, the apply leaves ``<app>`` out;
+once the new Deployment is verified Ready, ``<app>`` gets the rendered selector in one PATCH
+and its EndpointSlices are awaited. The slots' objects (their Deployments, autoscalers and
+disruption budgets, and ``<app>-preview``) are deleted only after the new release passed its
+checks, so a failed move still has them.
+
+A chart environment renders its Services inside skaffold, out of releasegate's hands: there
+the move is what kubectl apply does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NeedsAttention
+from ..kube import DEPLOYMENTS, SERVICES, translated_errors
+from ..render import SLOT_LABEL, SLOTS
+from ..verify import wait_for_endpoints
+
+if TYPE_CHECKING:
+    from ..run import Plan, Run
+
+MERGE_PATCH = "application/merge-patch+json"
+SLOT_OBJECTS = (
+    DEPLOYMENTS,
+    "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers",
+    "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
+)
+
+
+def serving_slot(run: Run) -> str | None:
+    """The slot ``<app>`` selects now, when the environment is leaving blue/green."""
+    service = _service(run, run.project.app)
+    slot = ((service or {}).get("spec", {}).get("selector") or {}).get(SLOT_LABEL)
+    return slot if slot in SLOTS else None
+
+
+def without_service(run: Run, plan: Plan) -> Plan:
+    """``plan`` without Service ``<app>``: the apply must not move it (templates only)."""
+    if run.env.renderer != "templates":
+        return plan
+    kept = [m for m in plan.manifests if not (m.kind == "Service" and m.name == run.project.app)]
+    return dataclasses.replace(plan, manifests=kept)
+
+
+def move_service(run: Run, plan: Plan, image: str, timeout: float) -> None:
+    """Point ``<app>`` at the rendered selector (the new Deployment's Ready pods), then wait
+    for its endpoints to list only them."""
+    rendered = next(
+        (m.obj for m in plan.manifests if m.kind == "Service" and m.name == run.project.app), None
+    )
+    if rendered is None or run.env.renderer != "templates":
+        return
+    selector: dict[str, str] = dict(rendered["spec"]["selector"])
+    app, namespace = run.project.app, run.env.namespace
+    with run.stages.run("switch") as done:
+        current = _service(run, app) or {}
+        old = current.get("spec", {}).get("selector") or {}
+        run.ensure_lock()
+        patch = {"spec": {"selector": {**{k: None for k in old if k not in selector}, **selector}}}
+        with translated_errors("cannot switch the Service in", namespace, NeedsAttention):
+            path = f"{SERVICES.format(namespace=namespace)}/{app}"
+            run.clients.cluster.call("PATCH", path, body=patch, content_type=MERGE_PATCH, retry=True)
+        count = wait_for_endpoints(
+            run.clients.cluster, namespace, app, selector, image, timeout,
+            lambda text: run.progress.detail("traffic", text),
+        )  # fmt: skip
+        done.append(f"Service {app} left slot {old.get(SLOT_LABEL)}: its endpoints list the {count} new pods")
+
+
+def slot_still_serving(run: Run, image: str) -> tuple[str, str] | None:
+    """The slot ``<app>`` still selects, and its pods Ready (``n/n``), when it runs ``image``
+    with every pod Ready: a move that failed before the switch, whose put-back is only to drop
+    what it created."""
+    from ..rollout import is_ready
+    from ..verify import workload
+
+    slot = serving_slot(run)
+    if slot is None:
+        return None
+    deployment, pods = workload(run.clients.cluster, run.env.namespace, f"{run.project.app}-{slot}")
+    if deployment is None or not pods:
+        return None
+    serves = all(is_ready(p) and p["spec"]["containers"][0]["image"] == image for p in pods)
+    return (slot, f"{len(pods)}/{len(pods)}") if serves else None
+
+
+def drop_unswitched(run: Run) -> None:
+    """Delete the Deployment (and its autoscaler and budget) a failed move created: ``<app>``
+    never selected it."""
+    for _, path in _plain_paths(run):
+        _delete(run, path)
+
+
+def retire_slots(run: Run) -> None:
+    """Delete what blue/green left, once ``<app>`` selects no slot. Best effort: the release
+    is live and good either way, and the next deploy tries again."""
+    if serving_slot(run) is not None:
+        return
+    deleted = []
+    try:
+        for slot in SLOTS:
+            name = f"{run.project.app}-{slot}"
+            deleted += [f"{kind} {name}" for kind, path in _slot_paths(run, name) if _delete(run, path)]
+        preview = f"{run.project.app}-preview"
+        if _delete(run, f"{SERVICES.format(namespace=run.env.namespace)}/{preview}"):
+            deleted.append(f"Service {preview}")
+    except Exception as error:  # reported: the release stays live either way
+        run.progress.warning(f"could not delete what blue/green left: {error}")
+    if deleted:
+        run.progress.warning(f"left blue/green: deleted {', '.join(deleted)}")
+
+
+def _plain_paths(run: Run) -> list[tuple[str, str]]:
+    return _slot_paths(run, run.project.app)
+
+
+def _slot_paths(run: Run, name: str) -> list[tuple[str, str]]:
+    kinds = ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+    return [
+        (kind, f"{base.format(namespace=run.env.namespace)}/{name}")
+        for kind, base in zip(kinds, SLOT_OBJECTS, strict=True)
+    ]
+
+
+def _delete(run: Run, path: str) -> bool:
+    """Delete one object; False when it was not there."""
+    from kubernetes.client.exceptions import ApiException
+
+    run.ensure_lock()
+    try:
+        run.clients.cluster.call("DELETE", path, retry=True)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def _service(run: Run, name: str) -> dict[str, Any] | None:
+    path = f"{SERVICES.format(namespace=run.env.namespace)}/{name}"
+    with translated_errors("cannot read the Services in", run.env.namespace, NeedsAttention):
+        return run.clients.cluster.get_or_none(path)
