@@ -249,7 +249,9 @@ def canary_abort(stack: Stack) -> None:
     text = path.read_text().replace("attempts: 30", "attempts: 2").replace("interval: 3 ", "interval: 0 ")
     steps = "[{weight: 10, pause: 30}, {weight: 50, pause: 30}]"
     path.write_text(
-        text + f"strategy: {{type: canary, traffic: gateway, route: model-api, steps: {steps}}}\n"
+        # scale_down_delay: the canary is deleted 2 s after its traffic left; the route write is not
+        text + f"strategy: {{type: canary, traffic: gateway, route: model-api, steps: {steps}, "
+        "scale_down_delay: 2}\n"
     )
     stack.kube.put(route("gateway"))
     stack.publish("v7.0.0")

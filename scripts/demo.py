@@ -101,7 +101,7 @@ def move_to_bluegreen(stack: Stack) -> None:
     checks are shortened (3 tries, 1 s apart) so the bad release is caught in seconds."""
     path = stack.project / "k8s" / "environments" / "nonprod.yaml"
     text = path.read_text().replace("attempts: 30", "attempts: 3").replace("interval: 3 ", "interval: 1 ")
-    path.write_text(text + "strategy: {type: bluegreen}\n")
+    path.write_text(text + "strategy: {type: bluegreen, scale_down_delay: 3}\n")
     print(f"\n{BOLD}k8s/environments/nonprod.yaml now says `strategy: {{type: bluegreen}}`{RESET} "
           "(smoke checks: 3 tries, 1 s apart)")  # fmt: skip
 
@@ -117,9 +117,9 @@ def move_to_canary(stack: Stack, prometheus: PrometheusEmulator) -> None:
     text = path.read_text().replace("attempts: 30", "attempts: 3").replace("interval: 3 ", "interval: 1 ")
     strategy = (
         "strategy: {type: canary, traffic: gateway, route: model-api,\n"
-        "  steps: [{weight: 10, pause: 3}, {weight: 50, pause: approval}],\n"
+        "  steps: [{weight: 10, pause: 3}, {weight: 50, pause: approval}], scale_down_delay: 3,\n"
         "  analysis: {interval: 1, prometheus: {service: 'monitoring/prometheus-server:9090',\n"
-        '    query: \'sum(rate(http_requests_total{track="canary",code=~"5.."}[2m])) '
+        '    query: \'(sum(rate(http_requests_total{track="canary",code=~"5.."}[2m])) or vector(0)) '
         '/ sum(rate(http_requests_total{track="canary"}[2m]))\', max: 0.01}}}\n'
     )
     path.write_text(text + strategy)

@@ -6,6 +6,7 @@ from rolling. The emulator's observers see every change, so "the selector never 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ SLOT = "releasegate.dev/slot"
 def bluegreen(stack: Stack, **settings: str) -> None:
     quick_checks(stack)
     path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    settings = {"scale_down_delay": "0", **settings}  # no drain time unless a test is about it
     extra = "".join(f", {key}: {value}" for key, value in settings.items())
     path.write_text(path.read_text() + f"strategy: {{type: bluegreen{extra}}}\n")
 
@@ -187,7 +189,7 @@ def test_pause_then_abort(stack: Stack) -> None:
     bluegreen(stack)
     assert deploy(stack, "v1.0.0").exit_code == 0
     path = stack.project / "k8s" / "environments" / "nonprod.yaml"
-    path.write_text(path.read_text().replace("bluegreen}", "bluegreen, pause_before_switch: true}"))
+    path.write_text(path.read_text().replace("delay: 0}", "delay: 0, pause_before_switch: true}"))
     assert deploy(stack, "v1.1.0").exit_code == 0
     changes = selector_changes(stack)
     aborted = stack.releasegate("--json", "abort", "--env", "nonprod")
@@ -267,9 +269,10 @@ def test_leaving_bluegreen_keeps_a_ready_pod_behind_the_service_throughout(stack
     assert deploy(stack, "v1.0.0").exit_code == 0
     assert deploy(stack, "v1.1.0").exit_code == 0  # green live, blue kept
     path = stack.project / "k8s" / "environments" / "nonprod.yaml"
-    text = path.read_text().replace("strategy: {type: bluegreen}\n", "")
+    text = re.sub(r"(?m)^strategy: .*\n", "", path.read_text())
     if to == "canary":
-        text += "strategy: {type: canary, traffic: replicas, steps: [{weight: 50, pause: 0.2}]}\n"
+        steps = "[{weight: 50, pause: 0.2}]"
+        text += f"strategy: {{type: canary, traffic: replicas, steps: {steps}, scale_down_delay: 0}}\n"
     path.write_text(text)
     stack.kube.controller.scenarios["v1.2.0"] = "slow"  # the new pods take a while to start
     lapses = watch_for_lapses(stack)
@@ -290,7 +293,7 @@ def test_a_failed_move_from_bluegreen_leaves_the_live_slot_serving(stack: Stack)
     assert deploy(stack, "v1.0.0").exit_code == 0
     assert deploy(stack, "v1.1.0").exit_code == 0  # green live
     path = stack.project / "k8s" / "environments" / "nonprod.yaml"
-    path.write_text(path.read_text().replace("strategy: {type: bluegreen}\n", ""))
+    path.write_text(re.sub(r"(?m)^strategy: .*\n", "", path.read_text()))
     stack.kube.controller.scenarios["v1.2.0"] = "crashloop"
     lapses = watch_for_lapses(stack)
     run = deploy(stack, "v1.2.0")
@@ -308,7 +311,7 @@ def test_moving_from_rolling_keeps_a_ready_pod_behind_the_service_throughout(sta
     assert stack.kube.get("Deployment", NS, APP) is not None
     lapses = watch_for_lapses(stack)
     path = stack.project / "k8s" / "environments" / "nonprod.yaml"
-    path.write_text(path.read_text() + "strategy: {type: bluegreen}\n")
+    path.write_text(path.read_text() + "strategy: {type: bluegreen, scale_down_delay: 0}\n")
     run = deploy(stack, "v1.1.0")
     assert run.exit_code == 0, run.stderr
     assert lapses == []
@@ -324,7 +327,7 @@ def test_a_failed_move_from_rolling_leaves_the_rolling_release_serving(stack: St
     assert deploy(stack, "v1.0.0").exit_code == 0
     rolling_selector = selector(stack)
     path = stack.project / "k8s" / "environments" / "nonprod.yaml"
-    path.write_text(path.read_text() + "strategy: {type: bluegreen}\n")
+    path.write_text(path.read_text() + "strategy: {type: bluegreen, scale_down_delay: 0}\n")
     stack.kube.proxy.apps.behaviours["v1.1.0"] = "degrading"
     run = deploy(stack, "v1.1.0")
     assert run.exit_code == 4, run.stderr

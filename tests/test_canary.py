@@ -23,6 +23,9 @@ NS = "model-api-nonprod"
 APP = "model-api"
 TRAFFIC = ["gateway", "istio", "replicas"]
 TWO_STEPS = "[{weight: 10, pause: 0.2}, {weight: 50, pause: 0.2}]"
+# Tests of what happens around a canary hold no drain time unless they are about it (the
+# default scale_down_delay is 30 s).
+NO_DRAIN = ", scale_down_delay: 0"
 QUERY = 'sum(rate(http_requests_total{track="canary",code=~"5.."}[2m]))'
 
 
@@ -55,7 +58,8 @@ def canary(
     where = "" if traffic == "replicas" else ", route: model-api"
     more = f", analysis: {analysis}" if analysis else ""
     path.write_text(
-        path.read_text() + f"strategy: {{type: canary, traffic: {traffic}{where}, steps: {steps}{more}}}\n"
+        path.read_text()
+        + f"strategy: {{type: canary, traffic: {traffic}{where}, steps: {steps}{more}{NO_DRAIN}}}\n"
     )
     if with_route and traffic != "replicas":
         stack.kube.put(route(traffic))
@@ -319,6 +323,40 @@ def test_with_traffic_replicas_waiting_for_the_canary_to_scale_is_bounded_by_tim
     run = deploy(stack, "v1.1.0", "--timeout", "8")
     assert_aborted(stack, run, 4, before, stable, "the canary did not scale")
     assert time.monotonic() - started < 40, "waited past --timeout"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("ending", ["promoted", "aborted"])
+def test_the_canary_keeps_its_pods_scale_down_delay_after_its_traffic_left(stack: Stack, ending: str) -> None:
+    """Gateways and meshes apply a weight seconds late: the canary is deleted only
+    scale_down_delay after the write that moved its traffic, and that write is not delayed."""
+    quick_checks(stack)
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(
+        path.read_text()
+        + "strategy: {type: canary, traffic: gateway, route: model-api, steps: [{weight: 10, pause: 0.2}], "
+        "scale_down_delay: 1.5}\n"
+    )
+    stack.kube.put(route("gateway"))
+    first_release(stack, "gateway")
+    moments: dict[str, float] = {}
+
+    def when(event: str, obj: dict[str, Any]) -> None:
+        route_weight = backend_weights(obj).get(f"{APP}-canary") if obj["kind"] == "HTTPRoute" else None
+        if route_weight == 0 and "weighted" in moments and "left" not in moments:
+            moments["left"] = time.monotonic()  # the write that takes its traffic away, after the step
+        if obj["kind"] == "HTTPRoute" and backend_weights(obj).get(f"{APP}-canary") == 10:
+            moments["weighted"] = time.monotonic()
+            if ending == "aborted":
+                stack.kube.proxy.apps.behaviours["v1.1.0"] = "broken_predict"
+        if event == "DELETED" and obj["kind"] == "Deployment" and obj["metadata"]["name"] == f"{APP}-canary":
+            moments["deleted"] = time.monotonic()
+
+    stack.kube.observers.append(when)
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == (0 if ending == "promoted" else 4), run.stderr
+    assert moments["deleted"] - moments["left"] >= 1.5, moments
+    assert "kept its pods 1.5 s after traffic left it" in run.stderr
 
 
 def analysed(prometheus: PrometheusEmulator, interval: float, **limits: int) -> str:

@@ -217,6 +217,15 @@ def test_bluegreen_reads_its_settings_with_their_defaults(project_dir: Path) -> 
     path.write_text(text + "strategy: {type: bluegreen, keep_previous: 'yes'}\n")
     with pytest.raises(BadInput, match=r"keep_previous"):
         load_environment(load_project(project_dir), "nonprod")
+    assert strategy.scale_down_delay == 30.0  # the default: the data plane follows late
+    path.write_text(text + "strategy: {type: bluegreen, scale_down_delay: 5}\n")
+    assert load_environment(load_project(project_dir), "nonprod").strategy.scale_down_delay == 5.0
+    path.write_text(text + "strategy: {type: bluegreen, scale_down_delay: -1}\n")
+    with pytest.raises(BadInput, match=r"scale_down_delay"):
+        load_environment(load_project(project_dir), "nonprod")
+    path.write_text(text + "strategy: {type: rolling, scale_down_delay: 5}\n")
+    with pytest.raises(BadInput, match=r"scale_down_delay"):  # nothing is drained in a rolling update
+        load_environment(load_project(project_dir), "nonprod")
 
 
 CANARY = (

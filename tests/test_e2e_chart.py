@@ -114,7 +114,7 @@ def test_chart_bluegreen_deploys_to_the_idle_slot_and_switches(chart_stack: Stac
     """The slot objects come from the chart (rendered by the skaffold stand-in with the slots
     releasegate writes in release-values.json), and the switch works on them the same way."""
     path = chart_stack.project / "k8s" / "environments" / "nonprod.yaml"
-    path.write_text(path.read_text() + "strategy: {type: bluegreen}\n")
+    path.write_text(path.read_text() + "strategy: {type: bluegreen, scale_down_delay: 0}\n")
     for tag, slot in (("v1.0.0", "blue"), ("v1.1.0", "green")):
         chart_stack.publish(tag)
         run = chart_stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", tag)

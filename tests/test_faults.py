@@ -499,7 +499,7 @@ def test_sigint_after_the_switch_switches_back_and_exits_130(stack: Stack) -> No
     """Blue/green: interrupted while the live Service already sends traffic to the new slot."""
     quick_checks(stack)
     path = stack.project / "k8s" / "environments" / "nonprod.yaml"
-    path.write_text(path.read_text() + "strategy: {type: bluegreen}\n")
+    path.write_text(path.read_text() + "strategy: {type: bluegreen, scale_down_delay: 0}\n")
     digest = stack.publish("v1.0.0")
     assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
     baseline = Baseline("v1.0.0", f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@{digest}")

@@ -56,8 +56,8 @@ SMOKE_METHODS = ("GET", "POST", "PUT")
 STRATEGIES = ("rolling", "bluegreen", "canary")
 STRATEGY_KEYS = {
     "rolling": ("type",),
-    "bluegreen": ("type", "keep_previous", "pause_before_switch"),
-    "canary": ("type", "traffic", "route", "steps", "analysis"),
+    "bluegreen": ("type", "keep_previous", "pause_before_switch", "scale_down_delay"),
+    "canary": ("type", "traffic", "route", "steps", "analysis", "scale_down_delay"),
 }
 # Canary: where the weights are written (strategies/traffic.py).
 TRAFFIC = ("gateway", "istio", "replicas")
@@ -154,6 +154,9 @@ class StrategySettings:
     route: str = ""
     steps: tuple[CanaryStep, ...] = ()
     analysis: Analysis | None = None
+    # bluegreen, canary: seconds traffic has been away from a Deployment before it is deleted or
+    # scaled to 0 (gateways, meshes and load balancers apply a change seconds to minutes late)
+    scale_down_delay: float = 30.0
 
     def timed_pauses(self, after: int = 0) -> float:
         """Seconds a canary holds its steps from step ``after`` + 1 up to the next approval step
@@ -275,6 +278,7 @@ def _strategy(reader: _Reader) -> StrategySettings:
         type=str(kind),
         keep_previous=section.boolean("keep_previous", default=True),
         pause_before_switch=section.boolean("pause_before_switch", default=False),
+        scale_down_delay=section.seconds("scale_down_delay", default=30.0),
     )
 
 
@@ -298,6 +302,7 @@ def _canary(section: _Reader) -> StrategySettings:
         route=route,
         steps=tuple(_canary_step(section.path, item, n) for n, item in enumerate(steps)),
         analysis=_analysis(section) if "analysis" in section.data else None,
+        scale_down_delay=section.seconds("scale_down_delay", default=30.0),
     )
 
 

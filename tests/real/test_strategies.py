@@ -22,7 +22,10 @@ SLOT = "releasegate.dev/slot"
 
 
 def strategy(real: RealStack, text: str) -> None:
+    """``text`` as nonprod's strategy, with no drain time (scale_down_delay) unless it says one."""
     quick_checks(real)
+    if "scale_down_delay" not in text and "type: rolling" not in text:
+        text = text[:-1] + ", scale_down_delay: 0}"
     path = real.project / "k8s" / "environments" / "nonprod.yaml"
     path.write_text(path.read_text() + f"strategy: {text}\n")
 

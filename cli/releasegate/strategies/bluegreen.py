@@ -23,7 +23,7 @@ from ..lock import LockLost
 from ..render import SLOT_LABEL, SLOTS, Slots
 from ..rollout import is_ready
 from ..verify import wait_for_endpoints, workload
-from . import InService, Serving
+from . import InService, Serving, after_traffic_left
 
 if TYPE_CHECKING:
     from ..config import StrategySettings
@@ -132,12 +132,15 @@ class BlueGreen:
             assert home is not None, "verified just now"
         else:
             pods_ready = f"{home.ready}/{home.desired}"
-        if _selector(run) != home.selector:
+        switched = _selector(run) != home.selector
+        if switched:
             self._switch(run, home, timeout)
-        for other in _homes(run):
-            if other.slot and other.name != home.name and other.desired > 0:
-                _scale(run, other.name, 0)
-                run.progress.warning(f"scaled slot {other.slot} ({other.tag}) to 0")
+        others = [o for o in _homes(run) if o.slot and o.name != home.name and o.desired > 0]
+        if switched and others:  # traffic just left them: the data plane follows late
+            after_traffic_left(run, self.settings.scale_down_delay, ", ".join(o.name for o in others))
+        for other in others:
+            _scale(run, other.name, 0)
+            run.progress.warning(f"scaled slot {other.slot} ({other.tag}) to 0")
         return InService(pods_ready, home.slot)
 
     def serving(self, run: Run) -> Serving:
@@ -197,6 +200,13 @@ class BlueGreen:
         scale the old slot to 0 unless it is kept for rollback. Best effort: the release is
         live and good either way."""
         try:
+            left = [
+                o
+                for o in _homes(run)
+                if o.name != home.name and (not o.slot or not self.settings.keep_previous)
+            ]
+            if any(not o.slot or o.desired > 0 for o in left):
+                after_traffic_left(run, self.settings.scale_down_delay, ", ".join(o.name for o in left))
             for other in _homes(run):
                 if other.name == home.name:
                     continue

@@ -30,7 +30,7 @@ from ..kube import DEPLOYMENTS, translated_errors
 from ..render import TRACK_LABEL, Track
 from ..rollout import is_ready
 from ..verify import workload
-from . import InService, Serving, leaving
+from . import InService, Serving, after_traffic_left, leaving
 from .rolling import put_in_service_leaving_bluegreen
 from .traffic import for_settings
 
@@ -109,7 +109,7 @@ class Canary:
     def abort(self, run: Run, paused: Record) -> None:
         del paused
         self._weigh(run, 0)
-        _delete_canary(run)
+        _delete_canary(run, self.settings.scale_down_delay)
 
     def put_back(self, run: Run, record: Record, timeout: float) -> InService:
         """Traffic to stable first, then the stable Deployment redeployed only if it no longer
@@ -123,7 +123,7 @@ class Canary:
             plan = run.plan_from_record(record, Track("stable", self.settings.traffic))
             pods_ready = run.apply(plan, timeout, stage="restore")
             self._weigh(run, 0)
-        _delete_canary(run)
+        _delete_canary(run, self.settings.scale_down_delay)
         return InService(pods_ready, weight=0)
 
     def serving(self, run: Run) -> Serving:
@@ -261,7 +261,7 @@ class Canary:
         plan = run.plan_for(tag, image, Track("stable", self.settings.traffic))
         pods_ready = run.apply(plan, max(deadline - time.monotonic(), 1.0), stage="promote")
         self._weigh(run, 0)
-        _delete_canary(run)
+        _delete_canary(run, self.settings.scale_down_delay)
         run.milestone("promoted")
         return InService(pods_ready, step=len(self.steps), weight=100)
 
@@ -338,12 +338,14 @@ def _steps_text(steps: tuple[CanaryStep, ...]) -> str:
     return " → ".join(f"{s.weight} %" + (" (approval)" if s.approval else "") for s in steps)
 
 
-def _delete_canary(run: Run) -> None:
+def _delete_canary(run: Run, delay: float) -> None:
     """The canary Deployment and its disruption budget (its Service stays: the route's
-    weight-0 backend)."""
+    weight-0 backend), ``delay`` seconds after traffic left it."""
     from kubernetes.client.exceptions import ApiException
 
     namespace, name = run.env.namespace, canary_name(run)
+    if _canary(run) is not None:
+        after_traffic_left(run, delay, f"Deployment {name}")
     with run.stages.run("retire") as done:
         for collection in (DEPLOYMENTS, DISRUPTION_BUDGETS):
             run.ensure_lock()
