@@ -62,7 +62,7 @@ ALWAYS = [
     *_all("", "pods/log", "get"),
     *_all("", "events", "list"),
     *_all("discovery.k8s.io", "endpointslices", "list"),
-    *_all("", "services", "get", "create", "patch"),
+    *_all("", "services", "get", "create", "patch", "delete"),  # delete: <app>-preview, leaving blue/green
     *_all("", "serviceaccounts", "get", "create", "patch"),
     *_all("apps", "deployments", "get", "list", "watch", "create", "patch", "delete"),
     *_all("autoscaling", "horizontalpodautoscalers", "get", "create", "patch", "delete"),

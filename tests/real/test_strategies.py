@@ -6,6 +6,7 @@ Mirrors tests/test_bluegreen.py and tests/test_canary.py."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -172,3 +173,24 @@ def test_a_canary_paused_for_approval_is_promoted(real: RealStack) -> None:
     assert real.deployment("nonprod", f"{APP}-canary") is None
     stable = real.deployment("nonprod")
     assert stable is not None and stable["metadata"]["labels"]["app.kubernetes.io/version"] == "v1.1.0"
+
+
+def test_leaving_bluegreen_for_rolling_retires_the_slots_once_app_selects_the_new_pods(
+    real: RealStack,
+) -> None:
+    strategy(real, "{type: bluegreen}")
+    assert deploy(real, "v1.0.0").exit_code == 0
+    assert deploy(real, "v1.1.0").exit_code == 0  # green live
+    path = real.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(re.sub(r"(?m)^strategy: .*\n", "", path.read_text()))
+    run = deploy(real, "v1.2.0")
+    assert run.exit_code == 0, run.stderr
+    assert SLOT not in service(real)["spec"]["selector"]
+    plain = real.deployment("nonprod")
+    assert plain is not None and plain["metadata"]["labels"]["app.kubernetes.io/version"] == "v1.2.0"
+    assert endpoint_ips(real) == pod_ips(real, **{"app.kubernetes.io/version": "v1.2.0"}) != set()
+    for slot in ("blue", "green"):
+        assert real.deployment("nonprod", f"{APP}-{slot}") is None
+    namespace = real.namespaces["nonprod"]
+    assert real.plane.get(f"/api/v1/namespaces/{namespace}/services/{APP}-preview") is None
+    assert "left blue/green: deleted" in run.stderr

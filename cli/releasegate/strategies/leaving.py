@@ -131,9 +131,12 @@ def _slot_paths(run: Run, name: str) -> list[tuple[str, str]]:
 
 
 def _delete(run: Run, path: str) -> bool:
-    """Delete one object; False when it was not there."""
+    """Delete one object; False when it was not there (read first: most deploys have nothing
+    to retire, and a DELETE of nothing would still need the verb)."""
     from kubernetes.client.exceptions import ApiException
 
+    if run.clients.cluster.get_or_none(path) is None:
+        return False
     run.ensure_lock()
     try:
         run.clients.cluster.call("DELETE", path, retry=True)
