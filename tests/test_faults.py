@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.emulators.ecr import CREDENTIALS
-from tests.emulators.stack import Run, Stack
+from tests.emulators.stack import Project, Run, Stack
 from tests.test_smoke import quick_checks
 
 pytestmark = pytest.mark.e2e
@@ -414,6 +414,21 @@ def test_a_healthy_release_survives(
     assert stack.kube.get("Lease", NS, LEASE) is None
 
 
+SAME_RUN = {"GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "1", "GITHUB_ACTOR": "octocat"}
+
+
+def killed_deploy(stack: Project, tag: str) -> None:
+    """``deploy`` of ``tag`` in nonprod as run SAME_RUN, SIGKILLed once skaffold has applied it."""
+    argv = stack.argv("deploy", "--env", "nonprod", "--tag", tag)
+    first = subprocess.Popen(argv, env=stack.env(**SAME_RUN), stderr=subprocess.PIPE, text=True)
+    assert first.stderr is not None
+    for line in first.stderr:
+        if line.startswith("✓ deploy"):
+            break
+    first.kill()
+    first.wait(timeout=10)
+
+
 def test_recover_puts_back_the_last_good_release_after_a_killed_deploy(
     stack: Stack, baseline: Baseline
 ) -> None:
@@ -421,24 +436,16 @@ def test_recover_puts_back_the_last_good_release_after_a_killed_deploy(
     # the workflow's `if: cancelled()` step runs `releasegate recover` in the same run.
     stack.kube.controller.scenarios["v1.1.0"] = "slow"
     stack.kube.controller.slow_seconds = 30
-    same_run = {"GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "1", "GITHUB_ACTOR": "octocat"}
-    argv = stack.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0")
-    first = subprocess.Popen(argv, env=stack.env(**same_run), stderr=subprocess.PIPE, text=True)
-    assert first.stderr is not None
-    for line in first.stderr:
-        if line.startswith("✓ deploy"):
-            break
-    first.kill()
-    first.wait(timeout=10)
+    killed_deploy(stack, "v1.1.0")
     assert stack.kube.get("Lease", NS, LEASE) is not None  # the killed holder never released it
-    run = stack.releasegate("recover", "--env", "nonprod", **same_run)
+    run = stack.releasegate("recover", "--env", "nonprod", **SAME_RUN)
     assert run.exit_code == 0, run.stderr
     assert "v1.0.0 was restored and verified" in run.stdout
     assert_still_serving(stack, baseline)
     records = {c["data"]["tag"]: c["data"]["outcome"] for c in stack.kube.list("ConfigMap", NS)}
     assert records["v1.1.0"] == "interrupted"
     assert stack.kube.get("Lease", NS, LEASE) is None
-    again = stack.releasegate("recover", "--env", "nonprod", **same_run)
+    again = stack.releasegate("recover", "--env", "nonprod", **SAME_RUN)
     assert again.exit_code == 0 and "nothing to recover" in again.stdout
 
 

@@ -129,11 +129,15 @@ def test_each_pod_finds_the_one_bad_pod(stack: Stack) -> None:
     assert f"via pod {bad}:8000" in run.last_line
 
 
-@pytest.mark.e2e
-def test_a_control_plane_that_cannot_reach_the_pods_is_said_as_such(stack: Stack) -> None:
+def deployed_with_quick_checks(stack: Stack) -> None:
     quick_checks(stack)
     stack.publish("v1.4.2")
     assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2").exit_code == 0
+
+
+@pytest.mark.e2e
+def test_a_control_plane_that_cannot_reach_the_pods_is_said_as_such(stack: Stack) -> None:
+    deployed_with_quick_checks(stack)
     stack.kube.proxy.apps.unreachable = True
     run = stack.releasegate("smoke", "--env", "nonprod")
     assert run.exit_code == 5
@@ -145,9 +149,7 @@ def test_a_control_plane_that_cannot_reach_the_pods_is_said_as_such(stack: Stack
 @pytest.mark.e2e
 def test_istio_strict_mtls_is_named_as_the_cause_not_the_security_group(stack: Stack) -> None:
     """istio#27169: the sidecar resets the API server's plaintext; the network is fine."""
-    quick_checks(stack)
-    stack.publish("v1.4.2")
-    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2").exit_code == 0
+    deployed_with_quick_checks(stack)
     stack.kube.proxy.apps.mtls_strict = True
     run = stack.releasegate("smoke", "--env", "nonprod")
     assert run.exit_code == 5

@@ -12,7 +12,7 @@ import threading
 import pytest
 import yaml
 
-from tests.test_faults import interrupted_deploy
+from tests.test_faults import SAME_RUN, interrupted_deploy, killed_deploy
 
 from .stack import RealStack
 
@@ -118,20 +118,12 @@ def test_kube_apiservers_restarting_mid_rollout_are_ridden_out(serving: RealStac
 
 def test_recover_puts_back_the_last_good_release_after_a_killed_deploy(serving: RealStack) -> None:
     """A cancelled Actions run: SIGKILL mid-rollout, then `releasegate recover` in the same run."""
-    same_run = {"GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "1", "GITHUB_ACTOR": "octocat"}
-    argv = serving.argv("deploy", "--env", "nonprod", "--tag", "v1.1.0")
-    first = subprocess.Popen(argv, env=serving.env(**same_run), stderr=subprocess.PIPE, text=True)
-    assert first.stderr is not None
-    for line in first.stderr:
-        if line.startswith("✓ deploy"):
-            break
-    first.kill()
-    first.wait(timeout=10)
+    killed_deploy(serving, "v1.1.0")
     namespace = serving.namespaces["nonprod"]
     assert serving.plane.get(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{LEASE}")
-    run = serving.releasegate("recover", "--env", "nonprod", **same_run)
+    run = serving.releasegate("recover", "--env", "nonprod", **SAME_RUN)
     assert run.exit_code == 0, run.stderr
     assert "v1.0.0 was restored and verified" in run.stdout
     previous_serves(serving)
-    again = serving.releasegate("recover", "--env", "nonprod", **same_run)
+    again = serving.releasegate("recover", "--env", "nonprod", **SAME_RUN)
     assert again.exit_code == 0 and "nothing to recover" in again.stdout, again.stdout
