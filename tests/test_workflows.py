@@ -15,6 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
+DEPLOY_TOOLS = ROOT / ".github" / "actions" / "deploy-tools" / "action.yml"
 PINNED = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
 
 
@@ -32,6 +33,20 @@ def workflow(name: str) -> dict[Any, Any]:
     return dict(yaml.safe_load((WORKFLOWS / name).read_text()))
 
 
+def deploy_tools_steps() -> list[dict[str, Any]]:
+    """The steps of the composite action every job that changes the cluster runs."""
+    return list(yaml.safe_load(DEPLOY_TOOLS.read_text())["runs"]["steps"])
+
+
+def every_step() -> list[tuple[str, dict[str, Any]]]:
+    """(file name, step) for each step of each workflow job and of the composite action."""
+    steps = [(DEPLOY_TOOLS.parent.name, step) for step in deploy_tools_steps()]
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for job in workflow(path.name)["jobs"].values():
+            steps.extend((path.name, step) for step in job["steps"])
+    return steps
+
+
 def test_actionlint_finds_nothing() -> None:
     assert actionlint(WORKFLOWS) == []
 
@@ -46,8 +61,9 @@ def test_zizmor_offline_finds_nothing() -> None:
     zizmor = shutil.which("zizmor")
     assert zizmor, "zizmor is not installed: run `make setup`"
     done = subprocess.run(
-        [zizmor, "--offline", "--format", "json", str(WORKFLOWS)], capture_output=True, text=True
-    )
+        [zizmor, "--offline", "--format", "json", str(WORKFLOWS), str(DEPLOY_TOOLS.parent)],
+        capture_output=True, text=True,
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout) == []
 
@@ -67,17 +83,12 @@ def test_deploy_workflow_inputs_triggers_and_gate() -> None:
 
 
 def test_every_action_is_pinned_and_no_input_is_interpolated_in_a_script() -> None:
-    for path in WORKFLOWS.glob("*.yml"):
-        for job in workflow(path.name)["jobs"].values():
-            for step in job["steps"]:
-                if "uses" in step:
-                    assert PINNED.fullmatch(step["uses"]), (
-                        f"{path.name}: {step['uses']} is not pinned to a commit"
-                    )
-                if "run" in step:
-                    assert not re.search(r"\$\{\{\s*(inputs|github\.event)\.", step["run"]), (
-                        f"{path.name}: {step}"
-                    )
+    for name, step in every_step():
+        uses = step.get("uses", "")
+        if uses and not uses.startswith("./"):  # ./: this repository's own action, at this commit
+            assert PINNED.fullmatch(uses), f"{name}: {uses} is not pinned to a commit"
+        if "run" in step:
+            assert not re.search(r"\$\{\{\s*(inputs|github\.event)\.", step["run"]), f"{name}: {step}"
 
 
 # Releases that run on Node 24 (their action.yml says `using: node24`), read from each action's
@@ -91,10 +102,10 @@ NODE24_RELEASES = {
 
 
 def test_every_action_is_a_release_that_runs_on_node_24() -> None:
-    for path in WORKFLOWS.glob("*.yml"):
+    for path in [*WORKFLOWS.glob("*.yml"), DEPLOY_TOOLS]:
         for line in path.read_text().splitlines():
             found = re.search(r"uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})\s*#\s*(\S+)", line)
-            if "uses:" not in line:
+            if "uses:" not in line or "uses: ./" in line:
                 continue
             assert found, f"{path.name}: {line.strip()} is not pinned to a commit with its version beside it"
             action, sha, version = found.groups()
@@ -121,7 +132,8 @@ def test_pinned_skaffold_reads_the_project_config_version() -> None:
 def test_the_deploy_workflow_needs_nothing_filled_in_and_verifies_skaffold() -> None:
     deploy = workflow("deploy.yml")
     assert all(value != "" for value in deploy["env"].values()), deploy["env"]  # no blank to fill in
-    steps = deploy["jobs"]["deploy"]["steps"]
+    steps = deploy_tools_steps()
+    assert any(s.get("uses") == "./.github/actions/deploy-tools" for s in deploy["jobs"]["deploy"]["steps"])
     install = next(s for s in steps if "skaffold" in s.get("name", "").lower() and "run" in s)
     script = install["run"]
     assert "set -euo pipefail" in script  # fails closed on any download or check error
@@ -133,7 +145,13 @@ def test_the_deploy_workflow_needs_nothing_filled_in_and_verifies_skaffold() -> 
     ("file", "job", "command", "environment"),
     [
         ("deploy.yml", "deploy", "releasegate deploy", "${{ needs.target.outputs.environment }}"),
-        ("canary.yml", "decide", "esac", "${{ inputs.environment }}"),
+        (
+            "canary.yml",
+            "promote",
+            'releasegate promote --env "$RELEASEGATE_ENV"',
+            "${{ inputs.environment }}",
+        ),
+        ("canary.yml", "abort", 'releasegate abort --env "$RELEASEGATE_ENV"', "${{ inputs.environment }}"),
     ],
 )
 def test_a_cancelled_run_puts_the_last_good_release_back(
@@ -151,9 +169,9 @@ def test_a_cancelled_run_puts_the_last_good_release_back(
 
 def test_the_deploy_workflow_installs_from_the_hash_pinned_lock() -> None:
     # The deploy job holds id-token: write: nothing it runs may come from an unpinned download.
-    for job in workflow("deploy.yml")["jobs"].values():
-        installs = [s["run"] for s in job["steps"] if "pip install" in s.get("run", "")]
-        assert installs, job
+    for steps in [workflow("deploy.yml")["jobs"]["target"]["steps"], deploy_tools_steps()]:
+        installs = [s["run"] for s in steps if "pip install" in s.get("run", "")]
+        assert installs, steps
         for script in installs:
             lines = [line.strip() for line in script.strip().splitlines()]
             assert lines == [
@@ -165,16 +183,22 @@ def test_the_deploy_workflow_installs_from_the_hash_pinned_lock() -> None:
         assert re.search(rf"^{name}==\S+ \\\n    --hash=sha256:", lock, re.MULTILINE | re.IGNORECASE), name
 
 
-def test_a_paused_release_is_promoted_or_aborted_from_github_behind_the_environment_gate() -> None:
+def test_a_paused_release_is_promoted_behind_the_environment_gate_and_aborted_without_one() -> None:
     canary = workflow("canary.yml")
     inputs = canary[True]["workflow_dispatch"]["inputs"]
     assert inputs["action"]["options"] == ["promote", "abort"] and inputs["action"]["type"] == "choice"
     assert inputs["environment"]["options"] == ["nonprod", "prod"]
-    job = canary["jobs"]["decide"]
-    assert job["environment"] == "${{ inputs.environment }}"  # required reviewers approve the step
-    assert job["concurrency"]["group"] == "deploy-${{ inputs.environment }}"  # as deploy.yml's
-    assert job["permissions"] == {"contents": "read", "deployments": "write", "id-token": "write"}
-    decide = next(s for s in job["steps"] if s.get("name") == "Promote or abort")
-    script = decide["run"]
-    assert "${{" not in script and 'exec releasegate promote --env "$RELEASEGATE_ENV"' in script
-    assert decide["env"]["ACTION"] == "${{ inputs.action }}"
+    promote, abort = canary["jobs"]["promote"], canary["jobs"]["abort"]
+    assert promote["environment"] == "${{ inputs.environment }}"  # required reviewers approve the step
+    assert "environment" not in abort  # an incident's abort waits for no reviewer
+    for action, job in (("promote", promote), ("abort", abort)):
+        assert job["if"] == f"inputs.action == '{action}'"
+        assert job["concurrency"]["group"] == "deploy-${{ inputs.environment }}"  # as deploy.yml's
+        assert job["permissions"] == {"contents": "read", "deployments": "write", "id-token": "write"}
+        uses = [s.get("uses") for s in job["steps"]]
+        assert "./.github/actions/deploy-tools" in uses
+        main = next(s for s in job["steps"] if s.get("name") == action.capitalize())
+        assert (
+            "${{" not in main["run"]
+            and main["run"].strip() == f'exec releasegate {action} --env "$RELEASEGATE_ENV"'
+        )
