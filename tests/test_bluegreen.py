@@ -355,3 +355,40 @@ def test_status_and_dry_run_name_the_slots(stack: Stack) -> None:
     assert "would deploy v1.2.0 to slot blue (green keeps serving)" in message
     assert "then smoke checks: health" in message
     assert len(stack.kube.writes()) == writes  # read the live slot, wrote nothing
+
+
+def counts_at_each_switch(stack: Stack) -> list[tuple[str, int, int]]:
+    """(slot switched to, its desired count, its Ready pods) at each selector change of <app>."""
+    seen: list[tuple[str, int, int]] = []
+    last = [selector(stack)]
+
+    def watch(event: str, obj: dict[str, Any]) -> None:
+        if obj["kind"] == "Service" and obj["metadata"]["name"] == APP and event != "DELETED":
+            now = dict(obj["spec"]["selector"])
+            if now != last[0] and now.get(SLOT):
+                last[0] = now
+                slot = now[SLOT]
+                seen.append((slot, slot_image(stack, slot)[1], len(ready_pods(stack, slot))))
+
+    stack.kube.observers.append(watch)
+    return seen
+
+
+@pytest.mark.e2e
+def test_a_switch_goes_to_a_slot_at_least_as_large_as_the_live_one(stack: Stack) -> None:
+    """nonprod autoscales (2 to 4 pods). Blue serves the load with 4; green was created at 2
+    and would have met it with those. Then green serves with 4 while blue, kept for rollback,
+    is shrunk to 2 by its idle autoscaler; the rollback scales blue back up before switching."""
+    bluegreen(stack)
+    assert deploy(stack, "v1.0.0").exit_code == 0
+    stack.kube.autoscalers.want(NS, f"{APP}-blue", 4)
+    switches = counts_at_each_switch(stack)
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    assert switches == [("green", 4, 4)], switches
+    assert "size" in [s["name"] for s in json.loads(run.stdout)["stages"]]
+    stack.kube.autoscalers.want(NS, f"{APP}-blue", 1)  # idle: down to its minimum
+    assert slot_image(stack, "blue") == ("v1.0.0", 2)
+    back = stack.releasegate("--json", "rollback", "--env", "nonprod")
+    assert back.exit_code == 0, back.stderr
+    assert switches == [("green", 4, 4), ("blue", 4, 4)], switches

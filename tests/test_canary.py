@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ def weight_writes(stack: Stack, traffic: str) -> list[int]:
     """The canary's weight at every write from now on, in order (replicas: its share of the pods
     Service <app> selects, written as a selector or a scale)."""
     seen: list[int] = []
+    generations: list[Any] = []  # of the route: its controller's status writes change none
 
     def watch(event: str, obj: dict[str, Any]) -> None:
         if event == "DELETED" or obj["metadata"]["namespace"] != NS:
@@ -86,6 +88,9 @@ def weight_writes(stack: Stack, traffic: str) -> list[int]:
             return
         if obj["kind"] in ("HTTPRoute", "VirtualService") and obj["metadata"]["name"] == APP:
             weights = backend_weights(obj)
+            if generations[-1:] == [obj["metadata"].get("generation")]:
+                return
+            generations.append(obj["metadata"].get("generation"))
             if set(weights) == {f"{APP}-stable", f"{APP}-canary"}:
                 assert sum(weights.values()) == 100, weights
                 seen.append(weights[f"{APP}-canary"])
@@ -96,7 +101,7 @@ def weight_writes(stack: Stack, traffic: str) -> list[int]:
 
 def backend_weights(obj: dict[str, Any]) -> dict[str, int]:
     if obj["kind"] == "HTTPRoute":
-        return {b["name"]: b["weight"] for b in obj["spec"]["rules"][0]["backendRefs"]}
+        return {b["name"]: b.get("weight", 1) for b in obj["spec"]["rules"][0]["backendRefs"]}
     return {d["destination"]["host"]: d.get("weight", 0) for d in obj["spec"]["http"][0]["route"]}
 
 
@@ -437,7 +442,9 @@ def test_the_first_evaluation_comes_one_interval_after_the_weight_is_written(
     prometheus.answers["canary"] = 0.001
     run = deploy(stack, "v1.1.0")
     assert run.exit_code == 0, run.stderr
-    at = {weight: moment for weight, moment in written}
+    at: dict[int, float] = {}
+    for weight, moment in written:  # the write itself, not the gateway's status writes after it
+        at.setdefault(weight, moment)
     # each step held one interval (0.6 s), not its 0.1 s pause, and was evaluated once at its end
     assert len(prometheus.asked_at) == 2, prometheus.asked_at
     assert prometheus.asked_at[0] - at[10] >= 0.6 and prometheus.asked_at[1] - at[50] >= 0.6
@@ -517,39 +524,128 @@ def test_abort_while_paused_puts_traffic_back_and_exits_4(stack: Stack, traffic:
 
 
 @pytest.mark.e2e
-def test_pauses_longer_than_the_timeout_are_refused_before_any_change(stack: Stack) -> None:
-    canary(
-        stack, "gateway", "[{weight: 10, pause: 3}, {weight: 50, pause: approval}, {weight: 80, pause: 30}]"
-    )
-    first_release(stack, "gateway")
-    stack.publish("v1.1.0")
-    changes = len(stack.kube.writes())
-    short = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "3")
-    assert short.exit_code == 2, short.stderr
-    assert "pause 3 s in all, which does not fit in --timeout 3 s" in short.last_line
-    assert len(stack.kube.writes()) == changes
-    paused = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "60")
-    assert paused.exit_code == 0, paused.stderr  # 3 s of pauses up to the approval step
-    changes = len(stack.kube.writes())
-    promote = stack.releasegate("promote", "--env", "nonprod", "--timeout", "20")
-    assert promote.exit_code == 2 and "pause 30 s in all" in promote.last_line, promote.stderr
-    assert all("/leases" in r.path for r in stack.kube.writes()[changes:])  # the lock only
-    assert history(stack)[0] == ("v1.1.0", "paused")
+@pytest.mark.parametrize("failing", ["smoke", "analysis"])
+def test_an_approval_step_is_checked_before_it_stops(
+    stack: Stack, prometheus: PrometheusEmulator, failing: str
+) -> None:
+    """It once wrote the weight and stopped: half the users on a release nothing had checked."""
+    canary(stack, "gateway", "[{weight: 50, pause: approval}]", analysed(prometheus, 0.3))
+    prometheus.answers["canary"] = 0.5 if failing == "analysis" else 0.001
+    writes = first_release(stack, "gateway")
+    if failing == "smoke":
+        break_at(stack, writes, 2)  # from the approval step's weight on
+    stable, before = stable_changes(stack), generation(stack)
+    run = deploy(stack, "v1.1.0")
+    said = "analysis 0.5 is above max 0.01" if failing == "analysis" else "smoke check 'sample prediction'"
+    assert_aborted(stack, run, 4, before, stable, "step 1 (50 %): ", said)
+    assert writes == [0, 50, 0] and history(stack)[1] == ("v1.1.0", "failed")
 
 
 @pytest.mark.e2e
-def test_a_canary_that_runs_out_of_time_is_aborted(stack: Stack) -> None:
-    """The pauses fit in --timeout, but a slow rollout of the canary leaves too little of it."""
+def test_an_approval_step_that_passed_its_interval_is_recorded_paused(
+    stack: Stack, prometheus: PrometheusEmulator
+) -> None:
+    canary(
+        stack,
+        "gateway",
+        "[{weight: 50, pause: approval}, {weight: 100, pause: 0.3}]",
+        analysed(prometheus, 0.3),
+    )
+    prometheus.answers["canary"] = 0.001
+    first_release(stack, "gateway")
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert (result["outcome"], result["step"]) == ("paused", 1)
+    assert [(e["step"], e["verdict"]) for e in result["analysis"]] == [
+        (1, "pass")
+    ]  # one interval, then it stops
+    promoted = stack.releasegate("--json", "promote", "--env", "nonprod")
+    assert promoted.exit_code == 0, promoted.stderr
+    steps = [e["step"] for e in json.loads(promoted.stdout)["analysis"]]
+    assert steps[0] == 1 and 2 in steps  # checked once more on approval, then step 2
+
+
+def autoscaled_counts(stack: Stack, writes: list[int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(weight, count) each time the canary's count changed, and the stable's at each weight
+    write; the load on the stable falls to one pod's worth once the canary takes 50 %."""
+    canary_counts: list[tuple[int, int]] = []
+    stable_counts: list[tuple[int, int]] = []
+
+    def watch(event: str, obj: dict[str, Any]) -> None:
+        weight = writes[-1] if writes else 0
+        if obj["kind"] == "HTTPRoute" and len(stable_counts) < len(writes):  # a weight write
+            stable_counts.append((weight, stack.kube.get("Deployment", NS, APP)["spec"]["replicas"]))
+        if obj["kind"] == "Deployment" and event != "DELETED" and obj["metadata"]["name"] == f"{APP}-canary":
+            count = int(obj["spec"].get("replicas", 1))
+            if not canary_counts or canary_counts[-1][1] != count:
+                canary_counts.append((weight, count))
+        if weight == 50 and stack.kube.autoscalers.wanted.get((NS, APP)) != 1:
+            stack.kube.autoscalers.want(NS, APP, 1)
+
+    stack.kube.observers.append(watch)
+    return canary_counts, stable_counts
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("ending", ["promoted", "aborted"])
+def test_the_canary_is_sized_to_its_share_and_the_stable_autoscaler_held(stack: Stack, ending: str) -> None:
+    """nonprod autoscales (2 to 4 pods); the load has the stable at 4 when the deploy starts.
+    The canary once ran a fixed 2 pods at every weight, and the stable autoscaler shrank the
+    stable to 2 as traffic left it, so an abort landed everyone on half the pods."""
+    canary(
+        stack, "gateway", "[{weight: 10, pause: 0.2}, {weight: 50, pause: 0.5}, {weight: 100, pause: 0.2}]"
+    )
+    writes = first_release(stack, "gateway")
+    stack.kube.autoscalers.want(NS, APP, 4)
+    assert stack.kube.get("Deployment", NS, APP)["spec"]["replicas"] == 4
+    canary_counts, stable_counts = autoscaled_counts(stack, writes)
+    if ending == "aborted":
+        break_at(stack, writes, 4)  # at 100 %
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == (0 if ending == "promoted" else 4), run.stderr
+    # ceil(4 x w / 100): one pod to test at 0 % and at 10 %, two at 50 %, four at 100 %
+    assert canary_counts == [(0, 1), (10, 2), (50, 4)], canary_counts
+    # the stable held at 4 through every weight write, the last one (all back on it) too
+    assert [weight for weight, _ in stable_counts] == [0, 10, 50, 100, 0] and {
+        c for _, c in stable_counts
+    } == {4}
+    hpa = stack.kube.get("HorizontalPodAutoscaler", NS, APP)
+    assert hpa["spec"]["minReplicas"] == 2  # the autoscaler's own minimum back
+    assert "releasegate.dev/held-min-replicas" not in (hpa["metadata"].get("annotations") or {})
+    assert stack.kube.get("Deployment", NS, APP)["spec"]["replicas"] == 2  # and the load's count with it
+
+
+@pytest.mark.e2e
+def test_the_pauses_come_on_top_of_the_timeout(stack: Stack) -> None:
+    """--timeout bounds each wait for pods, not the whole run: 4 s of pause beside --timeout 3
+    was once refused before any change."""
     canary(stack, "gateway", "[{weight: 10, pause: 4}]")
+    first_release(stack, "gateway")
+    started = time.monotonic()
+    run = deploy(stack, "v1.1.0", "--timeout", "3")
+    assert run.exit_code == 0, run.stderr
+    assert time.monotonic() - started > 4 and stable_tag(stack) == "v1.1.0"
+
+
+@pytest.mark.e2e
+def test_a_canary_re_scaled_for_its_step_waits_no_longer_than_the_timeout(stack: Stack) -> None:
+    """Its pods for 100 % start slowly: the wait for them is one wait for pods, bounded by
+    --timeout, however long the pauses before it were."""
+    canary(stack, "gateway", "[{weight: 10, pause: 2}, {weight: 100, pause: 0.2}]")
     writes = first_release(stack, "gateway")
     stable, before = stable_changes(stack), generation(stack)
-    stack.kube.controller.scenarios["v1.1.0"] = "slow"
-    stack.kube.controller.slow_seconds = 3
-    run = deploy(stack, "v1.1.0", "--timeout", "6")
-    assert_aborted(
-        stack, run, 4, before, stable, "the canary timed out in step 1 (10 %)", "Next: raise --timeout"
-    )
-    assert writes == [0, 10, 0]
+
+    def slow_from_step_1(event: str, obj: dict[str, Any]) -> None:
+        if writes and writes[-1] == 10:  # pods made from now on take 30 s to become Ready
+            stack.kube.controller.scenarios["v1.1.0"] = "slow"
+
+    stack.kube.controller.slow_seconds = 30
+    stack.kube.observers.append(slow_from_step_1)
+    started = time.monotonic()
+    run = deploy(stack, "v1.1.0", "--timeout", "4")
+    assert_aborted(stack, run, 4, before, stable, "the canary did not scale")
+    assert writes == [0, 10, 0] and time.monotonic() - started < 20
 
 
 MID_PAUSE = "step 1/1 · canary 50 %"
@@ -618,6 +714,74 @@ def test_recover_after_a_killed_promote_puts_traffic_back_on_stable(stack: Stack
     assert_aborted(stack, recovered, 0, before, stable)
     assert history(stack)[:2] == [("v1.0.0", "deployed"), ("v1.1.0", "interrupted")]
     assert stack.releasegate("abort", "--env", "nonprod").exit_code == 3  # nothing paused any more
+
+
+def accepted_now(obj: dict[str, Any]) -> bool:
+    """The gateway has reported on this generation of the route, and accepted it."""
+    parents = (obj.get("status") or {}).get("parents") or []
+    conditions = [c for p in parents for c in p["conditions"]]
+    generation = obj["metadata"].get("generation")
+    return bool(conditions) and all(
+        c["status"] == "True" and c.get("observedGeneration") == generation for c in conditions
+    )
+
+
+@pytest.mark.e2e
+def test_a_route_its_gateway_does_not_accept_is_refused_before_any_change(stack: Stack) -> None:
+    canary(stack, "gateway")
+    first_release(stack, "gateway")
+    stack.kube.gateway.set_behaviour("not_allowed")
+    time.sleep(0.3)  # the gateway's report lands
+    changes = len([r for r in stack.kube.writes() if "/leases" not in r.path])
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 3, run.stderr
+    assert "HTTPRoute model-api in model-api-nonprod is not accepted by its gateway" in run.last_line
+    assert "Accepted is False (NotAllowedByListeners" in run.last_line and "allowedRoutes" in run.stderr
+    assert len([r for r in stack.kube.writes() if "/leases" not in r.path]) == changes
+
+
+@pytest.mark.e2e
+def test_a_route_the_gateway_stops_accepting_mid_step_aborts_the_canary(
+    stack: Stack, prometheus: PrometheusEmulator
+) -> None:
+    canary(stack, "gateway", "[{weight: 10, pause: 2}]", analysed(prometheus, 0.2))
+    prometheus.answers["canary"] = 0.001
+    writes = first_release(stack, "gateway")
+    stable, before = stable_changes(stack), generation(stack)
+
+    def listener_changed(event: str, obj: dict[str, Any]) -> None:
+        if obj["kind"] == "HTTPRoute" and writes[-1:] == [10] and accepted_now(obj) and not breaking:
+            # Once releasegate has seen the step accepted (it reads every 0.25 s), a listener
+            # stops admitting the route.
+            breaking.append(threading.Timer(0.6, stack.kube.gateway.set_behaviour, args=("not_allowed",)))
+            breaking[0].start()
+
+    breaking: list[threading.Timer] = []
+
+    stack.kube.observers.append(listener_changed)
+    run = deploy(stack, "v1.1.0")
+    assert_aborted(
+        stack, run, 4, before, stable, "step 1 (10 %): HTTPRoute model-api is not served as written",
+    )  # fmt: skip
+    assert writes == [0, 10, 0]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("behaviour", ["accepted", "no_generation"])
+def test_each_weight_waits_for_the_gateway_to_report_on_it(stack: Stack, behaviour: str) -> None:
+    """The gateway reports a second after each write; an implementation that writes no
+    observedGeneration (linkerd2#14964) is taken at its word."""
+    canary(stack, "gateway")
+    first_release(stack, "gateway")
+    stack.kube.gateway.behaviour, stack.kube.gateway.delay = behaviour, 1.0
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    weighing = [s["seconds"] for s in json.loads(run.stdout)["stages"] if s["name"] == "weight"]
+    assert len(weighing) == 4  # 0 % to test, 10 %, 50 %, 0 % once promoted
+    if behaviour == "accepted":  # the controller's report for each new generation, a second later
+        assert min(weighing) >= 1.0, weighing
+    else:  # the last report, with no generation to tell it apart, stands
+        assert max(weighing) < 1.0, weighing
 
 
 @pytest.mark.e2e

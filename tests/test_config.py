@@ -6,8 +6,6 @@ from pathlib import Path
 import pytest
 
 from releasegate.config import (
-    CanaryStep,
-    StrategySettings,
     available_environments,
     load_environment,
     load_project,
@@ -246,12 +244,6 @@ def test_canary_reads_its_steps_and_analysis(project_dir: Path) -> None:
     prometheus = strategy.analysis.prometheus
     found = (prometheus.query, prometheus.max, prometheus.sigv4, prometheus.service)
     assert found == ("sum(x)", 0.01, True, None)
-
-
-def test_timed_pauses_run_up_to_the_next_approval_step() -> None:
-    steps = tuple(CanaryStep(w, p) for w, p in ((10, 30.0), (25, 15.0), (50, None), (80, 60.0), (90, 5.0)))
-    strategy = StrategySettings(type="canary", traffic="replicas", steps=steps)
-    assert [strategy.timed_pauses(after) for after in (0, 1, 2, 3, 5)] == [45.0, 15.0, 0.0, 65.0, 0.0]
 
 
 def istio(steps: str = "[{weight: 10, pause: 1}]", analysis: str = "") -> str:

@@ -8,6 +8,7 @@ import pty
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -559,3 +560,28 @@ def test_an_environment_deployed_with_replicas_before_migrates_without_a_drop(st
     run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0")
     assert run.exit_code == 0, run.stderr
     assert stack.kube.get("Deployment", NONPROD, "model-api")["spec"]["replicas"] == 3
+
+
+@pytest.mark.parametrize(
+    ("scenario", "timeout", "words"),
+    [
+        ("unschedulable", "3", "Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."),
+        ("no_scale_up", "300", "NotTriggerScaleUp: the cluster autoscaler will not add a node for it"),
+    ],
+)
+def test_pods_no_node_can_take_are_named_at_once_and_fail_the_rollout(
+    stack: Stack, scenario: str, timeout: str, words: str
+) -> None:
+    """A model server asking for a GPU the cluster has none of once waited out all of --timeout."""
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text() + f"unschedulable_timeout: {timeout}\n")
+    stack.publish("v1.1.0")
+    stack.kube.controller.scenarios["v1.1.0"] = scenario
+    started = time.monotonic()
+    run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "120")
+    assert run.exit_code == 4, run.stderr
+    assert time.monotonic() - started < 30, "waited for the timeout"
+    assert "cannot be scheduled: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu." in run.stderr
+    assert words in run.stderr and "v1.0.0 was restored" in run.last_line

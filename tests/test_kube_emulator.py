@@ -252,3 +252,27 @@ def test_each_pod_exposes_what_it_served_in_prometheus_text_format(kube: KubeEmu
             [promtool, "check", "metrics"], input=scraped.text, capture_output=True, text=True
         )
         assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_an_autoscaler_keeps_its_target_between_its_minimum_and_maximum(kube: KubeEmulator) -> None:
+    """As the podautoscaler controller: the load's count, never below minReplicas (raising it
+    scales up at once) nor above maxReplicas."""
+    apply_release(kube)
+    project = load_project(ROOT)
+    manifests = render.render(project, load_environment(project, "nonprod"), parse_tag("v1.4.2"), IMAGE)
+    hpa = next(m.obj for m in manifests if m.kind == "HorizontalPodAutoscaler")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 4)
+    path = f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers"
+    assert call(kube, "POST", path, hpa).status_code == 201
+
+    def count() -> int:
+        return int(kube.get("Deployment", NS, "model-api")["spec"]["replicas"])
+
+    kube.autoscalers.want(NS, "model-api", 9)
+    assert count() == 4
+    kube.autoscalers.want(NS, "model-api", 1)
+    assert count() == 2
+    raised = call(kube, "PATCH", f"{path}/model-api", {"spec": {"minReplicas": 3}})
+    assert raised.status_code == 200, raised.text
+    assert count() == 3
+    wait_for(lambda: _ready_count(kube) == 3)

@@ -128,3 +128,33 @@ def test_pods_of_an_older_replica_set_on_the_same_image_are_not_counted() -> Non
 def test_never_more_ready_pods_than_desired_are_reported() -> None:
     verdict = evaluate(deployment(), [pod(n) for n in "abcd"], IMAGE)
     assert (verdict.ready, verdict.desired) == (2, 2) and verdict.summary.startswith("2 of 2")
+
+
+NO_NODE = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+
+
+def pending(name: str, since: str = "2026-12-02T10:00:00Z") -> dict[str, Any]:
+    """A pod the scheduler could place nowhere, as kube-scheduler reports it."""
+    return {
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "model-api", "image": IMAGE}]},
+        "status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": NO_NODE,
+             "lastTransitionTime": since},
+        ]},
+    }  # fmt: skip
+
+
+def test_a_pod_no_node_can_take_is_named_at_once_with_the_schedulers_message() -> None:
+    at = 1796205600.0  # 2026-12-02T10:00:00Z
+    verdict = evaluate(deployment(availableReplicas=1), [pod("a"), pending("b")], IMAGE, 300, now=at + 10)
+    assert verdict.state == "progressing"
+    assert verdict.summary == f"b cannot be scheduled: {NO_NODE}"
+
+
+def test_a_pod_unschedulable_past_the_timeout_fails_the_rollout() -> None:
+    at = 1796205600.0
+    verdict = evaluate(deployment(availableReplicas=1), [pod("a"), pending("b")], IMAGE, 300, now=at + 300)
+    assert verdict.state == "failed"
+    assert verdict.problems[0].reason == "Unschedulable" and verdict.problems[0].message == NO_NODE
+    assert verdict.summary == f"b: Unschedulable: {NO_NODE} (for 300 s: unschedulable_timeout)"

@@ -5,6 +5,7 @@ missing API group's bare 404, Prometheus's answers, and AMP's SigV4 check."""
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,6 +81,7 @@ def test_a_virtual_service_with_weights_not_adding_up_to_100_is_denied(kube: Kub
 
 
 def test_a_json_patch_that_does_not_apply_changes_nothing(kube: KubeEmulator) -> None:
+    kube.gateway.behaviour = "silent"  # no controller writing status meanwhile
     assert call(kube, "POST", ROUTES, route("gateway")).status_code == 201
     before = kube.get("HTTPRoute", NS, "model-api")
     patch = [{"op": "replace", "path": "/spec/rules/0/backendRefs", "value": []},
@@ -145,3 +147,49 @@ def test_amp_refuses_unsigned_and_wrongly_signed_queries(prometheus: PrometheusE
     assert good.status_code == 200, good.text
     assert good.json()["data"]["result"][0]["value"][1] == "0"
     assert datetime.date.today().strftime("%Y%m%d") in signed(url, body, "s")["X-Amz-Date"]
+
+
+def wait_for_status(kube: KubeEmulator, wanted: dict[str, str]) -> dict[str, Any]:
+    """The route's conditions once its gateway reports ``wanted`` (type -> status)."""
+    for _ in range(100):
+        found = kube.get("HTTPRoute", NS, "model-api") or {}
+        parents = (found.get("status") or {}).get("parents") or []
+        conditions = {c["type"]: c for p in parents for c in p["conditions"]}
+        if {kind: c["status"] for kind, c in conditions.items()} == wanted:
+            return conditions
+        time.sleep(0.02)
+    raise AssertionError(f"the gateway never reported {wanted}: {found.get('status')}")
+
+
+def test_the_gateway_reports_on_each_route_per_parent_at_its_generation(kube: KubeEmulator) -> None:
+    """As an implementation's reconcile loop: Accepted from its listeners, ResolvedRefs from
+    the backends (a Service that comes later resolves it), each condition at the generation
+    it saw, a moment after the change."""
+    assert call(kube, "POST", ROUTES, route("gateway")).status_code == 201
+    conditions = wait_for_status(kube, {"Accepted": "True", "ResolvedRefs": "False"})
+    assert conditions["ResolvedRefs"]["reason"] == "BackendNotFound"
+    assert "Service model-api not found" in conditions["ResolvedRefs"]["message"]
+    assert conditions["Accepted"]["observedGeneration"] == 1
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "model-api", "namespace": NS},
+               "spec": {"ports": [{"port": 80}]}}  # fmt: skip
+    assert call(kube, "POST", f"/api/v1/namespaces/{NS}/services", service).status_code == 201
+    wait_for_status(kube, {"Accepted": "True", "ResolvedRefs": "True"})
+    parent = kube.get("HTTPRoute", NS, "model-api")["status"]["parents"][0]
+    assert parent["parentRef"] == {"name": "public", "namespace": "gateways"}
+    patch = [{"op": "replace", "path": "/spec/hostnames", "value": ["other.example.com"]}]
+    assert call(kube, "PATCH", f"{ROUTES}/model-api", patch, "application/json-patch+json").status_code == 200
+    assert kube.get("HTTPRoute", NS, "model-api")["metadata"]["generation"] == 2
+    for _ in range(100):
+        if (
+            wait_for_status(kube, {"Accepted": "True", "ResolvedRefs": "True"})["Accepted"][
+                "observedGeneration"
+            ]
+            == 2
+        ):
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError("the report never caught up with generation 2")
+    kube.gateway.set_behaviour("not_allowed")
+    refused = wait_for_status(kube, {"Accepted": "False", "ResolvedRefs": "True"})
+    assert refused["Accepted"]["reason"] == "NotAllowedByListeners"

@@ -142,7 +142,10 @@ def deploy(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", min=1, help="Seconds for skaffold, the rollout and a canary's pauses together."
+            "--timeout",
+            min=1,
+            help="Seconds each wait for pods may take (skaffold and the rollout, a canary's "
+            "re-scale, its promotion, a restore); a canary's pauses come on top.",
         ),
     ] = 600,
     allow_local_prod: Annotated[
@@ -277,7 +280,10 @@ def promote(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", min=1, help="Seconds for the checks, a canary's next pauses and any restore."
+            "--timeout",
+            min=1,
+            help="Seconds each wait for pods may take (a re-scale, the promotion, a restore); "
+            "the pauses come on top.",
         ),
     ] = 600,
     allow_local_prod: LocalProdOption = False,

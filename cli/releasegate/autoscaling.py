@@ -59,3 +59,50 @@ def forget_applied_replicas(cluster: Cluster, deployment: dict[str, Any]) -> boo
 def set_replicas(cluster: Cluster, namespace: str, name: str, replicas: int) -> None:
     path = f"{DEPLOYMENTS.format(namespace=namespace)}/{name}"
     cluster.call("PATCH", path, body={"spec": {"replicas": replicas}}, content_type=MERGE_PATCH, retry=True)
+
+
+# While a canary runs, the stable HorizontalPodAutoscaler may not shrink the stable Deployment
+# as traffic leaves it (an abort would land everything on the smaller count): its minReplicas
+# is held at the count the deploy started with, the original kept in this annotation so that
+# a later `promote`, `abort` or `recover` (another process) can put it back.
+AUTOSCALERS = "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers"
+HELD_MINIMUM = "releasegate.dev/held-min-replicas"
+
+
+def autoscaler(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    return cluster.get_or_none(f"{AUTOSCALERS.format(namespace=namespace)}/{name}")
+
+
+def held_minimum(hpa: dict[str, Any] | None) -> int | None:
+    """The minReplicas a held autoscaler will go back to, or None when it is not held."""
+    text = ((hpa or {}).get("metadata", {}).get("annotations") or {}).get(HELD_MINIMUM)
+    return int(text) if text and str(text).isdigit() else None
+
+
+def hold_minimum(cluster: Cluster, namespace: str, name: str, count: int) -> int | None:
+    """Keep autoscaler ``name`` from going below ``count``; the minimum now (None: no autoscaler)."""
+    hpa = autoscaler(cluster, namespace, name)
+    if hpa is None:
+        return None
+    current = int(hpa["spec"].get("minReplicas", 1))
+    original = held_minimum(hpa)
+    wanted = max(count, original if original is not None else current)
+    wanted = min(wanted, int(hpa["spec"]["maxReplicas"]))
+    if original is not None and current == wanted:
+        return current
+    patch = {"metadata": {"annotations": {HELD_MINIMUM: str(original if original is not None else current)}},
+             "spec": {"minReplicas": wanted}}  # fmt: skip
+    path = f"{AUTOSCALERS.format(namespace=namespace)}/{name}"
+    cluster.call("PATCH", path, body=patch, content_type=MERGE_PATCH, retry=True)
+    return wanted
+
+
+def release_minimum(cluster: Cluster, namespace: str, name: str) -> int | None:
+    """Put a held autoscaler's minReplicas back; the minimum it went back to (None: not held)."""
+    original = held_minimum(hpa := autoscaler(cluster, namespace, name))
+    if hpa is None or original is None:
+        return None
+    patch = {"metadata": {"annotations": {HELD_MINIMUM: None}}, "spec": {"minReplicas": original}}
+    path = f"{AUTOSCALERS.format(namespace=namespace)}/{name}"
+    cluster.call("PATCH", path, body=patch, content_type=MERGE_PATCH, retry=True)
+    return original

@@ -66,6 +66,8 @@ def release_values(tag: ReleaseTag, image: str, slots: Placement = None) -> str:
         values["blueGreen"] = {"slot": slots.target, "liveSlot": slots.live}
     if isinstance(slots, Track):
         values["canary"] = {"track": slots.name, "traffic": slots.traffic}
+        if slots.pods is not None:
+            values["canary"]["pods"] = slots.pods
     # JSON is YAML: helm reads it as a values file, and no value can open a new key.
     return json.dumps(values, indent=2, sort_keys=True) + "\n"
 

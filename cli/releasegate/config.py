@@ -46,6 +46,7 @@ ENVIRONMENT_KEYS = (
     "promote_from",
     "smoke",
     "strategy",
+    "unschedulable_timeout",
     "values",
 )
 AWS_KEYS = ("region", "ecr_repository")
@@ -137,6 +138,9 @@ class Environment:
     values: dict[str, Any]  # the templates' values; a chart takes its own values files
     smoke: Smoke | None = None
     strategy: StrategySettings = field(default_factory=lambda: StrategySettings())
+    # seconds a new pod may wait for a node (the cluster autoscaler adding one) before the
+    # rollout fails; at once when the autoscaler says it will not help
+    unschedulable_timeout: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -157,16 +161,6 @@ class StrategySettings:
     # bluegreen, canary: seconds traffic has been away from a Deployment before it is deleted or
     # scaled to 0 (gateways, meshes and load balancers apply a change seconds to minutes late)
     scale_down_delay: float = 30.0
-
-    def timed_pauses(self, after: int = 0) -> float:
-        """Seconds a canary holds its steps from step ``after`` + 1 up to the next approval step
-        (or the promotion): what one run must fit in its --timeout."""
-        total = 0.0
-        for step in self.steps[after:]:
-            if step.pause is None:  # an approval: the run stops there
-                break
-            total += step.pause
-        return total
 
 
 @dataclass(frozen=True)
@@ -258,6 +252,7 @@ def load_environment(project: Project, name: str) -> Environment:
         values=reader.mapping("values") if renderer == "templates" else reader.optional_mapping("values"),
         smoke=_smoke(project, reader) if "smoke" in reader.data else None,
         strategy=_strategy(reader),
+        unschedulable_timeout=reader.seconds("unschedulable_timeout", 300.0),
     )
 
 

@@ -19,14 +19,12 @@ from .config import Environment, Project
 from .deployments import DeploymentRecord
 from .errors import Refused, RolledBack
 from .ledger import ABORTED, PENDING, Record, paused, serving, step_value
-from .pipeline import Attempt, go_live, outcome_of, require_time_for_pauses
+from .pipeline import Attempt, go_live, outcome_of
 from .run import DeployOptions, Progress, Result, Run, describe
 
 
 def promote(project: Project, env: Environment, options: DeployOptions, progress: Progress) -> Result:
     with _paused_release("promote", project, env, progress) as (run, waiting, previous):
-        step = step_value(waiting.step)
-        require_time_for_pauses(env, options.timeout, step if isinstance(step, int) else 0)
         # Pending while it goes on: a promote killed past the runner's grace period is then
         # unfinished work that `releasegate recover` puts back, not a release still paused at a
         # step its traffic has already left.

@@ -132,8 +132,6 @@ def deploy(
     with run.reporting_failures():
         plan = preflight(run, tag_text)
         promotion(run, plan, options.skip_promotion_check)
-        if isinstance(plan.slots, renderer.Track) and plan.slots.name == "canary":
-            require_time_for_pauses(env, options.timeout)
         run.result.skaffold = ["skaffold", *skaffold_spec(project, env, plan.image).argv()]
         if options.dry_run:
             written = renderer.write_for_deploy(project, env, plan.tag, plan.image, plan.manifests)
@@ -172,19 +170,6 @@ def deploy(
             attempt = Attempt(record, current, github)
             go_live(run, attempt, options, lambda: run.strategy.put_in_service(run, plan, options.timeout))
         return outcome_of(run, plan.tag.text)
-
-
-def require_time_for_pauses(env: Environment, timeout: float, after_step: int = 0) -> None:
-    """A canary's timed pauses and its checks run inside --timeout: when the pauses alone
-    outlast it, the run would be aborted part-way, so refuse it before any change."""
-    needed = env.strategy.timed_pauses(after_step)
-    if needed >= timeout:
-        raise BadInput(
-            f"the canary steps of {env.name} pause {needed:g} s in all, "
-            f"which does not fit in --timeout {timeout:g} s",
-            f"raise --timeout well above {needed:g} s (the rollout and the promotion need time too), "
-            "or shorten the pauses",
-        )
 
 
 @dataclass(frozen=True)

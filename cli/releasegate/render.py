@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,9 @@ class Track:
 
     name: str  # one of TRACKS
     traffic: str  # gateway | istio | replicas
+    # The canary's pod count when it is applied (releasegate sizes it to its share of the
+    # traffic); not part of which track it is.
+    pods: int | None = field(default=None, compare=False)
 
 
 # Where a release's objects go: rolling None, a blue/green slot, or a canary track.
@@ -206,6 +209,7 @@ def _render_templates(
         "live_slot": bluegreen.live if bluegreen else None,
         "track": canary.name if canary else None,  # canary only
         "traffic": canary.traffic if canary else None,
+        "canary_pods": canary.pods if canary else None,
         "app": project.app,
         "instance": f"{project.app}-{env.name}",
         "namespace": env.namespace,

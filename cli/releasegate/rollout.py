@@ -3,12 +3,17 @@
 The objects are the API's own JSON shapes (camelCase dicts), so these functions are tested
 with plain data and read the same as the Kubernetes documentation. A rollout is complete by
 ``kubectl rollout status``'s rule, and additionally every new pod must be Ready running the
-pinned image. States a pod does not recover from without a change fail at once.
+pinned image. States a pod does not recover from without a change fail at once; a pod no node
+can take is named at once with the scheduler's message, and fails once it has waited
+``unschedulable_timeout`` (the cluster autoscaler may add a node meanwhile) or at once when
+the autoscaler said it will not (``NotTriggerScaleUp``, which ``verify.py`` reads from Events).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 # Waiting reasons that mean this release will not become Ready on its own.
@@ -23,6 +28,7 @@ FATAL_WAITING = {
 FATAL_TERMINATED = {"OOMKilled": "the container ran out of memory (raise resources.limits.memory)"}
 
 State = Literal["progressing", "complete", "failed"]
+UNSCHEDULABLE_SECONDS = 300.0  # the environment key unschedulable_timeout's default
 
 
 @dataclass(frozen=True)
@@ -44,8 +50,15 @@ class Verdict:
     problems: tuple[PodProblem, ...] = field(default=())
 
 
-def evaluate(deployment: dict[str, Any], pods: list[dict[str, Any]], image: str) -> Verdict:
-    """The rollout's state, given the Deployment and the pods its selector matches."""
+def evaluate(
+    deployment: dict[str, Any],
+    pods: list[dict[str, Any]],
+    image: str,
+    unschedulable_timeout: float = UNSCHEDULABLE_SECONDS,
+    now: float | None = None,
+) -> Verdict:
+    """The rollout's state, given the Deployment and the pods its selector matches (``now``:
+    the time.time() to judge how long a pod has waited for a node)."""
     desired = int(deployment.get("spec", {}).get("replicas", 1))
     template_labels = (deployment.get("spec", {}).get("template", {}).get("metadata") or {}).get("labels")
     new_pods = [
@@ -59,6 +72,14 @@ def evaluate(deployment: dict[str, Any], pods: list[dict[str, Any]], image: str)
     # surplus pods of the same image (an older pod template) are still terminating.
     ready = min(sum(1 for p in new_pods if is_ready(p)), desired)
     problems = tuple(problem for p in new_pods for problem in pod_problems(p))
+    now = time.time() if now is None else now
+    stuck = [(p, unscheduled) for p in new_pods if (unscheduled := unschedulable(p)) is not None]
+    problems += tuple(
+        PodProblem(p["metadata"]["name"], "", "Unschedulable", message,
+                   f"{message} (for {unschedulable_timeout:g} s: unschedulable_timeout)")
+        for p, (message, since) in stuck
+        if since is not None and now - since >= unschedulable_timeout
+    )  # fmt: skip
     if problems:
         first = problems[0]
         return Verdict(
@@ -68,6 +89,11 @@ def evaluate(deployment: dict[str, Any], pods: list[dict[str, Any]], image: str)
     if deadline and deadline.get("reason") == "ProgressDeadlineExceeded":
         message = deadline.get("message") or "the rollout made no progress before its deadline"
         return Verdict("failed", f"ProgressDeadlineExceeded: {message}", ready, desired)
+    if stuck:
+        pod, (message, _) = stuck[0]
+        more = f" (and {len(stuck) - 1} more)" if len(stuck) > 1 else ""
+        summary = f"{pod['metadata']['name']}{more} cannot be scheduled: {message}"
+        return Verdict("progressing", summary, ready, desired)
     waiting = rollout_wait_reason(deployment)
     if waiting:
         return Verdict("progressing", waiting, ready, desired)
@@ -127,6 +153,22 @@ def pod_problems(pod: dict[str, Any]) -> list[PodProblem]:
                 )
                 break
     return found
+
+
+def unschedulable(pod: dict[str, Any]) -> tuple[str, float | None] | None:
+    """The scheduler's message and since when (epoch seconds) for a pod no node can take."""
+    scheduled = _condition(pod, "PodScheduled")
+    if not scheduled or scheduled.get("status") != "False" or scheduled.get("reason") != "Unschedulable":
+        return None
+    message = str(scheduled.get("message") or "no node can take the pod")
+    return message, _epoch(scheduled.get("lastTransitionTime"))
+
+
+def _epoch(stamp: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def is_ready(pod: dict[str, Any]) -> bool:

@@ -137,15 +137,9 @@ class Run:
     # Called at a strategy's milestones ("testing in green", "switched to green"): the deploy
     # posts them as GitHub deployment statuses.
     milestone: Callable[[str], None] = lambda text: None
-    # time.monotonic() when --timeout runs out, once a strategy knows it: every wait for pods
-    # inside it (a canary scaled for its step) is bounded by what is left.
-    deadline: float | None = None
-
-    def seconds_left(self, default: float) -> float:
-        """What is left of --timeout (at least 1 s), or ``default`` before the deadline is known."""
-        if self.deadline is None:
-            return default
-        return max(self.deadline - time.monotonic(), 1.0)
+    # --timeout, once a strategy knows it: what each wait for pods may take (a rollout, a
+    # canary scaled for its step, a promotion, a restore); a canary's pauses come on top.
+    pod_timeout: float | None = None
 
     @property
     def strategy(self) -> Strategy:
@@ -341,6 +335,7 @@ class Run:
                 plan.image,
                 remaining,
                 on_progress=lambda text: self.progress.detail("rollout", text),
+                unschedulable_timeout=self.env.unschedulable_timeout,
             )
             if verdict.state != "complete":
                 raise NeedsAttention(

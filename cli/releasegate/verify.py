@@ -18,13 +18,14 @@ from typing import Any
 
 from .errors import NeedsAttention, Refused
 from .kube import DEPLOYMENTS, EVENTS, PODS, Cluster, WatchEvent, WatchStop, translated_errors
-from .rollout import PodProblem, Verdict, evaluate, is_ready
+from .rollout import UNSCHEDULABLE_SECONDS, PodProblem, Verdict, evaluate, is_ready, unschedulable
 
 ENDPOINT_SLICES = "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
 ENDPOINTS_POLL_SECONDS = 0.2
 LOG_LINES = 20
 EVENTS_PER_POD = 5
 HEARTBEAT_SECONDS = 5.0
+SCALE_UP_POLL_SECONDS = 2.0  # how often the Events of a pod waiting for a node are read
 Snapshot = tuple[dict[str, Any], dict[str, dict[str, Any]]]  # the Deployment, its pods by name
 
 
@@ -52,13 +53,14 @@ def wait_for_rollout(
     image: str,
     timeout: float,
     on_progress: Callable[[str], None],
+    unschedulable_timeout: float = UNSCHEDULABLE_SECONDS,
 ) -> Verdict:
     deadline = time.monotonic() + timeout
     with translated_errors("cannot watch the rollout in", namespace, NeedsAttention):
         deployment = cluster.get(f"{DEPLOYMENTS.format(namespace=namespace)}/{name}")
         listing = cluster.get(PODS.format(namespace=namespace), labelSelector=_selector(deployment))
         pods = {p["metadata"]["name"]: p for p in listing["items"]}
-        verdict = evaluate(deployment, list(pods.values()), image)
+        verdict = evaluate(deployment, list(pods.values()), image, unschedulable_timeout)
         if verdict.state != "progressing":  # already settled: nothing to watch
             on_progress(verdict.summary)
             return verdict
@@ -74,8 +76,9 @@ def wait_for_rollout(
                 {"labelSelector": _selector(deployment)},
             ),
         }
+        judge = _Judge(cluster, namespace, image, unschedulable_timeout)
         with _watching(cluster, streams, deadline) as events:
-            return _follow(events, (deployment, pods), image, deadline, on_progress)
+            return _follow(events, (deployment, pods), judge, deadline, on_progress)
 
 
 def wait_for_endpoints(
@@ -157,29 +160,70 @@ def _watching(
         done.set()  # and each watch's read is cut: no thread outlives the rollout
 
 
+class _Judge:
+    """The verdict on the watched state: ``rollout.evaluate``, and for pods waiting for a node,
+    whether the cluster autoscaler has said it will not add one (an Event, read every few s)."""
+
+    def __init__(self, cluster: Cluster, namespace: str, image: str, unschedulable_timeout: float) -> None:
+        self.cluster, self.namespace, self.image = cluster, namespace, image
+        self.unschedulable_timeout = unschedulable_timeout
+        self.events_read = 0.0
+
+    def __call__(self, deployment: dict[str, Any], pods: dict[str, dict[str, Any]]) -> Verdict:
+        verdict = evaluate(deployment, list(pods.values()), self.image, self.unschedulable_timeout)
+        waiting = [name for name, pod in pods.items() if unschedulable(pod) is not None]
+        if verdict.state != "progressing" or not waiting:
+            return verdict
+        if time.monotonic() - self.events_read < SCALE_UP_POLL_SECONDS:
+            return verdict
+        self.events_read = time.monotonic()
+        refusal = self._no_scale_up(waiting)
+        if refusal is None:
+            return verdict
+        summary = f"{refusal.pod}: {refusal.reason}: {refusal.explanation}"
+        return Verdict("failed", summary, verdict.ready, verdict.desired, (refusal,))
+
+    def _no_scale_up(self, pods: list[str]) -> PodProblem | None:
+        for pod in pods:
+            selector = f"involvedObject.name={pod},reason=NotTriggerScaleUp"
+            found = self.cluster.get(EVENTS.format(namespace=self.namespace), fieldSelector=selector)["items"]
+            if found:
+                message = str(found[-1].get("message") or "")
+                explanation = f"the cluster autoscaler will not add a node for it ({message})"
+                return PodProblem(pod, "", "NotTriggerScaleUp", message, explanation)
+        return None
+
+
 def _follow(
     events: queue.Queue[tuple[str, WatchEvent | Exception]],
     snapshot: Snapshot,
-    image: str,
+    judge: _Judge,
     deadline: float,
     on_progress: Callable[[str], None],
 ) -> Verdict:
     deployment, pods = snapshot
-    shown = ""
-    verdict = evaluate(deployment, list(pods.values()), image)
+    verdict = judge(deployment, pods)
+    shown = verdict.summary
+    on_progress(shown)  # where it stands from the start (a pod no node takes: said at once)
+    heartbeat = time.monotonic() + HEARTBEAT_SECONDS
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Verdict("failed", f"timed out: {verdict.summary}", verdict.ready, verdict.desired)
         try:
-            source, event = events.get(timeout=min(remaining, HEARTBEAT_SECONDS))
-        except queue.Empty:
-            on_progress(f"still waiting: {verdict.summary}")
+            source, event = events.get(timeout=min(remaining, SCALE_UP_POLL_SECONDS))
+        except queue.Empty:  # nothing changed, but time passes: a pod may have waited too long
+            verdict = judge(deployment, pods)
+            if verdict.state != "progressing":
+                return verdict
+            if time.monotonic() >= heartbeat:
+                on_progress(f"still waiting: {verdict.summary}")
+                heartbeat = time.monotonic() + HEARTBEAT_SECONDS
             continue
         if isinstance(event, Exception):
             raise event
         deployment = _apply(source, event, deployment, pods)
-        verdict = evaluate(deployment, list(pods.values()), image)
+        verdict = judge(deployment, pods)
         if verdict.summary != shown:
             shown = verdict.summary
             on_progress(shown)

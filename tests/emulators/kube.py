@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from .authorization import REVIEWS, Authorizer
+from .autoscalers import Autoscalers
 from .endpoints import EndpointSliceController
+from .gateway import GatewayController
 from .http import RESET, EmulatorServer, Request, Response
 from .kinds import BY_PATH, KINDS, api_version
 from .kube_controller import DeploymentController
@@ -102,6 +104,12 @@ class KubeEmulator(EmulatorServer):
         # The endpointslice controller: the proxy picks from its slices, a moment after a change.
         self.endpoints = EndpointSliceController(self)
         self.observers.append(self.endpoints.observe)
+        # The autoscaler controller: a HorizontalPodAutoscaler sets its target's count.
+        self.autoscalers = Autoscalers(self)
+        self.observers.append(self.autoscalers.observe)
+        # A Gateway API implementation: it reports on each HTTPRoute (Accepted, ResolvedRefs).
+        self.gateway = GatewayController(self)
+        self.observers.append(self.gateway.observe)
         self.uninstalled: set[str] = set()  # custom resource kinds whose CRD is not installed
         self.authorizer = Authorizer()  # what the identity may not do (authorization.py)
 

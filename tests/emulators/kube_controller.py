@@ -138,9 +138,11 @@ class DeploymentController:
         timer.daemon = True
         timer.start()
 
-    def record(self, pod: dict[str, Any], state: str, reason: str, message: str, count: int = 1) -> None:
+    def record(
+        self, pod: dict[str, Any], state: str, reason: str, message: str, count: int = 1, by: str = "kubelet"
+    ) -> None:
         """Record the pod's new ``state`` (benchmarks time the tool against it) and the Warning
-        Event the kubelet would emit, with ``reason``."""
+        Event the kubelet (or component ``by``) would emit, with ``reason``."""
         name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
         version = pod["metadata"].get("labels", {}).get(VERSION_LABEL, "")
         self.transitions.append(Transition(name, state, time.time(), version))
@@ -157,7 +159,10 @@ class DeploymentController:
                 "count": count,
                 "firstTimestamp": stamp,
                 "lastTimestamp": stamp,
-                "source": {"component": "kubelet", "host": pod["spec"]["nodeName"]},
+                "source": {
+                    "component": by,
+                    **({"host": pod["spec"]["nodeName"]} if "nodeName" in pod["spec"] else {}),
+                },
             }
         )
 
@@ -271,6 +276,30 @@ def _config_error(controller: DeploymentController, pod: dict[str, Any]) -> None
     controller.record(pod, "CreateContainerConfigError", "Failed", f"Error: {message}")
 
 
+# What the scheduler says of a pod asking for a GPU no node has (kube-scheduler's wording).
+NO_GPU = (
+    "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available: "
+    "3 No preemption victims found for incoming pod."
+)
+# And the cluster autoscaler, when no node group it manages could hold it either.
+NO_SCALE_UP = "pod didn't trigger scale-up: 2 Insufficient nvidia.com/gpu"
+
+
+def _unschedulable(controller: DeploymentController, pod: dict[str, Any]) -> None:
+    """Pending with no node: PodScheduled False, Unschedulable, and the scheduler's Event."""
+    pod["spec"].pop("nodeName", None)
+    pod["status"].pop("containerStatuses", None)
+    pod["status"]["conditions"] = [
+        {**_condition("PodScheduled", False), "reason": "Unschedulable", "message": NO_GPU}
+    ]
+    controller.record(pod, "Unschedulable", "FailedScheduling", NO_GPU, by="default-scheduler")
+
+
+def _no_scale_up(controller: DeploymentController, pod: dict[str, Any]) -> None:
+    pod["status"].setdefault("conditions", [])
+    controller.record(pod, "NotTriggerScaleUp", "NotTriggerScaleUp", NO_SCALE_UP, by="cluster-autoscaler")
+
+
 Steps = list[tuple[float, Callable[[DeploymentController, dict[str, Any]], None]]]
 SCENARIOS: dict[str, Callable[[DeploymentController], Steps]] = {
     "ready": lambda c: [(c.ready_seconds, _running(ready=True))],
@@ -283,6 +312,9 @@ SCENARIOS: dict[str, Callable[[DeploymentController], Steps]] = {
     "oom": lambda c: [(0.1, _running(ready=False)), (c.failure_seconds + 0.3, _crashed("OOMKilled", 137))],
     "never_ready": lambda c: [(0.1, _running(ready=False)), (0.3, _unhealthy)],
     "config_error": lambda c: [(0.1, _config_error)],
+    # Pending for a GPU: the cluster autoscaler may yet add a node (it says nothing), or not.
+    "unschedulable": lambda c: [(0.05, _unschedulable)],
+    "no_scale_up": lambda c: [(0.05, _unschedulable), (0.3, _no_scale_up)],
 }
 
 

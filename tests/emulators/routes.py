@@ -100,3 +100,65 @@ def _virtual_service(obj: dict[str, Any]) -> None:
             'admission webhook "validation.istio.io" denied the request: configuration is invalid: '
             + ", ".join(problems),
         )
+
+
+# What a Gateway API implementation writes into an HTTPRoute's status, per parent it serves:
+# Accepted (the listener admits the route: allowedRoutes, hostnames) and ResolvedRefs (every
+# backend exists and may be referenced), each at the generation it read. The emulator's
+# controller and the real tier's stand-in (tests/real/gateway.py) both write this.
+GATEWAY_CONTROLLER = "gateway.releasegate.dev/test-controller"
+ROUTE_BEHAVIOURS = ("accepted", "not_allowed", "no_generation", "silent")
+
+
+def parents_status(
+    route: dict[str, Any], services: set[str], behaviour: str, at: str
+) -> list[dict[str, Any]]:
+    """``status.parents`` for ``route`` whose namespace holds ``services``; ``behaviour``:
+    accepted; not_allowed (the listener's allowedRoutes refuses the namespace); no_generation
+    (conditions without observedGeneration, as some implementations write them); silent (no
+    controller: no status at all)."""
+    if behaviour == "silent":
+        return []
+    generation = int(route["metadata"].get("generation", 1))
+    missing = sorted(
+        backend["name"]
+        for rule in (route.get("spec") or {}).get("rules") or []
+        for backend in rule.get("backendRefs") or []
+        if backend.get("kind", "Service") == "Service"
+        and backend.get("group", "") == ""
+        and backend["name"] not in services
+    )
+
+    def condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+        found = {"type": kind, "status": "True" if ok else "False", "reason": reason, "message": message,
+                 "lastTransitionTime": at}  # fmt: skip
+        if behaviour != "no_generation":
+            found["observedGeneration"] = generation
+        return found
+
+    allowed = behaviour != "not_allowed"
+    accepted = condition(
+        "Accepted", allowed, "Accepted" if allowed else "NotAllowedByListeners",
+        "Route is accepted" if allowed else "no listener of the Gateway allows routes from this namespace",
+    )  # fmt: skip
+    resolved = condition(
+        "ResolvedRefs", not missing, "ResolvedRefs" if not missing else "BackendNotFound",
+        "All references resolved" if not missing else f"Service {missing[0]} not found",
+    )  # fmt: skip
+    return [
+        {"parentRef": parent, "controllerName": GATEWAY_CONTROLLER, "conditions": [accepted, resolved]}
+        for parent in (route.get("spec") or {}).get("parentRefs") or []
+    ]
+
+
+def without_times(parents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``parents`` to compare: a controller rewrites status only when something but the time changed."""
+    return [
+        {
+            **p,
+            "conditions": [
+                {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in p["conditions"]
+            ],
+        }
+        for p in parents
+    ]

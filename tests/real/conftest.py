@@ -16,23 +16,24 @@ import pytest
 from tests.emulators.ecr import EcrEmulator
 
 from .controlplane import ControlPlane, NotBuilt, running
+from .gateway import RealGateway
 from .podnet import PodNetwork
 from .stack import RealStack
 from .stages import Kubelets
 
-RealCluster = tuple[ControlPlane, PodNetwork, Kubelets]
+RealCluster = tuple[ControlPlane, PodNetwork, Kubelets, RealGateway]
 
 
 @pytest.fixture(scope="session")
 def real_cluster() -> Iterator[RealCluster]:
     workdir = Path(tempfile.mkdtemp(prefix="releasegate-real-"))
     try:
-        with running(workdir) as (plane, network):
+        with running(workdir) as (plane, network), RealGateway(plane) as gateway:
             kubelets = Kubelets(plane)
             kubelets.install()
             network.kubelets = kubelets
             print(f"\nreal control plane up in {plane.started_in:.1f} s; logs in {plane.logs}")
-            yield plane, network, kubelets
+            yield plane, network, kubelets, gateway
     except NotBuilt as missing:
         pytest.fail(f"the real tier is not built: {missing}")
     if not _failed:
@@ -57,7 +58,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def real(real_cluster: RealCluster, ecr: EcrEmulator, tmp_path: Path) -> Iterator[RealStack]:
-    plane, network, kubelets = real_cluster
+    plane, network, kubelets, gateway = real_cluster
+    gateway.behaviour = "accepted"
     stack = RealStack(ecr, tmp_path, plane, network, kubelets)
+    stack.gateway = gateway
     yield stack
     stack.stop()

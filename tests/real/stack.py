@@ -20,6 +20,7 @@ from tests.emulators.proxy import Applications
 from tests.emulators.stack import Project, readme_role
 
 from .controlplane import ControlPlane
+from .gateway import RealGateway
 from .podnet import PodNetwork
 from .stages import Kubelets
 
@@ -34,6 +35,7 @@ class RealStack(Project):
     ) -> None:
         super().__init__(ecr, workdir)
         self.plane, self.network, self.kubelets = plane, network, kubelets
+        self.gateway: RealGateway | None = None  # the run's gateway controller stand-in
         network.apps = Applications()  # this test's own scripted app, and its own record of calls
         suffix = f"{os.getpid() % 1000}-{next(_numbers)}"
         self.namespaces = {env: f"model-api-{env}-{suffix}" for env in ENVIRONMENTS}

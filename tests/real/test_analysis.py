@@ -34,7 +34,7 @@ def contract_query(namespace: str) -> str:
 
 @pytest.fixture(scope="module")
 def prometheus(real_cluster: RealCluster) -> Iterator[RealPrometheus]:
-    plane, network, _ = real_cluster
+    plane, network, *_ = real_cluster
     server = RealPrometheus(plane.workdir, plane, network).start()
     yield server
     server.stop()

@@ -4,6 +4,7 @@ a real API server, controllers and scheduler, kwok's kubelets. Mirrors tests/tes
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -122,10 +123,14 @@ def test_pods_no_node_can_hold_are_named_with_the_schedulers_message_and_undone(
     assert real.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
     path = real.project / "k8s" / "environments" / "nonprod.yaml"
     text = path.read_text().replace("requests: {cpu: 250m,", 'requests: {cpu: "64",')
-    path.write_text(text.replace('limits: {cpu: "1",', 'limits: {cpu: "64",'))
+    path.write_text(text.replace('limits: {cpu: "1",', 'limits: {cpu: "64",') + "unschedulable_timeout: 5\n")
     real.publish("v1.1.0")
-    run = real.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "20")
+    started = time.monotonic()
+    run = real.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "120")
     assert run.exit_code == 4, run.stderr
+    assert time.monotonic() - started < 60, "waited for --timeout, not unschedulable_timeout"
+    assert "cannot be scheduled: 0/1 nodes are available: 1 Insufficient cpu." in run.stderr, run.stderr
+    assert "(for 5 s: unschedulable_timeout)" in run.stderr
     assert "FailedScheduling: 0/1 nodes are available: 1 Insufficient cpu." in run.stderr, run.stderr
     assert "v1.0.0 is rendered with the values it was deployed with" in run.stderr
     assert_one_line_failure(run, "v1.1.0", "v1.0.0 was restored")

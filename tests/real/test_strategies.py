@@ -194,3 +194,50 @@ def test_leaving_bluegreen_for_rolling_retires_the_slots_once_app_selects_the_ne
     namespace = real.namespaces["nonprod"]
     assert real.plane.get(f"/api/v1/namespaces/{namespace}/services/{APP}-preview") is None
     assert "left blue/green: deleted" in run.stderr
+
+
+def test_a_route_the_gateway_does_not_accept_is_refused_and_an_accepted_one_confirmed(
+    real: RealStack,
+) -> None:
+    """The gateway stand-in writes its report through the real /status subresource, and the
+    real API server moves the route's generation at each weight write."""
+    strategy(real, f"{{type: canary, traffic: gateway, route: model-api, steps: {TWO_STEPS}}}")
+    real_route(real, "gateway")
+    assert deploy(real, "v1.0.0").exit_code == 0
+    assert real.gateway is not None
+    real.gateway.behaviour = "not_allowed"
+    refused = real.releasegate("--json", "deploy", "--env", "nonprod", "--tag", "v1.0.0")
+    assert refused.exit_code == 3, refused.stderr
+    assert "is not accepted by its gateway" in refused.stderr and "NotAllowedByListeners" in refused.stderr
+    real.gateway.behaviour = "accepted"
+    run = deploy(real, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    written = read_route(real, "gateway")
+    conditions = {c["type"]: c for p in written["status"]["parents"] for c in p["conditions"]}
+    assert {c["status"] for c in conditions.values()} == {"True"}
+    assert conditions["Accepted"]["observedGeneration"] == written["metadata"]["generation"]
+
+
+def test_a_canary_is_sized_from_the_stable_count_and_the_real_autoscaler_held(real: RealStack) -> None:
+    """The real podautoscaler controller (no metrics here: it only keeps the count within its
+    bounds) keeps the stable at the held minimum; the canary is sized ceil(S x w / 100)."""
+    steps = "[{weight: 50, pause: approval}, {weight: 100, pause: 1}]"
+    strategy(real, f"{{type: canary, traffic: gateway, route: model-api, steps: {steps}}}")
+    real_route(real, "gateway")
+    assert deploy(real, "v1.0.0").exit_code == 0
+    namespace = real.namespaces["nonprod"]
+    real.plane.kubectl("scale", "deployment", APP, "-n", namespace, "--replicas=3")  # the load's count
+    paused = deploy(real, "v1.1.0")
+    assert paused.exit_code == 0, paused.stderr
+    canary = real.deployment("nonprod", f"{APP}-canary")
+    assert canary is not None and canary["spec"]["replicas"] == 2  # ceil(3 x 50 / 100)
+    hpa = real.plane.get(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{APP}")
+    assert hpa["spec"]["minReplicas"] == 3
+    assert hpa["metadata"]["annotations"]["releasegate.dev/held-min-replicas"] == "2"
+    aborted = real.releasegate("abort", "--env", "nonprod")
+    assert aborted.exit_code == 4, aborted.stderr
+    hpa = real.plane.get(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{APP}")
+    assert hpa["spec"]["minReplicas"] == 2
+    assert "releasegate.dev/held-min-replicas" not in (hpa["metadata"].get("annotations") or {})
+    stable = real.deployment("nonprod")
+    assert stable is not None and stable["spec"]["replicas"] == 3

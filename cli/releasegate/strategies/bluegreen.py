@@ -177,9 +177,11 @@ class BlueGreen:
         return InService(pods_ready, slot)
 
     def _switch(self, run: Run, home: Home, timeout: float) -> None:
-        """Point ``<app>`` at ``home``, then wait until its endpoints list only ``home``'s Ready
-        pods: checks made before that could reach the old slot (or nothing)."""
+        """Point ``<app>`` at ``home``, sized first to the live count, then wait until its
+        endpoints list only ``home``'s Ready pods: checks made before that could reach the old
+        slot (or nothing)."""
         app = run.project.app
+        _size_like_live(run, home, timeout)
         with run.stages.run("switch") as done:
             before = _selector(run)
             _set_selector(run, home.selector)
@@ -219,6 +221,31 @@ class BlueGreen:
             raise
         except Exception as error:  # reported: the release stays live either way
             run.progress.warning(f"could not tidy up after the switch: {error}")
+
+
+def _size_like_live(run: Run, home: Home, timeout: float) -> None:
+    """Before ``home`` takes all the traffic: at least as many Ready pods as serve it now. An
+    idle slot's autoscaler sized it for no load, and a slot kept for rollback was shrunk to
+    its minimum while idle; switching to it as it is would meet the whole load with those."""
+    from ..verify import wait_for_rollout
+
+    live = next((h for h in _homes(run) if h.selector == _selector(run)), None)
+    if live is None or live.name == home.name or live.desired <= home.desired:
+        return
+    with run.stages.run("size") as done:
+        _scale(run, home.name, live.desired)
+        verdict = wait_for_rollout(
+            run.clients.cluster, run.env.namespace, home.name, home.image, timeout,
+            on_progress=lambda text: run.progress.detail("size", text),
+            unschedulable_timeout=run.env.unschedulable_timeout,
+        )  # fmt: skip
+        if verdict.state != "complete":
+            raise NeedsAttention(
+                f"{home.name} did not become Ready at the live count of {live.desired} pods: "
+                f"{verdict.summary}",
+                "look at its pods (a quota, the cluster's capacity), then deploy again",
+            )
+        done.append(f"{home.name} at {live.desired} pods Ready, as many as {live.name} serves with")
 
 
 def preview_service(run: Run) -> str:

@@ -4,13 +4,16 @@ share of the traffic, step by step, checked all along; after the last step it is
 1. The canary Deployment is applied (the stable one is not in the manifests, so nothing can
    touch it), verified Ready on the pinned image, and smoke-checked through ``<app>-canary``
    while its weight is 0.
-2. Each step writes its weight (``traffic.py``: a route's two backends, or the pods' ratio) and
-   holds it for its pause, running the smoke checks against ``<app>-canary`` (each with its
-   configured tries) and the Prometheus analysis every ``interval``. A step whose pause
-   is ``approval`` stops: the release is recorded ``paused`` at that step, and ``promote`` goes
-   on from there.
+2. Each step scales the canary to its share, ``ceil(S x w / 100)`` pods (S: the stable count
+   when the deploy started), waits for them, writes its weight (``traffic.py``: a route's two
+   backends, or the pods' ratio) and holds it for its pause, running the smoke checks against
+   ``<app>-canary`` (each with its configured tries) and the Prometheus analysis every
+   ``interval``. A step whose pause is ``approval`` holds one interval of checks like that,
+   then stops: the release is recorded ``paused`` at that step, and ``promote`` goes on from
+   there. While a canary runs the stable autoscaler's minReplicas is held at S, so the stable
+   Deployment cannot shrink as traffic leaves it.
 3. Promotion: the stable Deployment takes the new image and is verified, the weights go back
-   to stable 100 / canary 0, and the canary Deployment is deleted.
+   to stable 100 / canary 0, the canary Deployment is deleted and the autoscaler let go.
 
 Any failure, a timeout or an interrupt ends in ``put_back``: weights to stable 100 first (the
 fast part, so users leave the canary at once), then the canary deleted; the stable Deployment
@@ -20,9 +23,11 @@ The first deploy of an environment without a stable track goes straight to stabl
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
+from .. import autoscaling
 from .. import render as renderer
 from ..analysis import ERROR, Evaluations, evaluate
 from ..errors import NeedsAttention, Refused
@@ -31,8 +36,9 @@ from ..render import TRACK_LABEL, Track
 from ..rollout import is_ready
 from ..verify import workload
 from . import InService, Serving, after_traffic_left, leaving
+from .acceptance import ACCEPT_SECONDS
 from .rolling import put_in_service_leaving_bluegreen
-from .traffic import for_settings
+from .traffic import canary_pods, for_settings
 
 if TYPE_CHECKING:
     from ..config import CanaryStep, StrategySettings
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
 
 DISRUPTION_BUDGETS = "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
 CHECK_INTERVAL = 10.0  # seconds between check rounds during a pause when there is no analysis
+MERGE_PATCH = "application/merge-patch+json"
 TAG_ANNOTATION = "releasegate.dev/tag"
 ANALYSIS_ADVICE = "look at the canary's metrics, fix the release, deploy again"
 
@@ -52,6 +59,7 @@ class Canary:
         self.settings = settings
         self.traffic = for_settings(settings.traffic, settings.route)
         self.evaluations: Evaluations | None = None  # this run's analysis verdicts, once it has any
+        self.stable_size: int | None = None  # S: the stable count the canary is sized from
 
     @property
     def steps(self) -> tuple[CanaryStep, ...]:
@@ -78,7 +86,7 @@ class Canary:
         )
 
     def put_in_service(self, run: Run, plan: Plan, timeout: float) -> InService:
-        deadline = run.deadline = time.monotonic() + timeout
+        run.pod_timeout = timeout
         assert isinstance(plan.slots, Track), "a canary plan names its track"
         if plan.slots.name == "stable":  # nothing to compare with: straight to stable
             pods_ready = put_in_service_leaving_bluegreen(run, plan, timeout)
@@ -86,14 +94,20 @@ class Canary:
             run.smoke_check(plan.image)
             leaving.retire_slots(run)
             return InService(pods_ready)
-        run.apply(plan, timeout)
+        self._hold_stable(run)
+        # Applied at the size of its first share (one pod at 0 %), never at the stable's size.
+        track = dataclasses.replace(plan.slots, pods=self._pods_for(run, 0))
+        sized = dataclasses.replace(
+            plan, slots=track, manifests=renderer.render(run.project, run.env, plan.tag, plan.image, track)
+        )
+        run.apply(sized, timeout)
         self._weigh(run, 0)
         run.milestone("canary 0 %, testing")
         run.smoke_check(plan.image, service=canary_service(run), stage="canary")
-        return self._steps(run, plan.tag.text, plan.image, 0, deadline)
+        return self._steps(run, plan.tag.text, plan.image, 0)
 
     def promote(self, run: Run, paused: Record, timeout: float) -> InService:
-        deadline = run.deadline = time.monotonic() + timeout
+        run.pod_timeout = timeout
         done = step_number(paused.step)
         canary = _canary(run)
         if canary is None or not _serves(canary, paused.image):
@@ -101,29 +115,32 @@ class Canary:
                 f"{canary_name(run)} no longer runs {paused.tag} with every pod Ready",
                 "abort it (`releasegate abort`) and deploy again",
             )
+        self._hold_stable(run)
         with run.stages.run(f"step {done}") as stage:  # it has waited: check it once more
             self._evaluations(run).begin(done)
             stage.append(f"canary {self.steps[done - 1].weight} % approved; {self._check(run, paused.image)}")
-        return self._steps(run, paused.tag, paused.image, done, deadline)
+        return self._steps(run, paused.tag, paused.image, done)
 
     def abort(self, run: Run, paused: Record) -> None:
         del paused
-        self._weigh(run, 0)
+        self._weigh(run, 0, confirm=False)
         _delete_canary(run, self.settings.scale_down_delay)
+        _let_go_of_stable(run)
 
     def put_back(self, run: Run, record: Record, timeout: float) -> InService:
         """Traffic to stable first, then the stable Deployment redeployed only if it no longer
-        runs ``record`` Ready, then the canary deleted."""
+        runs ``record`` Ready, then the canary deleted and the stable autoscaler let go."""
         stable = _stable(run)
         if stable is not None and _ready_pods(stable):
-            self._weigh(run, 0)
+            self._weigh(run, 0, confirm=False)
         if stable is not None and _serves(stable, record.image):
             pods_ready = f"{_ready_pods(stable)}/{_desired(stable)}"
         else:
             plan = run.plan_from_record(record, Track("stable", self.settings.traffic))
             pods_ready = run.apply(plan, timeout, stage="restore")
-            self._weigh(run, 0)
+            self._weigh(run, 0, confirm=False)
         _delete_canary(run, self.settings.scale_down_delay)
+        _let_go_of_stable(run)
         return InService(pods_ready, weight=0)
 
     def serving(self, run: Run) -> Serving:
@@ -144,13 +161,19 @@ class Canary:
         lines.append(f"canary weight: {'unknown' if weight is None else f'{weight} %'}")
         return lines
 
-    def _steps(self, run: Run, tag: str, image: str, start: int, deadline: float) -> InService:
-        """Steps ``start`` onwards, then the promotion; or a stop at an approval step."""
+    def _steps(self, run: Run, tag: str, image: str, start: int) -> InService:
+        """Steps ``start`` onwards, then the promotion; or a stop at an approval step, once it
+        has held its weight through one interval of checks."""
         for index in range(start, len(self.steps)):
             step = self.steps[index]
             number = index + 1
             run.result.step, run.result.weight = number, step.weight  # where a failure would stop it
+            self._resize_canary(run, step.weight, before_weight=True)
             self._weigh(run, step.weight)
+            self._resize_canary(run, step.weight, before_weight=False)
+            run.milestone(f"canary {step.weight} %")
+            with run.stages.run(f"step {number}") as stage:
+                stage.append(self._hold(run, image, number, step))
             if step.approval:
                 run.progress.warning(
                     f"{tag} takes {step.weight} % (step {number}/{len(self.steps)}) and waits for approval: "
@@ -162,23 +185,20 @@ class Canary:
                 return InService(
                     ready, paused=f"step {number}", step=number, weight=step.weight, status=waiting
                 )
-            run.milestone(f"canary {step.weight} %")
-            with run.stages.run(f"step {number}") as stage:
-                stage.append(self._hold(run, image, number, step, deadline))
-        return self._promote(run, tag, image, deadline)
+        return self._promote(run, tag, image)
 
-    def _hold(self, run: Run, image: str, number: int, step: CanaryStep, deadline: float) -> str:
+    def _hold(self, run: Run, image: str, number: int, step: CanaryStep) -> str:
         """Keep ``step``'s weight for its pause, checking all through it; raise on a failed check.
 
         A round every ``interval`` from the weight write: the smoke checks in each, the analysis
         from the second on, so its first evaluation comes one interval after the write (metrics
         need that long to show the new weight). With analysis a pause lasts at least one
-        interval: every step is evaluated, and one evaluation must pass.
+        interval: every step is evaluated, and one evaluation must pass. An approval step holds
+        one interval before it stops: nobody approves a share of the traffic nothing checked.
         """
-        assert step.pause is not None
         analysis = self.settings.analysis
         interval = analysis.interval if analysis else CHECK_INTERVAL
-        pause = max(step.pause, interval) if analysis else step.pause
+        pause = interval if step.pause is None else max(step.pause, interval) if analysis else step.pause
         where = f"step {number} ({step.weight} %): "
         evaluations = self._evaluations(run)
         evaluations.begin(number)
@@ -195,16 +215,7 @@ class Canary:
             )
             if left <= 0:
                 break
-            wait = min(interval, left)
-            if time.monotonic() + wait > deadline:
-                advice = "raise --timeout (the rollout and the pauses share it), or shorten the pauses"
-                raise NeedsAttention(
-                    f"the canary timed out in step {number} ({step.weight} %) with {left:.0f} s of its "
-                    "pause left: the deploy outlasts --timeout",
-                    advice,
-                    after_restore=f"{advice}, then deploy again",
-                )
-            time.sleep(wait)
+            time.sleep(min(interval, left))
         if analysis is not None and (problem := evaluations.unproven()):
             raise NeedsAttention(f"canary {where}{problem}", ANALYSIS_ADVICE)
         return f"canary {step.weight} % for {pause:g} s: {rounds} check rounds passed ({last})"
@@ -221,10 +232,18 @@ class Canary:
     def _check(self, run: Run, image: str, where: str = "", analyse: bool = True) -> str:
         """One round: every smoke check once against the canary, then (with ``analyse``) the
         analysis query; raise when either says abort."""
+        self._route_still_served(run, where)
         said = [self._smoke_round(run, image, where)] if run.env.smoke is not None else []
         if self.settings.analysis is not None and analyse:
             said.append(self._evaluate(run, where))
         return ", ".join(said) or "no checks configured"
+
+    def _route_still_served(self, run: Run, where: str) -> None:
+        """A route the gateway stops accepting mid-step sends the canary nothing: abort."""
+        try:
+            self.traffic.confirm(run, 0)
+        except NeedsAttention as broken:
+            raise NeedsAttention(f"canary {where}{broken.cause}", broken.hint) from broken
 
     def _smoke_round(self, run: Run, image: str, where: str) -> str:
         from ..smoke import SmokeFailed, run_checks
@@ -257,18 +276,68 @@ class Canary:
             return f"{verdict.problem} (tolerated: {evaluations.errors_in_a_row} in a row)"
         return f"{verdict.problem} (tolerated: {evaluations.failed_in_step} in this step)"
 
-    def _promote(self, run: Run, tag: str, image: str, deadline: float) -> InService:
+    def _promote(self, run: Run, tag: str, image: str) -> InService:
         plan = run.plan_for(tag, image, Track("stable", self.settings.traffic))
-        pods_ready = run.apply(plan, max(deadline - time.monotonic(), 1.0), stage="promote")
+        pods_ready = run.apply(plan, run.pod_timeout or 1.0, stage="promote")
+        self._hold_stable(run)  # the apply put the autoscaler's own minimum back
         self._weigh(run, 0)
         _delete_canary(run, self.settings.scale_down_delay)
+        _let_go_of_stable(run)
         run.milestone("promoted")
         return InService(pods_ready, step=len(self.steps), weight=100)
 
-    def _weigh(self, run: Run, weight: int) -> None:
+    def _weigh(self, run: Run, weight: int, confirm: bool = True) -> None:
+        """Write the weights; with ``confirm``, wait until the gateway serves them as written
+        (putting traffic back does not wait: it is the way out of a broken route too)."""
         with run.stages.run("weight") as done:
             self.traffic.set_weight(run, weight)
+            if confirm:
+                self.traffic.confirm(run, ACCEPT_SECONDS)
             done.append(f"stable {100 - weight} % / canary {weight} %")
+
+    def _stable_size(self, run: Run) -> int:
+        """S, the stable count when the deploy started: the minimum a held autoscaler keeps
+        (a promote runs later, when the autoscaler may have grown the count), else the
+        stable Deployment's count."""
+        if self.stable_size is None:
+            namespace, app = run.env.namespace, run.project.app
+            with translated_errors("cannot read the autoscaler in", namespace, NeedsAttention):
+                hpa = autoscaling.autoscaler(run.clients.cluster, namespace, app)
+            stable = _stable(run)
+            if hpa is not None and autoscaling.held_minimum(hpa) is not None:
+                self.stable_size = int(hpa["spec"]["minReplicas"])
+            else:
+                self.stable_size = _desired(stable) if stable is not None else 1
+        return self.stable_size
+
+    def _pods_for(self, run: Run, weight: int) -> int:
+        return canary_pods(self._stable_size(run), weight)
+
+    def _hold_stable(self, run: Run) -> None:
+        """The stable autoscaler may not go below S while the canary takes traffic from it."""
+        namespace, app, size = run.env.namespace, run.project.app, self._stable_size(run)
+        run.ensure_lock()
+        with translated_errors("cannot hold the stable autoscaler in", namespace, NeedsAttention):
+            held = autoscaling.hold_minimum(run.clients.cluster, namespace, app, size)
+        if held is not None:
+            run.progress.detail("canary", f"stable autoscaler {app} held at minReplicas {held}")
+
+    def _resize_canary(self, run: Run, weight: int, before_weight: bool) -> None:
+        """The canary at its share of ``weight``: grown (and Ready) before the weight is
+        written, shrunk after it, so its pods never carry more than their share."""
+        canary = _canary(run)
+        if canary is None:
+            raise NeedsAttention(f"{canary_name(run)} is missing", "deploy again")
+        wanted, now = self._pods_for(run, weight), _desired(canary)
+        if wanted == now or (wanted > now) != before_weight:
+            return
+        with run.stages.run("scale") as done:
+            _scale_canary(run, wanted)
+            if wanted > now:
+                _wait_for_canary(run, _image(canary), run.pod_timeout or 1.0)
+            done.append(
+                f"{canary_name(run)} at {wanted} pods for {weight} % (stable {self._stable_size(run)})"
+            )
 
 
 def canary_name(run: Run) -> str:
@@ -358,3 +427,32 @@ def _delete_canary(run: Run, delay: float) -> None:
                     if exc.status != 404:
                         raise
         done.append(f"Deployment {name} and its disruption budget deleted")
+
+
+def _let_go_of_stable(run: Run) -> None:
+    """The stable autoscaler's own minReplicas back, once the canary is gone."""
+    namespace, app = run.env.namespace, run.project.app
+    run.ensure_lock()
+    with translated_errors("cannot put back the stable autoscaler in", namespace, NeedsAttention):
+        original = autoscaling.release_minimum(run.clients.cluster, namespace, app)
+    if original is not None:
+        run.progress.detail("canary", f"stable autoscaler {app} back to minReplicas {original}")
+
+
+def _scale_canary(run: Run, replicas: int) -> None:
+    run.ensure_lock()
+    namespace, name = run.env.namespace, canary_name(run)
+    with translated_errors(f"cannot scale {name} in", namespace, NeedsAttention):
+        autoscaling.set_replicas(run.clients.cluster, namespace, name, replicas)
+
+
+def _wait_for_canary(run: Run, image: str, timeout: float) -> None:
+    from ..verify import wait_for_rollout
+
+    verdict = wait_for_rollout(
+        run.clients.cluster, run.env.namespace, canary_name(run), image, timeout,
+        on_progress=lambda text: run.progress.detail("rollout", text),
+        unschedulable_timeout=run.env.unschedulable_timeout,
+    )  # fmt: skip
+    if verdict.state != "complete":
+        raise NeedsAttention(f"the canary did not scale: {verdict.summary}", "look at its pods")

@@ -4,8 +4,8 @@
 releasegate changes only the backends of its first rule, written as two, ``<app>-stable``
 (100 - w) and ``<app>-canary`` (w), with one JSON patch of that one field, so nothing else in
 the route (nor a controller's status) is ever overwritten. ``replicas``: no route; Service
-``<app>`` selects the stable track only at weight 0, and both tracks with the canary scaled to
-``ceil(replicas x w / 100)`` pods beside the stable ones otherwise.
+``<app>`` selects the stable track only at weight 0, and both tracks otherwise, the canary
+strategy having scaled the canary to ``ceil(replicas x w / 100)`` pods beside the stable ones.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import NeedsAttention, Refused
 from ..kube import DEPLOYMENTS, SERVICES, translated_errors
+from . import acceptance
 
 if TYPE_CHECKING:
     from ..run import Run
@@ -32,6 +33,11 @@ class Traffic(Protocol):
         ...
 
     def set_weight(self, run: Run, weight: int) -> None: ...
+
+    def confirm(self, run: Run, seconds: float) -> None:
+        """Raise NeedsAttention unless what was written is served as written (a gateway's
+        route status), waiting up to ``seconds`` for it to say so."""
+        ...
 
     def weight(self, run: Run) -> int | None:
         """The canary's share now (None: not known, e.g. the route lacks releasegate's backends)."""
@@ -86,6 +92,13 @@ class RouteWeights:
                 "releasegate could weigh",
                 "give it one rule (its parents and matches); releasegate writes that rule's backends",
             )
+        # Its backends may not exist yet (the deploy creates them), but a listener must admit it.
+        if self.kind is HTTP_ROUTE and (problem := acceptance.problem(route, ("Accepted",))):
+            raise Refused(
+                f"HTTPRoute {self.route} in {run.env.namespace} is not accepted by its gateway: {problem}",
+                f"fix what the gateway reports (`kubectl describe httproute {self.route}`): the listener's "
+                "allowedRoutes, the parentRefs, a ReferenceGrant; then deploy again",
+            )
 
     def set_weight(self, run: Run, weight: int) -> None:
         app, namespace = run.project.app, run.env.namespace
@@ -104,6 +117,20 @@ class RouteWeights:
                 body=patch,
                 content_type=JSON_PATCH,
                 retry=True,
+            )
+
+    def confirm(self, run: Run, seconds: float) -> None:
+        if self.kind is not HTTP_ROUTE:
+            return  # istiod reports no per-route status by default: nothing to wait for
+        problem = acceptance.wait_until_accepted(
+            lambda: self._read(run), seconds, lambda text: run.progress.detail("route", text)
+        )
+        if problem is not None:
+            waited = f" within {seconds:g} s of the weight write" if seconds else ""
+            raise NeedsAttention(
+                f"HTTPRoute {self.route} is not served as written{waited}: {problem}",
+                f"look at what its gateway reports (`kubectl describe httproute {self.route}`): the "
+                "listener's allowedRoutes, a ReferenceGrant, a missing backend",
             )
 
     def weight(self, run: Run) -> int | None:
@@ -144,6 +171,9 @@ class PodRatio:
     def require_route(self, run: Run) -> None:
         return None
 
+    def confirm(self, run: Run, seconds: float) -> None:
+        return None  # the Service's selector and the pods are the traffic: nothing in between
+
     def set_weight(self, run: Run, weight: int) -> None:
         app = run.project.app
         stable = _deployment(run, app)
@@ -152,8 +182,7 @@ class PodRatio:
         if weight == 0:
             _set_selector(run, dict(stable["spec"]["selector"]["matchLabels"]))
             return
-        _scale(run, f"{app}-canary", canary_pods(int(stable["spec"].get("replicas", 1)), weight))
-        _wait_ready(run, f"{app}-canary")
+        # The canary strategy has scaled the canary to its share, and its pods are Ready.
         _set_selector(run, {APP_NAME_LABEL: app})
 
     def weight(self, run: Run) -> int | None:
@@ -170,7 +199,8 @@ class PodRatio:
 
 
 def canary_pods(stable_replicas: int, weight: int) -> int:
-    """The canary's pod count for a weight: ceil(replicas x w / 100), at least one."""
+    """The canary's pod count for a weight: ceil(replicas x w / 100), at least one (its
+    share of the traffic, in every traffic mode: at 50 % it carries half the stable's load)."""
     return max(1, math.ceil(stable_replicas * weight / 100))
 
 
@@ -226,29 +256,3 @@ def _set_selector(run: Run, selector: dict[str, str]) -> None:
             "PATCH", f"{SERVICES.format(namespace=namespace)}/{app}", body=patch, content_type=MERGE_PATCH,
             retry=True,
         )  # fmt: skip
-
-
-def _scale(run: Run, name: str, replicas: int) -> None:
-    run.ensure_lock()
-    path = f"{DEPLOYMENTS.format(namespace=run.env.namespace)}/{name}"
-    with translated_errors(f"cannot scale {name} in", run.env.namespace, NeedsAttention):
-        run.clients.cluster.call(
-            "PATCH", path, body={"spec": {"replicas": replicas}}, content_type=MERGE_PATCH, retry=True
-        )
-
-
-UNBOUNDED_SCALE_SECONDS = 120.0  # a scale outside any deploy's --timeout (none today)
-
-
-def _wait_ready(run: Run, name: str) -> None:
-    from ..verify import wait_for_rollout
-
-    deployment = _deployment(run, name)
-    assert deployment is not None, "scaled just now"
-    image = str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
-    verdict = wait_for_rollout(
-        run.clients.cluster, run.env.namespace, name, image, run.seconds_left(UNBOUNDED_SCALE_SECONDS),
-        on_progress=lambda text: run.progress.detail("rollout", text),
-    )  # fmt: skip
-    if verdict.state != "complete":
-        raise NeedsAttention(f"the canary did not scale: {verdict.summary}", "look at its pods")
