@@ -262,7 +262,7 @@ def canary_abort(stack: Stack) -> None:
     def watch(event: str, obj: dict[str, Any]) -> None:
         if obj["kind"] != "HTTPRoute":
             return
-        weights = {b["name"]: b["weight"] for b in obj["spec"]["rules"][0]["backendRefs"]}
+        weights = {b["name"]: b.get("weight", 1) for b in obj["spec"]["rules"][0]["backendRefs"]}
         if weights.get("model-api-canary") == 10:  # the release goes bad once it takes traffic
             stack.kube.proxy.apps.behaviours[tag[0]] = "broken_predict"
         elif weights.get("model-api-canary") == 0 and tag[0] in stack.kube.proxy.apps.behaviours:

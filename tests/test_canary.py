@@ -617,6 +617,24 @@ def test_the_canary_is_sized_to_its_share_and_the_stable_autoscaler_held(stack: 
 
 
 @pytest.mark.e2e
+def test_with_traffic_replicas_the_canary_is_never_applied_at_the_stables_size(stack: Stack) -> None:
+    """Two stable pods, 40 %: one canary pod from the start. It was once applied with two (the
+    stable's count) and scaled down at the step: for a moment it carried half the traffic."""
+    canary(stack, "replicas", "[{weight: 40, pause: 0.2}]")
+    first_release(stack, "replicas")
+    counts: list[int] = []
+
+    def watch(event: str, obj: dict[str, Any]) -> None:
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == f"{APP}-canary" and event != "DELETED":
+            counts.append(int(obj["spec"].get("replicas", 1)))
+
+    stack.kube.observers.append(watch)
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    assert counts and set(counts) == {1}, counts
+
+
+@pytest.mark.e2e
 def test_the_pauses_come_on_top_of_the_timeout(stack: Stack) -> None:
     """--timeout bounds each wait for pods, not the whole run: 4 s of pause beside --timeout 3
     was once refused before any change."""
@@ -769,19 +787,44 @@ def test_a_route_the_gateway_stops_accepting_mid_step_aborts_the_canary(
 @pytest.mark.e2e
 @pytest.mark.parametrize("behaviour", ["accepted", "no_generation"])
 def test_each_weight_waits_for_the_gateway_to_report_on_it(stack: Stack, behaviour: str) -> None:
-    """The gateway reports a second after each write; an implementation that writes no
-    observedGeneration (linkerd2#14964) is taken at its word."""
-    canary(stack, "gateway")
+    """The gateway reports a second after a change: the checks at a weight start only once it
+    has reported on that generation of the route. An implementation that writes no
+    observedGeneration (linkerd2#14964) is taken at its word: nothing to wait for."""
+    canary(stack, "gateway", "[{weight: 10, pause: 0.2}, {weight: 50, pause: 0.2}]")
     first_release(stack, "gateway")
-    stack.kube.gateway.behaviour, stack.kube.gateway.delay = behaviour, 1.0
+    stack.kube.gateway.delay = 1.0
+    stack.kube.gateway.set_behaviour(behaviour)
+    time.sleep(1.3)  # its report on the route as it is now has landed
+    written: dict[int, tuple[int, float]] = {}  # canary weight -> (generation, when written)
+    reported: dict[int, float] = {}  # generation -> when the gateway first reported on it
+
+    def watch(event: str, obj: dict[str, Any]) -> None:
+        if obj["kind"] != "HTTPRoute" or event == "DELETED":
+            return
+        generation = obj["metadata"]["generation"]
+        weight = backend_weights(obj).get(f"{APP}-canary")
+        if weight is not None and weight not in written:
+            written[weight] = (generation, time.perf_counter())
+        seen = {
+            c.get("observedGeneration")
+            for p in (obj.get("status") or {}).get("parents") or []
+            for c in p["conditions"]
+        }
+        if generation in seen:
+            reported.setdefault(generation, time.perf_counter())
+
+    stack.kube.observers.append(watch)
+    calls_before = len(stack.kube.proxy.apps.calls)
     run = deploy(stack, "v1.1.0")
     assert run.exit_code == 0, run.stderr
-    weighing = [s["seconds"] for s in json.loads(run.stdout)["stages"] if s["name"] == "weight"]
-    assert len(weighing) == 4  # 0 % to test, 10 %, 50 %, 0 % once promoted
-    if behaviour == "accepted":  # the controller's report for each new generation, a second later
-        assert min(weighing) >= 1.0, weighing
-    else:  # the last report, with no generation to tell it apart, stands
-        assert max(weighing) < 1.0, weighing
+    calls = [c for c in stack.kube.proxy.apps.calls[calls_before:] if c.pod.startswith(f"{APP}-canary")]
+    for weight in (10, 50):
+        generation, at = written[weight]
+        first_check = min(c.at for c in calls if c.at > at)
+        if behaviour == "accepted":
+            assert first_check > reported[generation] > at, (weight, first_check, reported, at)
+        else:
+            assert first_check < at + 1.0 and generation not in reported
 
 
 @pytest.mark.e2e

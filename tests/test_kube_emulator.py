@@ -48,7 +48,17 @@ def wait_for(condition, seconds: float = 5.0) -> None:
 
 
 @pytest.mark.parametrize(
-    "scenario", ["ready", "pull_error", "crashloop", "oom", "never_ready", "config_error"]
+    "scenario",
+    [
+        "ready",
+        "pull_error",
+        "crashloop",
+        "oom",
+        "never_ready",
+        "config_error",
+        "unschedulable",
+        "no_scale_up",
+    ],
 )
 def test_served_objects_validate_against_kubernetes_schemas(kube: KubeEmulator, scenario: str) -> None:
     kube.controller.default_scenario = scenario
