@@ -241,3 +241,18 @@ def test_a_canary_is_sized_from_the_stable_count_and_the_real_autoscaler_held(re
     assert "releasegate.dev/held-min-replicas" not in (hpa["metadata"].get("annotations") or {})
     stable = real.deployment("nonprod")
     assert stable is not None and stable["spec"]["replicas"] == 3
+
+
+def test_a_bluegreen_switch_goes_to_a_slot_sized_like_the_live_one(real: RealStack) -> None:
+    """The live slot serves with 3 pods (its autoscaler's count under load); the idle slot is
+    created at 2: before the switch it is scaled to 3 and the real endpoint controller lists
+    all 3 behind <app>."""
+    strategy(real, "{type: bluegreen}")
+    assert deploy(real, "v1.0.0").exit_code == 0
+    real.plane.kubectl("scale", "deployment", f"{APP}-blue", "-n", real.namespaces["nonprod"], "--replicas=3")
+    run = deploy(real, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    assert "size" in [s["name"] for s in json.loads(run.stdout)["stages"]]
+    green = real.deployment("nonprod", f"{APP}-green")
+    assert green is not None and green["spec"]["replicas"] == 3
+    assert len(endpoint_ips(real)) == 3 and endpoint_ips(real) == pod_ips(real, **{SLOT: "green"})

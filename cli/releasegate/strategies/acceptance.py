@@ -17,6 +17,8 @@ from typing import Any
 
 ACCEPT_SECONDS = 60.0  # how long a weight write may wait for the gateway to report on it
 POLL_SECONDS = 0.25
+QUIET_SECONDS = 1.0  # a report this quick needs no progress line
+REPEAT_SECONDS = 5.0
 NEEDED = ("Accepted", "ResolvedRefs")
 
 
@@ -40,13 +42,18 @@ def problem(route: dict[str, Any], needed: tuple[str, ...] = NEEDED) -> str | No
 def wait_until_accepted(
     read: Callable[[], dict[str, Any]], seconds: float, on_progress: Callable[[str], None]
 ) -> str | None:
-    """Read the route until it has no ``problem``; the last problem when ``seconds`` ran out."""
-    deadline = time.monotonic() + seconds
+    """Read the route until it has no ``problem``; the last problem when ``seconds`` ran out.
+    A gateway usually reports within a second: only a longer wait gets a progress line."""
+    started = time.monotonic()
+    said = started + QUIET_SECONDS - REPEAT_SECONDS
     while (found := problem(read())) is not None:
-        left = deadline - time.monotonic()
+        now = time.monotonic()
+        left = started + seconds - now
         if left <= 0:
             return found
-        on_progress(f"waiting for the gateway to accept the route ({left:.0f} s left): {found}")
+        if now - said >= REPEAT_SECONDS:
+            on_progress(f"waiting for the gateway to accept the route ({left:.0f} s left): {found}")
+            said = now
         time.sleep(min(POLL_SECONDS, left))
     return None
 
