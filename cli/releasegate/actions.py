@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Environment
-from .errors import BadInput
+from releasegate.config import Environment
+from releasegate.errors import BadInput
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from .config import Prometheus
-from .errors import NeedsAttention
-from .kube import Cluster
+from releasegate.config import Prometheus
+from releasegate.errors import NeedsAttention
+from releasegate.kube import Cluster
 
 QUERY_PATH = "/api/v1/query"
 TIMEOUT_SECONDS = 10

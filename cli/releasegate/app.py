@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .errors import BadInput, Refused, ReleasegateError
+from releasegate.errors import BadInput, Refused, ReleasegateError
 
 if TYPE_CHECKING:
-    from .config import Environment, Project
-    from .report import Console
-    from .run import Result
+    from releasegate.config import Environment, Project
+    from releasegate.report import Console
+    from releasegate.run import Result
 
 EXIT_INTERRUPTED = 130
 
@@ -71,7 +71,7 @@ def releases(ctx: typer.Context) -> None:
     """List the repository's published semver releases, newest first."""
 
     def run(console: Console) -> Result:
-        from . import config, pipeline
+        from releasegate import config, pipeline
 
         return pipeline.releases(config.load_project(ctx.obj.project_dir), console)
 
@@ -83,7 +83,7 @@ def check(ctx: typer.Context, env: EnvOption, tag: TagOption) -> None:
     """Run every pre-flight check (release, image, manifests, cluster access); change nothing."""
 
     def run(console: Console) -> Result:
-        from . import pipeline
+        from releasegate import pipeline
 
         project, environment = _load(ctx.obj, env)
         return pipeline.check(project, environment, tag, console)
@@ -101,7 +101,7 @@ def render(
     """Render the environment's manifests with the release image pinned by digest."""
 
     def run(console: Console) -> Result:
-        from . import pipeline
+        from releasegate import pipeline
 
         project, environment = _load(ctx.obj, env)
         return pipeline.render(project, environment, tag, out, console)
@@ -169,10 +169,10 @@ def deploy(
     release if it fails."""
 
     def run(console: Console) -> Result:
-        from . import pipeline
-        from .config import load_environment, load_project
-        from .run import DeployOptions, Result
-        from .version import parse_tag
+        from releasegate import pipeline
+        from releasegate.config import load_environment, load_project
+        from releasegate.run import DeployOptions, Result
+        from releasegate.version import parse_tag
 
         project = load_project(ctx.obj.project_dir)
         env_name, tag_text, confirm_text = _from_event(project, env, tag, confirm, console)
@@ -206,9 +206,9 @@ def event(ctx: typer.Context) -> None:
     (also written to GITHUB_OUTPUT, for a job's `environment:`)."""
 
     def run(console: Console) -> Result:
-        from .actions import ActionsReport, decide_from_environment, in_actions
-        from .config import load_environments, load_project
-        from .run import Result
+        from releasegate.actions import ActionsReport, decide_from_environment, in_actions
+        from releasegate.config import load_environments, load_project
+        from releasegate.run import Result
 
         if not in_actions():
             raise BadInput("`releasegate event` reads a GitHub Actions event", "run it inside GitHub Actions")
@@ -226,7 +226,7 @@ def status(ctx: typer.Context, env: EnvOption) -> None:
     """The release serving ENV (from the ledger), its pods, and any drift from the ledger."""
 
     def run(console: Console) -> Result:
-        from . import recovery
+        from releasegate import recovery
 
         return recovery.status(*_load(ctx.obj, env), console)
 
@@ -238,7 +238,7 @@ def history(ctx: typer.Context, env: EnvOption) -> None:
     """Every recorded deploy attempt in ENV, newest first (the last 20)."""
 
     def run(console: Console) -> Result:
-        from . import recovery
+        from releasegate import recovery
 
         return recovery.history(*_load(ctx.obj, env), console)
 
@@ -259,8 +259,8 @@ def rollback(
     """Put the previous good release (or --to TAG) back, with the same verification."""
 
     def run(console: Console) -> Result:
-        from . import recovery
-        from .run import DeployOptions
+        from releasegate import recovery
+        from releasegate.run import DeployOptions
 
         project, environment = _load(ctx.obj, env)
         return recovery.rollback(project, environment, to, DeployOptions(timeout=timeout), console)
@@ -293,8 +293,8 @@ def promote(
     put back (exit 4)."""
 
     def run(console: Console) -> Result:
-        from .paused import promote
-        from .run import DeployOptions
+        from releasegate.paused import promote
+        from releasegate.run import DeployOptions
 
         project, environment = _load(ctx.obj, env)
         _outside_ci_allowed(environment, allow_local_prod)
@@ -309,7 +309,7 @@ def abort(ctx: typer.Context, env: EnvOption, allow_local_prod: LocalProdOption 
     traffic back on stable, the canary deleted). Exits 4: the release did not go live."""
 
     def run(console: Console) -> Result:
-        from .paused import abort
+        from releasegate.paused import abort
 
         project, environment = _load(ctx.obj, env)
         _outside_ci_allowed(environment, allow_local_prod)
@@ -323,7 +323,7 @@ def smoke(ctx: typer.Context, env: EnvOption) -> None:
     """Run ENV's smoke checks against the release serving now (exit 0: all pass, 5: one fails)."""
 
     def run(console: Console) -> Result:
-        from . import pipeline
+        from releasegate import pipeline
 
         return pipeline.smoke(*_load(ctx.obj, env), console)
 
@@ -340,7 +340,7 @@ def ecr_login(
     Deploys need none: the cluster's nodes pull with their own role."""
 
     def run(console: Console) -> Result:
-        from .login import TOOLS, ecr_login
+        from releasegate.login import TOOLS, ecr_login
 
         if tool not in TOOLS:
             raise BadInput(
@@ -363,8 +363,8 @@ def recover(
     finish, put the last good release back; otherwise do nothing."""
 
     def run(console: Console) -> Result:
-        from . import recovery
-        from .run import DeployOptions
+        from releasegate import recovery
+        from releasegate.run import DeployOptions
 
         project, environment = _load(ctx.obj, env)
         return recovery.recover_unfinished(project, environment, DeployOptions(timeout=timeout), console)
@@ -376,8 +376,8 @@ def _from_event(
     project: Project, env: str | None, tag: str | None, confirm: str | None, console: Console
 ) -> tuple[str, str, str | None]:
     """--env/--tag/--confirm, filled in from the GitHub Actions event when not given."""
-    from .actions import decide_from_environment, in_actions
-    from .config import load_environments
+    from releasegate.actions import decide_from_environment, in_actions
+    from releasegate.config import load_environments
 
     if env is not None and tag is not None:
         return env, tag, confirm
@@ -389,7 +389,7 @@ def _from_event(
 
 
 def _load(options: Globals, env: str) -> tuple[Project, Environment]:
-    from .config import load_environment, load_project
+    from releasegate.config import load_environment, load_project
 
     project = load_project(options.project_dir)
     return project, load_environment(project, env)
@@ -434,8 +434,8 @@ def _in_ci() -> bool:
 
 
 def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> None:
-    from .report import Console
-    from .run import Result as PipelineResult
+    from releasegate.report import Console
+    from releasegate.run import Result as PipelineResult
 
     console = Console(as_json=options.as_json, verbose=options.verbose)
     # SIGTERM (a cancelled CI job) is handled like Ctrl-C: stop, restore, release the lock. And

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .kube import DEPLOYMENTS, Cluster
-from .render import INITIAL_REPLICAS, Manifest
+from releasegate.kube import DEPLOYMENTS, Cluster
+from releasegate.render import INITIAL_REPLICAS, Manifest
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MERGE_PATCH = "application/merge-patch+json"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .actions import run_url
-from .releases import ReleaseSource
+from releasegate.actions import run_url
+from releasegate.releases import ReleaseSource
 
 
 class DeploymentRecord:

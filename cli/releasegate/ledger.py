@@ -19,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import NeedsAttention, Refused
-from .kube import translated_errors
+from releasegate.errors import NeedsAttention, Refused
+from releasegate.kube import translated_errors
 
 if TYPE_CHECKING:
-    from .config import Environment
-    from .kube import Cluster
-    from .render import Manifest
+    from releasegate.config import Environment
+    from releasegate.kube import Cluster
+    from releasegate.render import Manifest
 
 KEEP = 20
 LABEL = "releasegate.dev/ledger"

@@ -26,12 +26,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .errors import NeedsAttention, Refused
-from .kube import translated_errors
-from .ledger import actor
+from releasegate.errors import NeedsAttention, Refused
+from releasegate.kube import translated_errors
+from releasegate.ledger import actor
 
 if TYPE_CHECKING:
-    from .kube import Cluster
+    from releasegate.kube import Cluster
 
 DURATION_SECONDS = 30
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import Environment, Project
-from .process import require_program, run_program
-from .registry import Registry
-from .run import Progress, Result
+from releasegate.config import Environment, Project
+from releasegate.process import require_program, run_program
+from releasegate.registry import Registry
+from releasegate.run import Progress, Result
 
 TOOLS = ("docker", "helm")
 

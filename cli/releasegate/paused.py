@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
-from .config import Environment, Project
-from .deployments import DeploymentRecord
-from .errors import Refused, RolledBack
-from .ledger import ABORTED, PENDING, Record, paused, serving, step_value
-from .pipeline import Attempt, go_live, outcome_of
-from .run import DeployOptions, Progress, Result, Run, describe
+from releasegate.config import Environment, Project
+from releasegate.deployments import DeploymentRecord
+from releasegate.errors import Refused, RolledBack
+from releasegate.ledger import ABORTED, PENDING, Record, paused, serving, step_value
+from releasegate.pipeline import Attempt, go_live, outcome_of
+from releasegate.run import DeployOptions, Progress, Result, Run, describe
 
 
 def promote(project: Project, env: Environment, options: DeployOptions, progress: Progress) -> Result:

@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import Refused
+from releasegate.errors import Refused
 
 if TYPE_CHECKING:
-    from .config import Environment
-    from .kube import Cluster
+    from releasegate.config import Environment
+    from releasegate.kube import Cluster
 
 REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 REVIEWS_AT_ONCE = 8

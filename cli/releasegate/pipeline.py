@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import render as renderer
-from .config import Environment, Project
-from .deployments import DeploymentRecord
-from .errors import BadInput, Interrupted, Refused, ReleasegateError, RolledBack, needs_attention
-from .ledger import (
+from releasegate import render as renderer
+from releasegate.config import Environment, Project
+from releasegate.deployments import DeploymentRecord
+from releasegate.errors import BadInput, Interrupted, Refused, ReleasegateError, RolledBack, needs_attention
+from releasegate.ledger import (
     DEPLOYED,
     FAILED,
     INTERRUPTED,
@@ -30,13 +30,13 @@ from .ledger import (
     recorded_values,
     serving,
 )
-from .lock import LockLost
-from .recovery import recover
-from .registry import Image
-from .releases import ReleaseSource, list_releases, validate_release
-from .run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
-from .strategies import InService
-from .version import ReleaseTag, parse_tag
+from releasegate.lock import LockLost
+from releasegate.recovery import recover
+from releasegate.registry import Image
+from releasegate.releases import ReleaseSource, list_releases, validate_release
+from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
+from releasegate.strategies import InService
+from releasegate.version import ReleaseTag, parse_tag
 
 
 def releases(project: Project, progress: Progress) -> Result:
@@ -88,7 +88,7 @@ def _placement(slots: renderer.Placement) -> str:
 
 def promotion(run: Run, plan: Plan, skip: bool) -> None:
     """Protected environments take only tags verified where they are promoted from."""
-    from .promotion import require_promotion
+    from releasegate.promotion import require_promotion
 
     if run.env.promote_from is None:
         return

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .config import Environment, Project, load_environment
-from .errors import Refused
-from .kube import Cluster
-from .ledger import DEPLOYED, Ledger
-from .releases import ReleaseSource
+from releasegate.config import Environment, Project, load_environment
+from releasegate.errors import Refused
+from releasegate.kube import Cluster
+from releasegate.ledger import DEPLOYED, Ledger
+from releasegate.releases import ReleaseSource
 
 
 def require_promotion(

@@ -14,12 +14,12 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from .config import Environment, Project
-from .errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
-from .ledger import DEPLOYED, FINISHED, INTERRUPTED, PENDING, Record, paused, serving, step_value
-from .rollout import is_ready
-from .run import DeployOptions, Progress, Result, Run, describe
-from .version import parse_tag
+from releasegate.config import Environment, Project
+from releasegate.errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
+from releasegate.ledger import DEPLOYED, FINISHED, INTERRUPTED, PENDING, Record, paused, serving, step_value
+from releasegate.rollout import is_ready
+from releasegate.run import DeployOptions, Progress, Result, Run, describe
+from releasegate.version import parse_tag
 
 
 def recover(

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Refused
+from releasegate.errors import Refused
 
 CREDENTIAL_ERRORS = {
     "AccessDeniedException",

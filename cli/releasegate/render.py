@@ -21,12 +21,12 @@ from typing import Any
 import jinja2
 import yaml
 
-from . import chart
-from .config import Environment, Project
-from .errors import BadInput
-from .skaffold import profile_manifests
-from .template_values import ReadTracking
-from .version import ReleaseTag
+from releasegate import chart
+from releasegate.config import Environment, Project
+from releasegate.errors import BadInput
+from releasegate.skaffold import profile_manifests
+from releasegate.template_values import ReadTracking
+from releasegate.version import ReleaseTag
 
 # The Kubernetes version whose schemas rendered objects must satisfy (EKS standard support).
 KUBERNETES_VERSION = "1.33.0"

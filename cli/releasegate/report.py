@@ -10,9 +10,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .actions import ActionsReport, run_url
-from .errors import ReleasegateError
-from .run import Result
+from releasegate.actions import ActionsReport, run_url
+from releasegate.errors import ReleasegateError
+from releasegate.run import Result
 
 MASK = "***"
 HISTORY_ROW = "{revision:>4}  {tag:<16} {outcome:<12} {at:<21} {actor:<28} {note}"

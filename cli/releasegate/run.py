@@ -16,21 +16,21 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import autoscaling, permissions, strategies
-from . import render as renderer
-from .config import Environment, Project
-from .errors import NeedsAttention, Refused, ReleasegateError
-from .kube import SERVICES, Cluster, translated_errors
-from .ledger import Ledger, Record
-from .lock import DeployLock, holder_identity
-from .process import require_program
-from .registry import Registry
-from .releases import Release, ReleaseSource
-from .skaffold import SkaffoldDeploy
-from .skaffold import deploy as skaffold_deploy
-from .strategies import Strategy
-from .verify import diagnose, wait_for_endpoints, wait_for_rollout
-from .version import ReleaseTag, parse_tag
+from releasegate import autoscaling, permissions, strategies
+from releasegate import render as renderer
+from releasegate.config import Environment, Project
+from releasegate.errors import NeedsAttention, Refused, ReleasegateError
+from releasegate.kube import SERVICES, Cluster, translated_errors
+from releasegate.ledger import Ledger, Record
+from releasegate.lock import DeployLock, holder_identity
+from releasegate.process import require_program
+from releasegate.registry import Registry
+from releasegate.releases import Release, ReleaseSource
+from releasegate.skaffold import SkaffoldDeploy
+from releasegate.skaffold import deploy as skaffold_deploy
+from releasegate.strategies import Strategy
+from releasegate.verify import diagnose, wait_for_endpoints, wait_for_rollout
+from releasegate.version import ReleaseTag, parse_tag
 
 # Seconds, at least, for a Service's endpoints to follow a change before the smoke checks.
 ENDPOINTS_SECONDS = 30
@@ -242,7 +242,7 @@ class Run:
         """The environment's smoke checks against ``image`` through ``service`` (default: the
         app's own Service); nothing when the environment has none. ``just_changed``: the
         Service's pods or selector changed just now, so its endpoints are awaited first."""
-        from .smoke import SmokeFailed, run_checks
+        from releasegate.smoke import SmokeFailed, run_checks
 
         if self.env.smoke is None:
             return

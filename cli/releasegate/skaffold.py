@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInput
-from .process import run_program
+from releasegate.errors import BadInput
+from releasegate.process import run_program
 
 RUN_ID_LABEL = "skaffold.dev/run-id"
 

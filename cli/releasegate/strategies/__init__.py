@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..config import Environment
-    from ..ledger import Record
-    from ..render import Placement
-    from ..run import Plan, Run
+    from releasegate.config import Environment
+    from releasegate.ledger import Record
+    from releasegate.render import Placement
+    from releasegate.run import Plan, Run
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,9 @@ class Strategy(Protocol):
 
 
 def for_environment(env: Environment) -> Strategy:
-    from .bluegreen import BlueGreen
-    from .canary import Canary
-    from .rolling import Rolling
+    from releasegate.strategies.bluegreen import BlueGreen
+    from releasegate.strategies.canary import Canary
+    from releasegate.strategies.rolling import Rolling
 
     if env.strategy.type == "bluegreen":
         return BlueGreen(env.strategy)

@@ -17,18 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NeedsAttention, Refused
-from ..kube import DEPLOYMENTS, SERVICES, translated_errors
-from ..lock import LockLost
-from ..render import SLOT_LABEL, SLOTS, Slots
-from ..rollout import is_ready
-from ..verify import wait_for_endpoints, workload
-from . import InService, Serving, after_traffic_left
+from releasegate.errors import NeedsAttention, Refused
+from releasegate.kube import DEPLOYMENTS, SERVICES, translated_errors
+from releasegate.lock import LockLost
+from releasegate.render import SLOT_LABEL, SLOTS, Slots
+from releasegate.rollout import is_ready
+from releasegate.strategies import InService, Serving, after_traffic_left
+from releasegate.verify import wait_for_endpoints, workload
 
 if TYPE_CHECKING:
-    from ..config import StrategySettings
-    from ..ledger import Record
-    from ..run import Plan, Run
+    from releasegate.config import StrategySettings
+    from releasegate.ledger import Record
+    from releasegate.run import Plan, Run
 
 AUTOSCALERS = "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers"
 DISRUPTION_BUDGETS = "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
@@ -227,7 +227,7 @@ def _size_like_live(run: Run, home: Home, timeout: float) -> None:
     """Before ``home`` takes all the traffic: at least as many Ready pods as serve it now. An
     idle slot's autoscaler sized it for no load, and a slot kept for rollback was shrunk to
     its minimum while idle; switching to it as it is would meet the whole load with those."""
-    from ..verify import wait_for_rollout
+    from releasegate.verify import wait_for_rollout
 
     live = next((h for h in _homes(run) if h.selector == _selector(run)), None)
     if live is None or live.name == home.name or live.desired <= home.desired:

@@ -27,23 +27,23 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import autoscaling
-from .. import render as renderer
-from ..analysis import ERROR, Evaluations, evaluate
-from ..errors import NeedsAttention, Refused
-from ..kube import DEPLOYMENTS, translated_errors
-from ..render import TRACK_LABEL, Track
-from ..rollout import is_ready
-from ..verify import workload
-from . import InService, Serving, after_traffic_left, leaving
-from .acceptance import ACCEPT_SECONDS
-from .rolling import put_in_service_leaving_bluegreen
-from .traffic import canary_pods, for_settings
+from releasegate import autoscaling
+from releasegate import render as renderer
+from releasegate.analysis import ERROR, Evaluations, evaluate
+from releasegate.errors import NeedsAttention, Refused
+from releasegate.kube import DEPLOYMENTS, translated_errors
+from releasegate.render import TRACK_LABEL, Track
+from releasegate.rollout import is_ready
+from releasegate.strategies import InService, Serving, after_traffic_left, leaving
+from releasegate.strategies.acceptance import ACCEPT_SECONDS
+from releasegate.strategies.rolling import put_in_service_leaving_bluegreen
+from releasegate.strategies.traffic import canary_pods, for_settings
+from releasegate.verify import workload
 
 if TYPE_CHECKING:
-    from ..config import CanaryStep, StrategySettings
-    from ..ledger import Record
-    from ..run import Plan, Run
+    from releasegate.config import CanaryStep, StrategySettings
+    from releasegate.ledger import Record
+    from releasegate.run import Plan, Run
 
 DISRUPTION_BUDGETS = "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
 CHECK_INTERVAL = 10.0  # seconds between check rounds during a pause when there is no analysis
@@ -246,7 +246,7 @@ class Canary:
             raise NeedsAttention(f"canary {where}{broken.cause}", broken.hint) from broken
 
     def _smoke_round(self, run: Run, image: str, where: str) -> str:
-        from ..smoke import SmokeFailed, run_checks
+        from releasegate.smoke import SmokeFailed, run_checks
 
         assert run.env.smoke is not None
         try:  # each check gets its configured tries: one 429 or evicted pod is not a failed canary
@@ -447,7 +447,7 @@ def _scale_canary(run: Run, replicas: int) -> None:
 
 
 def _wait_for_canary(run: Run, image: str, timeout: float) -> None:
-    from ..verify import wait_for_rollout
+    from releasegate.verify import wait_for_rollout
 
     verdict = wait_for_rollout(
         run.clients.cluster, run.env.namespace, canary_name(run), image, timeout,

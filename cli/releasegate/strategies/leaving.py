@@ -19,13 +19,13 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NeedsAttention
-from ..kube import DEPLOYMENTS, SERVICES, translated_errors
-from ..render import SLOT_LABEL, SLOTS
-from ..verify import wait_for_endpoints
+from releasegate.errors import NeedsAttention
+from releasegate.kube import DEPLOYMENTS, SERVICES, translated_errors
+from releasegate.render import SLOT_LABEL, SLOTS
+from releasegate.verify import wait_for_endpoints
 
 if TYPE_CHECKING:
-    from ..run import Plan, Run
+    from releasegate.run import Plan, Run
 
 MERGE_PATCH = "application/merge-patch+json"
 SLOT_OBJECTS = (
@@ -79,8 +79,8 @@ def slot_still_serving(run: Run, image: str) -> tuple[str, str] | None:
     """The slot ``<app>`` still selects, and its pods Ready (``n/n``), when it runs ``image``
     with every pod Ready: a move that failed before the switch, whose put-back is only to drop
     what it created."""
-    from ..rollout import is_ready
-    from ..verify import workload
+    from releasegate.rollout import is_ready
+    from releasegate.verify import workload
 
     slot = serving_slot(run)
     if slot is None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import Refused
-from ..verify import workload
-from . import InService, Serving, leaving
+from releasegate.errors import Refused
+from releasegate.strategies import InService, Serving, leaving
+from releasegate.verify import workload
 
 if TYPE_CHECKING:
-    from ..ledger import Record
-    from ..render import Placement
-    from ..run import Plan, Run
+    from releasegate.ledger import Record
+    from releasegate.render import Placement
+    from releasegate.run import Plan, Run
 
 
 class Rolling:

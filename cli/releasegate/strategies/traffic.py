@@ -15,12 +15,12 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import NeedsAttention, Refused
-from ..kube import DEPLOYMENTS, SERVICES, translated_errors
-from . import acceptance
+from releasegate.errors import NeedsAttention, Refused
+from releasegate.kube import DEPLOYMENTS, SERVICES, translated_errors
+from releasegate.strategies import acceptance
 
 if TYPE_CHECKING:
-    from ..run import Run
+    from releasegate.run import Run
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
