@@ -21,6 +21,7 @@ from releasegate.errors import Refused, RolledBack
 from releasegate.ledger import ABORTED, PENDING, Record, paused, serving, step_value
 from releasegate.pipeline import Attempt, go_live, outcome_of
 from releasegate.run import DeployOptions, Progress, Result, Run, describe
+from releasegate.strategies import strategy_of
 
 
 def promote(project: Project, env: Environment, options: DeployOptions, progress: Progress) -> Result:
@@ -30,14 +31,14 @@ def promote(project: Project, env: Environment, options: DeployOptions, progress
         # step its traffic has already left.
         promoting = run.ledger().mark(waiting, PENDING, f"promoting from {waiting.step}")
         attempt = Attempt(promoting, previous, _github(run, waiting))
-        go_live(run, attempt, options, lambda: run.strategy.promote(run, waiting, options.timeout))
+        go_live(run, attempt, options, lambda: strategy_of(run).promote(run, waiting, options.timeout))
     return outcome_of(run, waiting.tag)
 
 
 def abort(project: Project, env: Environment, progress: Progress) -> NoReturn:
     with _paused_release("abort", project, env, progress) as (run, waiting, previous):
         with run.stages.run("abort") as done:
-            run.strategy.abort(run, waiting)
+            strategy_of(run).abort(run, waiting)
             where = f" from slot {waiting.slot}" if waiting.slot else ""
             done.append(f"discarded {waiting.tag}{where}")
         run.ledger().mark(waiting, ABORTED, "aborted by `releasegate abort`", step="")

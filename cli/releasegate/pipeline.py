@@ -35,7 +35,8 @@ from releasegate.recovery import recover
 from releasegate.registry import Image
 from releasegate.releases import ReleaseSource, list_releases, validate_release
 from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
-from releasegate.strategies import InService
+from releasegate.strategies import strategy_of
+from releasegate.strategies.base import InService
 from releasegate.version import ReleaseTag, parse_tag
 
 
@@ -66,7 +67,7 @@ def preflight(run: Run, tag_text: str) -> Plan:
         image: Image = clients.registry.find_image(env.ecr_repository, tag.text)
         done.append(f"{image.repository_uri}:{tag} is {image.digest}")
     with run.stages.run("render") as done:
-        slots = run.strategy.target(run)  # blue/green, canary: reads what serves (no write)
+        slots = strategy_of(run).target(run)  # blue/green, canary: reads what serves (no write)
         manifests = renderer.render(project, env, tag, image.pinned, slots)
         done.append(
             f"{len(manifests)} objects from {renderer.describe(project, env)} for {env.namespace}"
@@ -137,9 +138,8 @@ def deploy(
             written = renderer.write_for_deploy(project, env, plan.tag, plan.image, plan.manifests)
             run.result.files = [str(p) for p in written]
             run.result.outcome = "planned"
-            run.result.message = (
-                f"dry run: {run.strategy.describe(plan)} in {env.name}{_smoke_plan(env)}; nothing was changed"
-            )
+            described = strategy_of(run).describe(plan)
+            run.result.message = f"dry run: {described} in {env.name}{_smoke_plan(env)}; nothing was changed"
             return run.result
 
         run.check_cluster()
@@ -147,7 +147,7 @@ def deploy(
             ledger = run.ledger()
             records = ledger.records()
             refuse_while_paused(records, env)
-            if run.strategy.target(run) != plan.slots:
+            if strategy_of(run).target(run) != plan.slots:
                 raise Refused(
                     f"the live slot of {env.name} changed since the pre-flight checks", "deploy again"
                 )
@@ -159,7 +159,7 @@ def deploy(
                 commit=os.environ.get("GITHUB_SHA", ""),
                 outcome=PENDING,
                 manifest_hash=manifest_hash(plan.manifests),
-                strategy=run.strategy.name,
+                strategy=strategy_of(run).name,
                 slot=plan.slots.target if isinstance(plan.slots, renderer.Slots) else "",
                 values=recorded_values(env),
             )
@@ -168,7 +168,9 @@ def deploy(
             if run.clients.releases.has_token:
                 github.start(plan.tag.text, env.name, production=env.protected)
             attempt = Attempt(record, current, github)
-            go_live(run, attempt, options, lambda: run.strategy.put_in_service(run, plan, options.timeout))
+            go_live(
+                run, attempt, options, lambda: strategy_of(run).put_in_service(run, plan, options.timeout)
+            )
         return outcome_of(run, plan.tag.text)
 
 
@@ -268,7 +270,7 @@ def smoke(project: Project, env: Environment, progress: Progress) -> Result:
         )
     run = Run.start("smoke", project, env, progress)
     with run.reporting_failures():
-        image = run.strategy.serving(run).image
+        image = strategy_of(run).serving(run).image
         if image is None:
             raise Refused(f"nothing serves {env.name}: no Deployment {project.app}", "deploy a release first")
         run.smoke_check(image, just_changed=False)  # what serves now: a canary may share <app>

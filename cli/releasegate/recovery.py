@@ -19,6 +19,7 @@ from releasegate.errors import Interrupted, NeedsAttention, Refused, RolledBack,
 from releasegate.ledger import DEPLOYED, FINISHED, INTERRUPTED, PENDING, Record, paused, serving, step_value
 from releasegate.rollout import is_ready
 from releasegate.run import DeployOptions, Progress, Result, Run, describe
+from releasegate.strategies import strategy_of
 from releasegate.version import parse_tag
 
 
@@ -64,7 +65,7 @@ def restore(run: Run, record: Record, timeout: float, note: str) -> Record:
     """Make the exact image of ``record`` serve again (the strategy's way: a redeploy, or a
     switch back to a slot that still runs it), verified, and add it to the ledger."""
     describe(run.result, record.tag, record.image)
-    placed = run.strategy.put_back(run, record, timeout)
+    placed = strategy_of(run).put_back(run, record, timeout)
     run.result.pods_ready, run.result.slot = placed.pods_ready, placed.slot or None
     return run.ledger().append(
         tag=record.tag,
@@ -73,7 +74,7 @@ def restore(run: Run, record: Record, timeout: float, note: str) -> Record:
         outcome=DEPLOYED,
         manifest_hash=record.manifest_hash,  # the same release, as it was rendered then
         note=note,
-        strategy=run.strategy.name,
+        strategy=strategy_of(run).name,
         slot=placed.slot,
         values=record.values,
     )
@@ -176,7 +177,7 @@ def status(project: Project, env: Environment, progress: Progress) -> Result:
     run = Run.start("status", project, env, progress)
     records = run.ledger().records()
     current = serving(records)
-    now = run.strategy.serving(run)
+    now = strategy_of(run).serving(run)
     deployment, pods = now.deployment, now.pods
     result = run.result
     result.slot = now.slot or None
@@ -186,7 +187,7 @@ def status(project: Project, env: Environment, progress: Progress) -> Result:
         result.revision = current.revision
     lines = [f"{env.name} ({env.namespace}): " + (f"{current.tag}, deployed {current.at} by {current.actor}"
                                                    if current else "no release recorded")]  # fmt: skip
-    lines += run.strategy.status_lines(run)
+    lines += strategy_of(run).status_lines(run)
     if deployment is not None:
         live = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         ready = sum(1 for p in pods if is_ready(p) and _image(p) == live)

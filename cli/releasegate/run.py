@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from releasegate import autoscaling, permissions, strategies
+from releasegate import autoscaling, permissions
 from releasegate import render as renderer
 from releasegate.config import Environment, Project
 from releasegate.errors import NeedsAttention, Refused, ReleasegateError
@@ -28,7 +28,6 @@ from releasegate.registry import Registry
 from releasegate.releases import Release, ReleaseSource
 from releasegate.skaffold import SkaffoldDeploy
 from releasegate.skaffold import deploy as skaffold_deploy
-from releasegate.strategies import Strategy
 from releasegate.verify import diagnose, wait_for_endpoints, wait_for_rollout
 from releasegate.version import ReleaseTag, parse_tag
 
@@ -140,10 +139,6 @@ class Run:
     # --timeout, once a strategy knows it: what each wait for pods may take (a rollout, a
     # canary scaled for its step, a promotion, a restore); a canary's pauses come on top.
     pod_timeout: float | None = None
-
-    @property
-    def strategy(self) -> Strategy:
-        return strategies.for_environment(self.env)
 
     @classmethod
     def start(cls, command: str, project: Project, env: Environment, progress: Progress) -> Run:

@@ -1,93 +1,17 @@
-"""How a release is put in service: one small interface, one module per strategy.
+"""The strategies, by the name an environment's ``strategy.type`` gives (``base.py`` is the
+interface they share; one module each: ``rolling``, ``bluegreen``, ``canary``).
 
-The pipeline and recovery call a strategy the same way whichever it is, as Skaffold's runner
-calls its deployers and Argo Rollouts its strategies; a strategy adds a file here, not a branch
-in every function. What callers need:
-
-- ``target``: where the next release goes (blue/green: the idle slot), known before rendering;
-- ``put_in_service``: make this release the one serving, proven (Ready on the pinned image, and
-  the smoke checks passed), or raise; it may stop on purpose (``InService.paused``);
-- ``promote`` / ``abort``: go on with a paused release, or discard it;
-- ``put_back``: make a known-good release serve again, proven the same way;
-- ``serving`` and ``status_lines``: what serves now, for ``status`` and ``smoke``.
-
-``rolling`` is the Kubernetes Deployment's own rolling update; ``bluegreen`` two slots behind a
-Service whose selector is switched; ``canary`` a second Deployment given a growing share of the
-traffic (``traffic.py``: route weights or the pods' ratio).
+Layer: strategies. Commands ask here for an environment's strategy; no strategy imports this.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from releasegate.config import Environment
-    from releasegate.ledger import Record
-    from releasegate.render import Placement
-    from releasegate.run import Plan, Run
-
-
-@dataclass(frozen=True)
-class Serving:
-    deployment: dict[str, Any] | None  # None: nothing deployed yet
-    pods: list[dict[str, Any]] = field(default_factory=list)
-    slot: str = ""  # blue/green: the live slot
-
-    @property
-    def image(self) -> str | None:
-        if self.deployment is None:
-            return None
-        return str(self.deployment["spec"]["template"]["spec"]["containers"][0]["image"])
-
-
-@dataclass(frozen=True)
-class InService:
-    """Where a release ended up."""
-
-    pods_ready: str  # "ready/desired"
-    slot: str = ""  # blue/green: the slot it runs in
-    paused: str = ""  # set when it stopped on purpose: the step it waits before (or at)
-    step: int | None = None  # canary: the step reached
-    weight: int | None = None  # canary: the share of traffic the release has
-    status: str = ""  # what the GitHub deployment says while it is paused (default: the step)
-
-
-def after_traffic_left(run: Run, seconds: float, what: str) -> None:
-    """Wait ``scale_down_delay`` before deleting or scaling down ``what``, which traffic has
-    just left: gateways, meshes and load balancers apply the change seconds to minutes after
-    the API write, and until then they still send requests to its pods."""
-    if seconds <= 0:
-        return
-    with run.stages.run("drain") as done:
-        ends = time.monotonic() + seconds
-        while (left := ends - time.monotonic()) > 0:
-            run.progress.detail("drain", f"{what} keeps its pods {left:.0f} s more (scale_down_delay)")
-            time.sleep(min(left, 10.0))
-        done.append(f"{what} kept its pods {seconds:g} s after traffic left it")
-
-
-class Strategy(Protocol):
-    name: str
-
-    def target(self, run: Run) -> Placement: ...
-
-    def describe(self, plan: Plan) -> str:
-        """What a deploy of ``plan`` would do, for --dry-run."""
-        ...
-
-    def put_in_service(self, run: Run, plan: Plan, timeout: float) -> InService: ...
-
-    def promote(self, run: Run, paused: Record, timeout: float) -> InService: ...
-
-    def abort(self, run: Run, paused: Record) -> None: ...
-
-    def put_back(self, run: Run, record: Record, timeout: float) -> InService: ...
-
-    def serving(self, run: Run) -> Serving: ...
-
-    def status_lines(self, run: Run) -> list[str]: ...
+    from releasegate.run import Run
+    from releasegate.strategies.base import Strategy
 
 
 def for_environment(env: Environment) -> Strategy:
@@ -100,3 +24,8 @@ def for_environment(env: Environment) -> Strategy:
     if env.strategy.type == "canary":
         return Canary(env.strategy)
     return Rolling()
+
+
+def strategy_of(run: Run) -> Strategy:
+    """The strategy of the environment ``run`` works on."""
+    return for_environment(run.env)

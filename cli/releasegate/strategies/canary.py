@@ -34,8 +34,9 @@ from releasegate.errors import NeedsAttention, Refused
 from releasegate.kube import DEPLOYMENTS, translated_errors
 from releasegate.render import TRACK_LABEL, Track
 from releasegate.rollout import is_ready
-from releasegate.strategies import InService, Serving, after_traffic_left, leaving
+from releasegate.strategies import leaving
 from releasegate.strategies.acceptance import ACCEPT_SECONDS
+from releasegate.strategies.base import InService, Serving, after_traffic_left
 from releasegate.strategies.rolling import put_in_service_leaving_bluegreen
 from releasegate.strategies.traffic import canary_pods, for_settings
 from releasegate.verify import workload

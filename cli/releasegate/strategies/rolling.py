@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from releasegate.errors import Refused
-from releasegate.strategies import InService, Serving, leaving
+from releasegate.strategies import leaving
+from releasegate.strategies.base import InService, Serving
 from releasegate.verify import workload
 
 if TYPE_CHECKING:
