@@ -13,7 +13,7 @@ import yaml
 from releasegate import chart, render
 from releasegate.config import Project, load_environment, load_project
 from releasegate.errors import BadInput
-from releasegate.render import Placement, Slots, Track
+from releasegate.placement import Placement, Slots, Track
 from releasegate.version import parse_tag
 from tests.emulators.stack import describe_with_chart
 

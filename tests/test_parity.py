@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from releasegate import render
+from releasegate import placement, render
 from releasegate.config import Project, load_environment, load_project
 from releasegate.version import parse_tag
 from tests.emulators.stack import describe_with_chart
@@ -44,7 +44,7 @@ def projects(tmp_path: Path, helm_on_path: Path) -> tuple[Project, Project]:
     return copy_project(tmp_path / "templates", chart=False), copy_project(tmp_path / "chart", chart=True)
 
 
-def objects(project: Project, env: str, slots: render.Placement = None) -> dict[str, Any]:
+def objects(project: Project, env: str, slots: placement.Placement = None) -> dict[str, Any]:
     environment = load_environment(project, env)
     manifests = render.render(project, environment, parse_tag("v1.4.2"), IMAGE, slots)
     return {f"{m.kind}/{m.obj['metadata'].get('namespace')}/{m.name}": normalised(m.obj) for m in manifests}
@@ -65,7 +65,7 @@ def normalised(value: Any) -> Any:
     return value
 
 
-def parity(projects: tuple[Project, Project], env: str, slots: render.Placement = None) -> list[str]:
+def parity(projects: tuple[Project, Project], env: str, slots: placement.Placement = None) -> list[str]:
     """Each divergence as 'Kind/namespace/name: field.path: templates=... chart=...'."""
     templates, chart = objects(projects[0], env, slots), objects(projects[1], env, slots)
     found = []
@@ -106,8 +106,11 @@ def test_templates_and_chart_describe_the_same_objects(projects: tuple[Project, 
 # Blue/green: the first deploy (blue, nothing live: no <app> Service yet) and a later one
 # (green, while <app> selects blue).
 SLOT_CASES = {
-    "first": (render.Slots("blue", None), {"Deployment": "model-api-blue", "Service": "model-api-preview"}),
-    "second": (render.Slots("green", "blue"), {"Deployment": "model-api-green", "Service": "model-api"}),
+    "first": (
+        placement.Slots("blue", None),
+        {"Deployment": "model-api-blue", "Service": "model-api-preview"},
+    ),
+    "second": (placement.Slots("green", "blue"), {"Deployment": "model-api-green", "Service": "model-api"}),
 }
 
 
@@ -141,7 +144,7 @@ def test_templates_and_chart_describe_the_same_track_objects(
     projects: tuple[Project, Project], env: str, track: str
 ) -> None:
     workload, services = TRACK_CASES[track]
-    rendered = objects(projects[0], env, render.Track(track, "gateway"))
+    rendered = objects(projects[0], env, placement.Track(track, "gateway"))
     namespace = f"model-api-{env}"
     names = {key.split("/")[-1] for key in rendered if key.startswith("Service/")}
     assert names == services
@@ -154,13 +157,13 @@ def test_templates_and_chart_describe_the_same_track_objects(
         assert selector == {"app.kubernetes.io/name": "model-api", "releasegate.dev/track": name}
     autoscaler = f"HorizontalPodAutoscaler/{namespace}/{workload}"
     assert (autoscaler in rendered) == (track == "stable")  # never for a canary
-    assert parity(projects, env, render.Track(track, "gateway")) == []
+    assert parity(projects, env, placement.Track(track, "gateway")) == []
 
 
 def test_a_track_label_missing_in_the_chart_is_named(projects: tuple[Project, Project]) -> None:
     edit(projects[1].root / "helm" / "templates" / "_helpers.tpl",
          'releasegate.dev/track: "canary"\n', "")  # fmt: skip
-    found = parity(projects, "prod", render.Track("canary", "istio"))
+    found = parity(projects, "prod", placement.Track("canary", "istio"))
     assert "Deployment/model-api-prod/model-api-canary: spec.selector.matchLabels.releasegate.dev/track: " \
         "only in the templates ('canary')" in found  # fmt: skip
 
@@ -168,7 +171,7 @@ def test_a_track_label_missing_in_the_chart_is_named(projects: tuple[Project, Pr
 def test_a_slot_label_missing_in_the_chart_is_named(projects: tuple[Project, Project]) -> None:
     edit(projects[1].root / "helm" / "templates" / "_helpers.tpl",
          "releasegate.dev/slot: {{ .Values.blueGreen.slot | toJson }}\n", "")  # fmt: skip
-    found = parity(projects, "prod", render.Slots("green", "blue"))
+    found = parity(projects, "prod", placement.Slots("green", "blue"))
     assert "Deployment/model-api-prod/model-api-green: spec.selector.matchLabels.releasegate.dev/slot: " \
         "only in the templates ('green')" in found  # fmt: skip
 

@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from releasegate.kube import DEPLOYMENTS, Cluster
-from releasegate.render import INITIAL_REPLICAS, Manifest
+from releasegate.placement import INITIAL_REPLICAS, Manifest
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MERGE_PATCH = "application/merge-patch+json"

@@ -27,7 +27,7 @@ from releasegate.skaffold import profile_manifests
 from releasegate.version import ReleaseTag
 
 if TYPE_CHECKING:
-    from releasegate.render import Placement
+    from releasegate.placement import Placement
 
 # The release fields releasegate reproduces; any other field could make Skaffold render
 # something different from what was validated.
@@ -59,7 +59,7 @@ def release_values_path(project: Project, env: Environment) -> Path:
 def release_values(tag: ReleaseTag, image: str, slots: Placement = None) -> str:
     """The values releasegate sets per deploy; for blue/green, the slot to deploy to and the
     one Service <app> selects now (null before any has gone live); for canary, the track."""
-    from releasegate.render import Slots, Track
+    from releasegate.placement import Slots, Track
 
     values: dict[str, Any] = {"image": image, "releaseTag": tag.text}
     if isinstance(slots, Slots):

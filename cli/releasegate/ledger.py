@@ -25,7 +25,7 @@ from releasegate.kube import translated_errors
 if TYPE_CHECKING:
     from releasegate.config import Environment
     from releasegate.kube import Cluster
-    from releasegate.render import Manifest
+    from releasegate.placement import Manifest
 
 KEEP = 20
 LABEL = "releasegate.dev/ledger"

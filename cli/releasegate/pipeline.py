@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from releasegate import placement
 from releasegate import render as renderer
 from releasegate.config import Environment, Project
 from releasegate.deployments import DeploymentRecord
@@ -75,14 +76,14 @@ def preflight(run: Run, tag_text: str) -> Plan:
             + f", valid against Kubernetes {renderer.KUBERNETES_VERSION} schemas"
         )
     describe(run.result, tag.text, image.pinned)
-    run.result.slot = slots.target if isinstance(slots, renderer.Slots) else None
+    run.result.slot = slots.target if isinstance(slots, placement.Slots) else None
     return Plan(tag=tag, release=release, image=image.pinned, manifests=manifests, slots=slots)
 
 
-def _placement(slots: renderer.Placement) -> str:
-    if isinstance(slots, renderer.Slots):
+def _placement(slots: placement.Placement) -> str:
+    if isinstance(slots, placement.Slots):
         return f" (slot {slots.target})"
-    if isinstance(slots, renderer.Track):
+    if isinstance(slots, placement.Track):
         return f" ({slots.name} track)"
     return ""
 
@@ -160,7 +161,7 @@ def deploy(
                 outcome=PENDING,
                 manifest_hash=manifest_hash(plan.manifests),
                 strategy=strategy_of(run).name,
-                slot=plan.slots.target if isinstance(plan.slots, renderer.Slots) else "",
+                slot=plan.slots.target if isinstance(plan.slots, placement.Slots) else "",
                 values=recorded_values(env),
             )
             run.result.revision = record.revision

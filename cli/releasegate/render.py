@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import yaml
 from releasegate import chart
 from releasegate.config import Environment, Project
 from releasegate.errors import BadInput
+from releasegate.placement import INITIAL_REPLICAS, Manifest, Placement, Slots, Track, workload_name
 from releasegate.skaffold import profile_manifests
 from releasegate.template_values import ReadTracking
 from releasegate.version import ReleaseTag
@@ -31,8 +31,6 @@ from releasegate.version import ReleaseTag
 # The Kubernetes version whose schemas rendered objects must satisfy (EKS standard support).
 KUBERNETES_VERSION = "1.33.0"
 PINNED_IMAGE = re.compile(r"[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+@sha256:[a-f0-9]{64}")
-# The replica count an autoscaled Deployment is created with (autoscaling.py sets it).
-INITIAL_REPLICAS = "releasegate.dev/initial-replicas"
 NON_ASCII = re.compile(r"[^\x00-\x7f]")
 NAMESPACED_KINDS = {
     "Deployment",
@@ -42,73 +40,6 @@ NAMESPACED_KINDS = {
     "HorizontalPodAutoscaler",
     "ConfigMap",
 }
-
-
-SLOTS = ("blue", "green")
-SLOT_LABEL = "releasegate.dev/slot"
-
-
-@dataclass(frozen=True)
-class Slots:
-    """Blue/green: the slot a release goes to, and the one Service ``<app>`` selects now (None
-    before any slot has gone live: a first deploy, or a move from rolling)."""
-
-    target: str
-    live: str | None
-
-    @classmethod
-    def after(cls, live: str | None) -> Slots:
-        """Where the next release goes: the idle slot, blue when none is live."""
-        return cls(target=other_slot(live) if live else SLOTS[0], live=live)
-
-
-def other_slot(slot: str) -> str:
-    return SLOTS[1] if slot == SLOTS[0] else SLOTS[0]
-
-
-TRACKS = ("stable", "canary")
-TRACK_LABEL = "releasegate.dev/track"
-
-
-@dataclass(frozen=True)
-class Track:
-    """Canary: which track a release's objects are for (``stable``: ``<app>``, promoted or the
-    first release; ``canary``: ``<app>-canary`` beside it), and how traffic reaches them."""
-
-    name: str  # one of TRACKS
-    traffic: str  # gateway | istio | replicas
-    # The canary's pod count when it is applied (releasegate sizes it to its share of the
-    # traffic); not part of which track it is.
-    pods: int | None = field(default=None, compare=False)
-
-
-# Where a release's objects go: rolling None, a blue/green slot, or a canary track.
-Placement = Slots | Track | None
-
-
-def workload_name(app: str, placement: Placement) -> str:
-    """The Deployment a release is verified in: ``<app>``, ``<app>-<slot>`` for blue/green,
-    ``<app>-canary`` for a canary."""
-    if isinstance(placement, Slots):
-        return f"{app}-{placement.target}"
-    if isinstance(placement, Track) and placement.name == "canary":
-        return f"{app}-canary"
-    return app
-
-
-@dataclass(frozen=True)
-class Manifest:
-    filename: str
-    text: str
-    obj: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.obj["kind"])
-
-    @property
-    def name(self) -> str:
-        return str(self.obj["metadata"]["name"])
 
 
 def quote_for_yaml(value: Any) -> str:

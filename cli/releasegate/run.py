@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from releasegate import autoscaling, permissions
+from releasegate import autoscaling, permissions, placement
 from releasegate import render as renderer
 from releasegate.config import Environment, Project
 from releasegate.errors import NeedsAttention, Refused, ReleasegateError
@@ -94,8 +94,8 @@ class Plan:
     tag: ReleaseTag
     release: Release | None
     image: str  # repository@sha256:…
-    manifests: list[renderer.Manifest]
-    slots: renderer.Placement = None  # blue/green's slot or canary's track the manifests are for
+    manifests: list[placement.Manifest]
+    slots: placement.Placement = None  # blue/green's slot or canary's track the manifests are for
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,7 @@ class Run:
             lambda text: self.progress.detail("smoke", text),
         )  # fmt: skip
 
-    def plan_from_record(self, record: Record, slots: renderer.Placement = None) -> Plan:
+    def plan_from_record(self, record: Record, slots: placement.Placement = None) -> Plan:
         """A recorded release rendered again as it was: with the template values it was
         deployed with, so a restore also undoes a values change that broke the release."""
         env = self.env
@@ -291,7 +291,7 @@ class Run:
         return self.plan_for(record.tag, record.image, slots, env)
 
     def plan_for(
-        self, tag_text: str, image: str, slots: renderer.Placement = None, env: Environment | None = None
+        self, tag_text: str, image: str, slots: placement.Placement = None, env: Environment | None = None
     ) -> Plan:
         """A release already validated (recorded, or paused): rendered again."""
         tag = parse_tag(tag_text, self.project.tag_prefix)
@@ -304,7 +304,7 @@ class Run:
         self.ensure_lock()
         renderer.write_for_deploy(self.project, self.env, plan.tag, plan.image, plan.manifests, plan.slots)
         spec = skaffold_spec(self.project, self.env, plan.image)
-        workload = renderer.workload_name(self.project.app, plan.slots)
+        workload = placement.workload_name(self.project.app, plan.slots)
         with self.stages.run(stage) as done:
             initial = self._leave_replicas_to_the_autoscaler(plan, workload)
             skaffold_deploy(
@@ -342,7 +342,7 @@ class Run:
         return f"{verdict.ready}/{verdict.desired}"
 
 
-def _deployment(plan: Plan, app: str) -> renderer.Manifest:
+def _deployment(plan: Plan, app: str) -> placement.Manifest:
     return next(m for m in plan.manifests if m.kind == "Deployment" and m.name == app)
 
 

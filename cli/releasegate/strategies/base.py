@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from releasegate.ledger import Record
-    from releasegate.render import Placement
+    from releasegate.placement import Placement
     from releasegate.run import Plan, Run
 
 

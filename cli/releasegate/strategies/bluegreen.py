@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from releasegate.errors import NeedsAttention, Refused
 from releasegate.kube import DEPLOYMENTS, SERVICES, translated_errors
 from releasegate.lock import LockLost
-from releasegate.render import SLOT_LABEL, SLOTS, Slots
+from releasegate.placement import SLOT_LABEL, SLOTS, Slots
 from releasegate.rollout import is_ready
 from releasegate.strategies.base import InService, Serving, after_traffic_left
 from releasegate.verify import wait_for_endpoints, workload

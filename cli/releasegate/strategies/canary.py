@@ -27,12 +27,12 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from releasegate import autoscaling
+from releasegate import autoscaling, placement
 from releasegate import render as renderer
 from releasegate.analysis import ERROR, Evaluations, evaluate
 from releasegate.errors import NeedsAttention, Refused
 from releasegate.kube import DEPLOYMENTS, translated_errors
-from releasegate.render import TRACK_LABEL, Track
+from releasegate.placement import TRACK_LABEL, Track
 from releasegate.rollout import is_ready
 from releasegate.strategies import leaving
 from releasegate.strategies.acceptance import ACCEPT_SECONDS
@@ -342,7 +342,7 @@ class Canary:
 
 
 def canary_name(run: Run) -> str:
-    return renderer.workload_name(run.project.app, Track("canary", ""))
+    return placement.workload_name(run.project.app, Track("canary", ""))
 
 
 def canary_service(run: Run) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from releasegate.errors import NeedsAttention
 from releasegate.kube import DEPLOYMENTS, SERVICES, translated_errors
-from releasegate.render import SLOT_LABEL, SLOTS
+from releasegate.placement import SLOT_LABEL, SLOTS
 from releasegate.verify import wait_for_endpoints
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from releasegate.verify import workload
 
 if TYPE_CHECKING:
     from releasegate.ledger import Record
-    from releasegate.render import Placement
+    from releasegate.placement import Placement
     from releasegate.run import Plan, Run
 
 
