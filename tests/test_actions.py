@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from releasegate.actions import ActionsReport, decide
-from releasegate.config import load_environments, load_project
-from releasegate.errors import BadInput
+from releasegate.core.config import load_environments, load_project
+from releasegate.core.errors import BadInput
 from tests.emulators.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from releasegate.analysis import (
     signed_headers,
     signing_region,
 )
-from releasegate.config import Prometheus
+from releasegate.core.config import Prometheus
 
 LIMIT = Prometheus(query="q", max=0.01, url="http://prometheus:9090")
 

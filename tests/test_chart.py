@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from releasegate import chart, render
-from releasegate.config import Project, load_environment, load_project
-from releasegate.errors import BadInput
-from releasegate.placement import Placement, Slots, Track
-from releasegate.version import parse_tag
+from releasegate.core.config import Project, load_environment, load_project
+from releasegate.core.errors import BadInput
+from releasegate.core.placement import Placement, Slots, Track
+from releasegate.core.version import parse_tag
 from tests.emulators.stack import describe_with_chart
 
 ROOT = Path(__file__).resolve().parents[1]

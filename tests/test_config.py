@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.config import (
+from releasegate.core.config import (
     available_environments,
     load_environment,
     load_project,
 )
-from releasegate.errors import BadInput
+from releasegate.core.errors import BadInput
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def test_a_typo_in_releasegate_yaml_is_bad_input(project_dir: Path) -> None:
 
 
 def test_a_renamed_key_says_what_it_is_called_now(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from releasegate import config
+    from releasegate.core import config
 
     # The table of renames is data the next version fills in; the message is what is tested.
     monkeypatch.setitem(config.RENAMED, "allow_prereleases", "allow_prerelease")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from releasegate.config import load_environment, load_project
+from releasegate.core.config import load_environment, load_project
 from releasegate.permissions import needed
 from tests.emulators.stack import Stack
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.errors import Refused
+from releasegate.core.errors import Refused
 from releasegate.kube import Cluster, WatchStop
 from tests.emulators.kube import KubeEmulator
 from tests.test_kube_emulator import NS, config_map, wait_for

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from releasegate import render
-from releasegate.config import load_environment, load_project
-from releasegate.version import parse_tag
+from releasegate.core.config import load_environment, load_project
+from releasegate.core.version import parse_tag
 from tests.emulators.kube import KubeEmulator
 
 ROOT = Path(__file__).resolve().parents[1]

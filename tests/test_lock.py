@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import kubernetes_validate
 import pytest
 
-from releasegate.errors import Refused
+from releasegate.core.errors import Refused
 from releasegate.kube import Cluster
 from releasegate.lock import DeployLock, LockLost, expired, holder_identity, micro_time
 from tests.emulators.kube import KubeEmulator

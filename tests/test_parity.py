@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from releasegate import placement, render
-from releasegate.config import Project, load_environment, load_project
-from releasegate.version import parse_tag
+from releasegate import render
+from releasegate.core import placement
+from releasegate.core.config import Project, load_environment, load_project
+from releasegate.core.version import parse_tag
 from tests.emulators.stack import describe_with_chart
 
 ROOT = Path(__file__).resolve().parents[1]

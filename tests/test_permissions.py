@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from releasegate.config import (
+from releasegate.core.config import (
     Analysis,
     Environment,
     Prometheus,

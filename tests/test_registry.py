@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.errors import Refused
+from releasegate.core.errors import Refused
 from releasegate.registry import Registry
 from tests.emulators.ecr import CREDENTIALS, EcrEmulator
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from releasegate.errors import BadInput, Refused
+from releasegate.core.errors import BadInput, Refused
 from releasegate.releases import ReleaseSource, list_releases, validate_release
 from tests.emulators.github import GitHubEmulator
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from releasegate.errors import NeedsAttention
+from releasegate.core.errors import NeedsAttention
 from releasegate.report import Console
 from releasegate.run import Result
 

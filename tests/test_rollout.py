@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from releasegate.rollout import evaluate, rollout_wait_reason
+from releasegate.core.rollout import evaluate, rollout_wait_reason
 
 IMAGE = "repo/model-api@sha256:" + "1" * 64
 OLD = "repo/model-api@sha256:" + "0" * 64

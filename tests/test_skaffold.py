@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.errors import Refused
+from releasegate.core.errors import Refused
 from releasegate.process import ProgramFailed, run_program
 from releasegate.skaffold import SkaffoldDeploy
 

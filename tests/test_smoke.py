@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from releasegate.config import SmokeCheck
+from releasegate.core.config import SmokeCheck
 from releasegate.smoke import judge
 from tests.emulators.stack import Stack
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from releasegate.errors import NeedsAttention
+from releasegate.core.errors import NeedsAttention
 from releasegate.kube import Cluster
 from releasegate.verify import diagnose, wait_for_rollout
 from tests.emulators.kube import KubeEmulator

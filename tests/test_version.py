@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from releasegate.errors import BadInput
-from releasegate.version import nearest_tags, parse_tag
+from releasegate.core.errors import BadInput
+from releasegate.core.version import nearest_tags, parse_tag
 
 INJECTIONS = [
     "v1.0.0; rm -rf /",

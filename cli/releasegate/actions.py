@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from releasegate.config import Environment
-from releasegate.errors import BadInput
+from releasegate.core.config import Environment
+from releasegate.core.errors import BadInput
 
 
 @dataclass(frozen=True)

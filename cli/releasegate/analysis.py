@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from releasegate.config import Prometheus
-from releasegate.errors import NeedsAttention
+from releasegate.core.config import Prometheus
+from releasegate.core.errors import NeedsAttention
 from releasegate.kube import Cluster
 
 QUERY_PATH = "/api/v1/query"

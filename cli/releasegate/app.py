@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from releasegate.errors import BadInput, Refused, ReleasegateError
+from releasegate.core.errors import BadInput, Refused, ReleasegateError
 
 if TYPE_CHECKING:
-    from releasegate.config import Environment, Project
+    from releasegate.core.config import Environment, Project
     from releasegate.report import Console
     from releasegate.run import Result
 
@@ -71,7 +71,8 @@ def releases(ctx: typer.Context) -> None:
     """List the repository's published semver releases, newest first."""
 
     def run(console: Console) -> Result:
-        from releasegate import config, pipeline
+        from releasegate import pipeline
+        from releasegate.core import config
 
         return pipeline.releases(config.load_project(ctx.obj.project_dir), console)
 
@@ -170,9 +171,9 @@ def deploy(
 
     def run(console: Console) -> Result:
         from releasegate import pipeline
-        from releasegate.config import load_environment, load_project
+        from releasegate.core.config import load_environment, load_project
+        from releasegate.core.version import parse_tag
         from releasegate.run import DeployOptions, Result
-        from releasegate.version import parse_tag
 
         project = load_project(ctx.obj.project_dir)
         env_name, tag_text, confirm_text = _from_event(project, env, tag, confirm, console)
@@ -207,7 +208,7 @@ def event(ctx: typer.Context) -> None:
 
     def run(console: Console) -> Result:
         from releasegate.actions import ActionsReport, decide_from_environment, in_actions
-        from releasegate.config import load_environments, load_project
+        from releasegate.core.config import load_environments, load_project
         from releasegate.run import Result
 
         if not in_actions():
@@ -377,7 +378,7 @@ def _from_event(
 ) -> tuple[str, str, str | None]:
     """--env/--tag/--confirm, filled in from the GitHub Actions event when not given."""
     from releasegate.actions import decide_from_environment, in_actions
-    from releasegate.config import load_environments
+    from releasegate.core.config import load_environments
 
     if env is not None and tag is not None:
         return env, tag, confirm
@@ -389,7 +390,7 @@ def _from_event(
 
 
 def _load(options: Globals, env: str) -> tuple[Project, Environment]:
-    from releasegate.config import load_environment, load_project
+    from releasegate.core.config import load_environment, load_project
 
     project = load_project(options.project_dir)
     return project, load_environment(project, env)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from releasegate.core.placement import INITIAL_REPLICAS, Manifest
 from releasegate.kube import DEPLOYMENTS, Cluster
-from releasegate.placement import INITIAL_REPLICAS, Manifest
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MERGE_PATCH = "application/merge-patch+json"

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from releasegate.config import Environment, Project
-from releasegate.errors import BadInput
+from releasegate.core.config import Environment, Project
+from releasegate.core.errors import BadInput
+from releasegate.core.version import ReleaseTag
 from releasegate.process import ProgramFailed, run_program
 from releasegate.skaffold import profile_manifests
-from releasegate.version import ReleaseTag
 
 if TYPE_CHECKING:
-    from releasegate.placement import Placement
+    from releasegate.core.placement import Placement
 
 # The release fields releasegate reproduces; any other field could make Skaffold render
 # something different from what was validated.
@@ -59,7 +59,7 @@ def release_values_path(project: Project, env: Environment) -> Path:
 def release_values(tag: ReleaseTag, image: str, slots: Placement = None) -> str:
     """The values releasegate sets per deploy; for blue/green, the slot to deploy to and the
     one Service <app> selects now (null before any has gone live); for canary, the track."""
-    from releasegate.placement import Slots, Track
+    from releasegate.core.placement import Slots, Track
 
     values: dict[str, Any] = {"image": image, "releaseTag": tag.text}
     if isinstance(slots, Slots):

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from releasegate.errors import NeedsAttention, Refused
+from releasegate.core.errors import NeedsAttention, Refused
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/{namespace}/deployments"
 PODS = "/api/v1/namespaces/{namespace}/pods"

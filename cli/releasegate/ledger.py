@@ -19,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from releasegate.errors import NeedsAttention, Refused
+from releasegate.core.errors import NeedsAttention, Refused
 from releasegate.kube import translated_errors
 
 if TYPE_CHECKING:
-    from releasegate.config import Environment
+    from releasegate.core.config import Environment
+    from releasegate.core.placement import Manifest
     from releasegate.kube import Cluster
-    from releasegate.placement import Manifest
 
 KEEP = 20
 LABEL = "releasegate.dev/ledger"

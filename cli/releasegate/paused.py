@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
-from releasegate.config import Environment, Project
+from releasegate.core.config import Environment, Project
+from releasegate.core.errors import Refused, RolledBack
 from releasegate.deployments import DeploymentRecord
-from releasegate.errors import Refused, RolledBack
 from releasegate.ledger import ABORTED, PENDING, Record, paused, serving, step_value
 from releasegate.pipeline import Attempt, go_live, outcome_of
 from releasegate.run import DeployOptions, Progress, Result, Run, describe

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from releasegate.errors import Refused
+from releasegate.core.errors import Refused
 
 if TYPE_CHECKING:
-    from releasegate.config import Environment
+    from releasegate.core.config import Environment
     from releasegate.kube import Cluster
 
 REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"

@@ -14,11 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from releasegate import placement
 from releasegate import render as renderer
-from releasegate.config import Environment, Project
+from releasegate.core import placement
+from releasegate.core.config import Environment, Project
+from releasegate.core.errors import (
+    BadInput,
+    Interrupted,
+    Refused,
+    ReleasegateError,
+    RolledBack,
+    needs_attention,
+)
+from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.deployments import DeploymentRecord
-from releasegate.errors import BadInput, Interrupted, Refused, ReleasegateError, RolledBack, needs_attention
 from releasegate.ledger import (
     DEPLOYED,
     FAILED,
@@ -38,7 +46,6 @@ from releasegate.releases import ReleaseSource, list_releases, validate_release
 from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
 from releasegate.strategies import strategy_of
 from releasegate.strategies.base import InService
-from releasegate.version import ReleaseTag, parse_tag
 
 
 def releases(project: Project, progress: Progress) -> Result:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from releasegate.errors import NeedsAttention, Refused
+from releasegate.core.errors import NeedsAttention, Refused
 
 OUTPUT_TAIL = 10
 # Credentials for GitHub that a child process (or a plugin it loads) could leak or misuse.

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from releasegate.config import Environment, Project, load_environment
-from releasegate.errors import Refused
+from releasegate.core.config import Environment, Project, load_environment
+from releasegate.core.errors import Refused
 from releasegate.kube import Cluster
 from releasegate.ledger import DEPLOYED, Ledger
 from releasegate.releases import ReleaseSource

@@ -14,13 +14,13 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from releasegate.config import Environment, Project
-from releasegate.errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
+from releasegate.core.config import Environment, Project
+from releasegate.core.errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
+from releasegate.core.rollout import is_ready
+from releasegate.core.version import parse_tag
 from releasegate.ledger import DEPLOYED, FINISHED, INTERRUPTED, PENDING, Record, paused, serving, step_value
-from releasegate.rollout import is_ready
 from releasegate.run import DeployOptions, Progress, Result, Run, describe
 from releasegate.strategies import strategy_of
-from releasegate.version import parse_tag
 
 
 def recover(

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from releasegate.errors import Refused
+from releasegate.core.errors import Refused
 
 CREDENTIAL_ERRORS = {
     "AccessDeniedException",

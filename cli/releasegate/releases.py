@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from releasegate.errors import BadInput, Refused
-from releasegate.version import PrefixPolicy, ReleaseTag, nearest_tags, parse_tag
+from releasegate.core.errors import BadInput, Refused
+from releasegate.core.version import PrefixPolicy, ReleaseTag, nearest_tags, parse_tag
 
 if TYPE_CHECKING:
     from github.GitRelease import GitRelease

@@ -11,7 +11,7 @@ import time
 from typing import Any, TextIO
 
 from releasegate.actions import ActionsReport, run_url
-from releasegate.errors import ReleasegateError
+from releasegate.core.errors import ReleasegateError
 from releasegate.run import Result
 
 MASK = "***"

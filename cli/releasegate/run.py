@@ -16,10 +16,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from releasegate import autoscaling, permissions, placement
+from releasegate import autoscaling, permissions
 from releasegate import render as renderer
-from releasegate.config import Environment, Project
-from releasegate.errors import NeedsAttention, Refused, ReleasegateError
+from releasegate.core import placement
+from releasegate.core.config import Environment, Project
+from releasegate.core.errors import NeedsAttention, Refused, ReleasegateError
+from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.kube import SERVICES, Cluster, translated_errors
 from releasegate.ledger import Ledger, Record
 from releasegate.lock import DeployLock, holder_identity
@@ -29,7 +31,6 @@ from releasegate.releases import Release, ReleaseSource
 from releasegate.skaffold import SkaffoldDeploy
 from releasegate.skaffold import deploy as skaffold_deploy
 from releasegate.verify import diagnose, wait_for_endpoints, wait_for_rollout
-from releasegate.version import ReleaseTag, parse_tag
 
 # Seconds, at least, for a Service's endpoints to follow a change before the smoke checks.
 ENDPOINTS_SECONDS = 30

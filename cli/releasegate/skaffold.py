@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from releasegate.errors import BadInput
+from releasegate.core.errors import BadInput
 from releasegate.process import run_program
 
 RUN_ID_LABEL = "skaffold.dev/run-id"

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from releasegate.config import Smoke, SmokeCheck
-from releasegate.errors import NeedsAttention
+from releasegate.core.config import Smoke, SmokeCheck
+from releasegate.core.errors import NeedsAttention
+from releasegate.core.rollout import is_ready
 from releasegate.kube import PODS, SERVICES, Cluster, translated_errors
-from releasegate.rollout import is_ready
 
 BODY_START = 120
 UNREACHABLE = "error trying to reach service"

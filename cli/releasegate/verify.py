@@ -16,9 +16,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from releasegate.errors import NeedsAttention, Refused
+from releasegate.core.errors import NeedsAttention, Refused
+from releasegate.core.rollout import (
+    UNSCHEDULABLE_SECONDS,
+    PodProblem,
+    Verdict,
+    evaluate,
+    is_ready,
+    unschedulable,
+)
 from releasegate.kube import DEPLOYMENTS, EVENTS, PODS, Cluster, WatchEvent, WatchStop, translated_errors
-from releasegate.rollout import UNSCHEDULABLE_SECONDS, PodProblem, Verdict, evaluate, is_ready, unschedulable
 
 ENDPOINT_SLICES = "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
 ENDPOINTS_POLL_SECONDS = 0.2

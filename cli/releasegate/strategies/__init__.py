@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from releasegate.config import Environment
+    from releasegate.core.config import Environment
     from releasegate.run import Run
     from releasegate.strategies.base import Strategy
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from releasegate.core.placement import Placement
     from releasegate.ledger import Record
-    from releasegate.placement import Placement
     from releasegate.run import Plan, Run
 
 

@@ -17,16 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from releasegate.errors import NeedsAttention, Refused
+from releasegate.core.errors import NeedsAttention, Refused
+from releasegate.core.placement import SLOT_LABEL, SLOTS, Slots
+from releasegate.core.rollout import is_ready
 from releasegate.kube import DEPLOYMENTS, SERVICES, translated_errors
 from releasegate.lock import LockLost
-from releasegate.placement import SLOT_LABEL, SLOTS, Slots
-from releasegate.rollout import is_ready
 from releasegate.strategies.base import InService, Serving, after_traffic_left
 from releasegate.verify import wait_for_endpoints, workload
 
 if TYPE_CHECKING:
-    from releasegate.config import StrategySettings
+    from releasegate.core.config import StrategySettings
     from releasegate.ledger import Record
     from releasegate.run import Plan, Run
 

@@ -27,13 +27,14 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from releasegate import autoscaling, placement
+from releasegate import autoscaling
 from releasegate import render as renderer
 from releasegate.analysis import ERROR, Evaluations, evaluate
-from releasegate.errors import NeedsAttention, Refused
+from releasegate.core import placement
+from releasegate.core.errors import NeedsAttention, Refused
+from releasegate.core.placement import TRACK_LABEL, Track
+from releasegate.core.rollout import is_ready
 from releasegate.kube import DEPLOYMENTS, translated_errors
-from releasegate.placement import TRACK_LABEL, Track
-from releasegate.rollout import is_ready
 from releasegate.strategies import leaving
 from releasegate.strategies.acceptance import ACCEPT_SECONDS
 from releasegate.strategies.base import InService, Serving, after_traffic_left
@@ -42,7 +43,7 @@ from releasegate.strategies.traffic import canary_pods, for_settings
 from releasegate.verify import workload
 
 if TYPE_CHECKING:
-    from releasegate.config import CanaryStep, StrategySettings
+    from releasegate.core.config import CanaryStep, StrategySettings
     from releasegate.ledger import Record
     from releasegate.run import Plan, Run
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from releasegate.errors import NeedsAttention
+from releasegate.core.errors import NeedsAttention
+from releasegate.core.placement import SLOT_LABEL, SLOTS
 from releasegate.kube import DEPLOYMENTS, SERVICES, translated_errors
-from releasegate.placement import SLOT_LABEL, SLOTS
 from releasegate.verify import wait_for_endpoints
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def slot_still_serving(run: Run, image: str) -> tuple[str, str] | None:
     """The slot ``<app>`` still selects, and its pods Ready (``n/n``), when it runs ``image``
     with every pod Ready: a move that failed before the switch, whose put-back is only to drop
     what it created."""
-    from releasegate.rollout import is_ready
+    from releasegate.core.rollout import is_ready
     from releasegate.verify import workload
 
     slot = serving_slot(run)

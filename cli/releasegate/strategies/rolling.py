@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from releasegate.errors import Refused
+from releasegate.core.errors import Refused
 from releasegate.strategies import leaving
 from releasegate.strategies.base import InService, Serving
 from releasegate.verify import workload
 
 if TYPE_CHECKING:
+    from releasegate.core.placement import Placement
     from releasegate.ledger import Record
-    from releasegate.placement import Placement
     from releasegate.run import Plan, Run
 
 

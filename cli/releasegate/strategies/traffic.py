@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from releasegate.errors import NeedsAttention, Refused
+from releasegate.core.errors import NeedsAttention, Refused
 from releasegate.kube import DEPLOYMENTS, SERVICES, translated_errors
 from releasegate.strategies import acceptance
 

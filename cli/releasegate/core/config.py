@@ -16,8 +16,8 @@ from typing import Any, cast
 
 import yaml
 
-from releasegate.errors import BadInput
-from releasegate.version import PrefixPolicy
+from releasegate.core.errors import BadInput
+from releasegate.core.version import PrefixPolicy
 
 ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 # Kubernetes DNS-1123 label: namespaces, and the ECR repository name's allowed characters.

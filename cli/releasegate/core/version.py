@@ -9,7 +9,7 @@ from typing import Literal
 
 import semver
 
-from releasegate.errors import BadInput
+from releasegate.core.errors import BadInput
 
 PrefixPolicy = Literal["required", "optional", "forbidden"]
 
