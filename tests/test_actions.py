@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from releasegate.actions import ActionsReport, decide
 from releasegate.core.config import load_environments, load_project
 from releasegate.core.errors import BadInput
+from releasegate.github.actions import ActionsReport, decide
 from tests.emulators.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]

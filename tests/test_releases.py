@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from releasegate.core.errors import BadInput, Refused
-from releasegate.releases import ReleaseSource, list_releases, validate_release
+from releasegate.github.releases import ReleaseSource, list_releases, validate_release
 from tests.emulators.github import GitHubEmulator
 
 

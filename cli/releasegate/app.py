@@ -207,8 +207,8 @@ def event(ctx: typer.Context) -> None:
     (also written to GITHUB_OUTPUT, for a job's `environment:`)."""
 
     def run(console: Console) -> Result:
-        from releasegate.actions import ActionsReport, decide_from_environment, in_actions
         from releasegate.core.config import load_environments, load_project
+        from releasegate.github.actions import ActionsReport, decide_from_environment, in_actions
         from releasegate.run import Result
 
         if not in_actions():
@@ -377,8 +377,8 @@ def _from_event(
     project: Project, env: str | None, tag: str | None, confirm: str | None, console: Console
 ) -> tuple[str, str, str | None]:
     """--env/--tag/--confirm, filled in from the GitHub Actions event when not given."""
-    from releasegate.actions import decide_from_environment, in_actions
     from releasegate.core.config import load_environments
+    from releasegate.github.actions import decide_from_environment, in_actions
 
     if env is not None and tag is not None:
         return env, tag, confirm

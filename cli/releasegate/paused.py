@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import Refused, RolledBack
-from releasegate.deployments import DeploymentRecord
+from releasegate.github.deployments import DeploymentRecord
 from releasegate.ledger import ABORTED, PENDING, Record, paused, serving, step_value
 from releasegate.pipeline import Attempt, go_live, outcome_of
 from releasegate.run import DeployOptions, Progress, Result, Run, describe

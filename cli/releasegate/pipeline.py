@@ -26,7 +26,8 @@ from releasegate.core.errors import (
     needs_attention,
 )
 from releasegate.core.version import ReleaseTag, parse_tag
-from releasegate.deployments import DeploymentRecord
+from releasegate.github.deployments import DeploymentRecord
+from releasegate.github.releases import ReleaseSource, list_releases, validate_release
 from releasegate.ledger import (
     DEPLOYED,
     FAILED,
@@ -42,7 +43,6 @@ from releasegate.ledger import (
 from releasegate.lock import LockLost
 from releasegate.recovery import recover
 from releasegate.registry import Image
-from releasegate.releases import ReleaseSource, list_releases, validate_release
 from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
 from releasegate.strategies import strategy_of
 from releasegate.strategies.base import InService

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from releasegate.core.config import Environment, Project, load_environment
 from releasegate.core.errors import Refused
+from releasegate.github.releases import ReleaseSource
 from releasegate.kube import Cluster
 from releasegate.ledger import DEPLOYED, Ledger
-from releasegate.releases import ReleaseSource
 
 
 def require_promotion(

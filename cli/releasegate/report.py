@@ -10,8 +10,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from releasegate.actions import ActionsReport, run_url
 from releasegate.core.errors import ReleasegateError
+from releasegate.github.actions import ActionsReport, run_url
 from releasegate.run import Result
 
 MASK = "***"

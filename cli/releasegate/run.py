@@ -22,12 +22,12 @@ from releasegate.core import placement
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import NeedsAttention, Refused, ReleasegateError
 from releasegate.core.version import ReleaseTag, parse_tag
+from releasegate.github.releases import Release, ReleaseSource
 from releasegate.kube import SERVICES, Cluster, translated_errors
 from releasegate.ledger import Ledger, Record
 from releasegate.lock import DeployLock, holder_identity
 from releasegate.process import require_program
 from releasegate.registry import Registry
-from releasegate.releases import Release, ReleaseSource
 from releasegate.skaffold import SkaffoldDeploy
 from releasegate.skaffold import deploy as skaffold_deploy
 from releasegate.verify import diagnose, wait_for_endpoints, wait_for_rollout

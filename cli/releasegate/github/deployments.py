@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from releasegate.actions import run_url
-from releasegate.releases import ReleaseSource
+from releasegate.github.actions import run_url
+from releasegate.github.releases import ReleaseSource
 
 
 class DeploymentRecord:
