@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from releasegate.aws.registry import Registry
 from releasegate.core.errors import Refused
-from releasegate.registry import Registry
 from tests.emulators.ecr import CREDENTIALS, EcrEmulator
 
 

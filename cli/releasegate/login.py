@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from releasegate.aws.registry import Registry
 from releasegate.core.config import Environment, Project
 from releasegate.process import require_program, run_program
-from releasegate.registry import Registry
 from releasegate.run import Progress, Result
 
 TOOLS = ("docker", "helm")

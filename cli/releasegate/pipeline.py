@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from releasegate import render as renderer
+from releasegate.aws.registry import Image
 from releasegate.core import placement
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import (
@@ -42,7 +43,6 @@ from releasegate.ledger import (
 )
 from releasegate.lock import LockLost
 from releasegate.recovery import recover
-from releasegate.registry import Image
 from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
 from releasegate.strategies import strategy_of
 from releasegate.strategies.base import InService

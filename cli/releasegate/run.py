@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from releasegate import autoscaling, permissions
 from releasegate import render as renderer
+from releasegate.aws.registry import Registry
 from releasegate.core import placement
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import NeedsAttention, Refused, ReleasegateError
@@ -27,7 +28,6 @@ from releasegate.kube import SERVICES, Cluster, translated_errors
 from releasegate.ledger import Ledger, Record
 from releasegate.lock import DeployLock, holder_identity
 from releasegate.process import require_program
-from releasegate.registry import Registry
 from releasegate.skaffold import SkaffoldDeploy
 from releasegate.skaffold import deploy as skaffold_deploy
 from releasegate.verify import diagnose, wait_for_endpoints, wait_for_rollout
