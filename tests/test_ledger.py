@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-
-from releasegate.kube import Cluster
-from releasegate.ledger import (
+from releasegate.kube.api.api import Cluster
+from releasegate.kube.api.ledger import (
     DEPLOYED,
     FAILED,
     PENDING,
@@ -16,6 +15,7 @@ from releasegate.ledger import (
     serving,
     to_config_map,
 )
+
 from tests.emulators.kube import KubeEmulator
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@sha256:" + "ab" * 32

@@ -29,7 +29,7 @@ from releasegate.core.errors import (
 from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.github.deployments import DeploymentRecord
 from releasegate.github.releases import ReleaseSource, list_releases, validate_release
-from releasegate.ledger import (
+from releasegate.kube.api.ledger import (
     DEPLOYED,
     FAILED,
     INTERRUPTED,
@@ -41,7 +41,7 @@ from releasegate.ledger import (
     recorded_values,
     serving,
 )
-from releasegate.lock import LockLost
+from releasegate.kube.api.lock import LockLost
 from releasegate.recovery import recover
 from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
 from releasegate.strategies import strategy_of

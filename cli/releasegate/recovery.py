@@ -18,7 +18,16 @@ from releasegate.core.config import Environment, Project
 from releasegate.core.errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
 from releasegate.core.rollout import is_ready
 from releasegate.core.version import parse_tag
-from releasegate.ledger import DEPLOYED, FINISHED, INTERRUPTED, PENDING, Record, paused, serving, step_value
+from releasegate.kube.api.ledger import (
+    DEPLOYED,
+    FINISHED,
+    INTERRUPTED,
+    PENDING,
+    Record,
+    paused,
+    serving,
+    step_value,
+)
 from releasegate.run import DeployOptions, Progress, Result, Run, describe
 from releasegate.strategies import strategy_of
 

@@ -16,7 +16,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from releasegate import autoscaling, permissions
 from releasegate import render as renderer
 from releasegate.aws.registry import Registry
 from releasegate.core import placement
@@ -24,13 +23,14 @@ from releasegate.core.config import Environment, Project
 from releasegate.core.errors import NeedsAttention, Refused, ReleasegateError
 from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.github.releases import Release, ReleaseSource
-from releasegate.kube import SERVICES, Cluster, translated_errors
-from releasegate.ledger import Ledger, Record
-from releasegate.lock import DeployLock, holder_identity
+from releasegate.kube.api import autoscaling, permissions
+from releasegate.kube.api.api import SERVICES, Cluster, translated_errors
+from releasegate.kube.api.ledger import Ledger, Record
+from releasegate.kube.api.lock import DeployLock, holder_identity
+from releasegate.kube.api.verify import diagnose, wait_for_endpoints, wait_for_rollout
 from releasegate.process import require_program
 from releasegate.skaffold import SkaffoldDeploy
 from releasegate.skaffold import deploy as skaffold_deploy
-from releasegate.verify import diagnose, wait_for_endpoints, wait_for_rollout
 
 # Seconds, at least, for a Service's endpoints to follow a change before the smoke checks.
 ENDPOINTS_SECONDS = 30
@@ -238,7 +238,7 @@ class Run:
         """The environment's smoke checks against ``image`` through ``service`` (default: the
         app's own Service); nothing when the environment has none. ``just_changed``: the
         Service's pods or selector changed just now, so its endpoints are awaited first."""
-        from releasegate.smoke import SmokeFailed, run_checks
+        from releasegate.kube.api.smoke import SmokeFailed, run_checks
 
         if self.env.smoke is None:
             return

@@ -25,7 +25,15 @@ from releasegate.core.rollout import (
     is_ready,
     unschedulable,
 )
-from releasegate.kube import DEPLOYMENTS, EVENTS, PODS, Cluster, WatchEvent, WatchStop, translated_errors
+from releasegate.kube.api.api import (
+    DEPLOYMENTS,
+    EVENTS,
+    PODS,
+    Cluster,
+    WatchEvent,
+    WatchStop,
+    translated_errors,
+)
 
 ENDPOINT_SLICES = "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
 ENDPOINTS_POLL_SECONDS = 0.2
