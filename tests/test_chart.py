@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from releasegate import chart, render
 from releasegate.core.config import Project, load_environment, load_project
 from releasegate.core.errors import BadInput
 from releasegate.core.placement import Placement, Slots, Track
 from releasegate.core.version import parse_tag
+from releasegate.deploy import chart, render
 from tests.emulators.stack import describe_with_chart
 
 ROOT = Path(__file__).resolve().parents[1]

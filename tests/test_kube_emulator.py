@@ -15,9 +15,9 @@ import kubernetes_validate
 import pytest
 import requests
 
-from releasegate import render
 from releasegate.core.config import load_environment, load_project
 from releasegate.core.version import parse_tag
+from releasegate.deploy import render
 from tests.emulators.kube import KubeEmulator
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from releasegate import render
 from releasegate.core import placement
 from releasegate.core.config import Project, load_environment, load_project
 from releasegate.core.version import parse_tag
+from releasegate.deploy import render
 from tests.emulators.stack import describe_with_chart
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.process import ProgramFailed, run_program
+from releasegate.deploy.process import ProgramFailed, run_program
 
 
 def live_timers(within: float = 3.0) -> list[threading.Thread]:

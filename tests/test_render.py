@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from releasegate import render
 from releasegate.core.config import load_environment, load_project
 from releasegate.core.errors import BadInput
 from releasegate.core.version import parse_tag
+from releasegate.deploy import render
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@sha256:" + "ab" * 32

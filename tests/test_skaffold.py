@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from releasegate.core.errors import Refused
-from releasegate.process import ProgramFailed, run_program
-from releasegate.skaffold import SkaffoldDeploy
+from releasegate.deploy.process import ProgramFailed, run_program
+from releasegate.deploy.skaffold import SkaffoldDeploy
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@sha256:" + "ab" * 32
 

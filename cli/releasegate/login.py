@@ -11,7 +11,7 @@ from pathlib import Path
 
 from releasegate.aws.registry import Registry
 from releasegate.core.config import Environment, Project
-from releasegate.process import require_program, run_program
+from releasegate.deploy.process import require_program, run_program
 from releasegate.run import Progress, Result
 
 TOOLS = ("docker", "helm")

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from releasegate import render as renderer
 from releasegate.aws.registry import Image
 from releasegate.core import placement
 from releasegate.core.config import Environment, Project
@@ -27,6 +26,7 @@ from releasegate.core.errors import (
     needs_attention,
 )
 from releasegate.core.version import ReleaseTag, parse_tag
+from releasegate.deploy import render as renderer
 from releasegate.github.deployments import DeploymentRecord
 from releasegate.github.releases import ReleaseSource, list_releases, validate_release
 from releasegate.kube.api.ledger import (

@@ -16,21 +16,21 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from releasegate import render as renderer
 from releasegate.aws.registry import Registry
 from releasegate.core import placement
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import NeedsAttention, Refused, ReleasegateError
 from releasegate.core.version import ReleaseTag, parse_tag
+from releasegate.deploy import render as renderer
+from releasegate.deploy.process import require_program
+from releasegate.deploy.skaffold import SkaffoldDeploy
+from releasegate.deploy.skaffold import deploy as skaffold_deploy
 from releasegate.github.releases import Release, ReleaseSource
 from releasegate.kube.api import autoscaling, permissions
 from releasegate.kube.api.api import SERVICES, Cluster, translated_errors
 from releasegate.kube.api.ledger import Ledger, Record
 from releasegate.kube.api.lock import DeployLock, holder_identity
 from releasegate.kube.api.verify import diagnose, wait_for_endpoints, wait_for_rollout
-from releasegate.process import require_program
-from releasegate.skaffold import SkaffoldDeploy
-from releasegate.skaffold import deploy as skaffold_deploy
 
 # Seconds, at least, for a Service's endpoints to follow a change before the smoke checks.
 ENDPOINTS_SECONDS = 30

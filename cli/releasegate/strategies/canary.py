@@ -27,12 +27,12 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from releasegate import render as renderer
 from releasegate.analysis import ERROR, Evaluations, evaluate
 from releasegate.core import placement
 from releasegate.core.errors import NeedsAttention, Refused
 from releasegate.core.placement import TRACK_LABEL, Track
 from releasegate.core.rollout import is_ready
+from releasegate.deploy import render as renderer
 from releasegate.kube.api import autoscaling
 from releasegate.kube.api.api import DEPLOYMENTS, translated_errors
 from releasegate.kube.api.verify import workload

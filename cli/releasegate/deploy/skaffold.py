@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from releasegate.core.errors import BadInput
-from releasegate.process import run_program
+from releasegate.deploy.process import run_program
 
 RUN_ID_LABEL = "skaffold.dev/run-id"
 

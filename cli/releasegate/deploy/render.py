@@ -20,13 +20,13 @@ from typing import Any
 import jinja2
 import yaml
 
-from releasegate import chart
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import BadInput
 from releasegate.core.placement import INITIAL_REPLICAS, Manifest, Placement, Slots, Track, workload_name
 from releasegate.core.template_values import ReadTracking
 from releasegate.core.version import ReleaseTag
-from releasegate.skaffold import profile_manifests
+from releasegate.deploy import chart
+from releasegate.deploy.skaffold import profile_manifests
 
 # The Kubernetes version whose schemas rendered objects must satisfy (EKS standard support).
 KUBERNETES_VERSION = "1.33.0"

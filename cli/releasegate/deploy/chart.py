@@ -23,8 +23,8 @@ import yaml
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import BadInput
 from releasegate.core.version import ReleaseTag
-from releasegate.process import ProgramFailed, run_program
-from releasegate.skaffold import profile_manifests
+from releasegate.deploy.process import ProgramFailed, run_program
+from releasegate.deploy.skaffold import profile_manifests
 
 if TYPE_CHECKING:
     from releasegate.core.placement import Placement
