@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from releasegate.analysis import (
+from releasegate.core.config import Prometheus
+from releasegate.strategies.analysis import (
     ERROR,
     FAIL,
     NO_DATA,
@@ -18,7 +19,6 @@ from releasegate.analysis import (
     signed_headers,
     signing_region,
 )
-from releasegate.core.config import Prometheus
 
 LIMIT = Prometheus(query="q", max=0.01, url="http://prometheus:9090")
 

@@ -27,7 +27,6 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from releasegate.analysis import ERROR, Evaluations, evaluate
 from releasegate.core import placement
 from releasegate.core.errors import NeedsAttention, Refused
 from releasegate.core.placement import TRACK_LABEL, Track
@@ -38,6 +37,7 @@ from releasegate.kube.api.api import DEPLOYMENTS, translated_errors
 from releasegate.kube.api.verify import workload
 from releasegate.strategies import leaving
 from releasegate.strategies.acceptance import ACCEPT_SECONDS
+from releasegate.strategies.analysis import ERROR, Evaluations, evaluate
 from releasegate.strategies.base import InService, Serving, after_traffic_left
 from releasegate.strategies.rolling import put_in_service_leaving_bluegreen
 from releasegate.strategies.traffic import canary_pods, for_settings
