@@ -71,7 +71,7 @@ def releases(ctx: typer.Context) -> None:
     """List the repository's published semver releases, newest first."""
 
     def run(console: Console) -> Result:
-        from releasegate import pipeline
+        from releasegate.commands import pipeline
         from releasegate.core import config
 
         return pipeline.releases(config.load_project(ctx.obj.project_dir), console)
@@ -84,7 +84,7 @@ def check(ctx: typer.Context, env: EnvOption, tag: TagOption) -> None:
     """Run every pre-flight check (release, image, manifests, cluster access); change nothing."""
 
     def run(console: Console) -> Result:
-        from releasegate import pipeline
+        from releasegate.commands import pipeline
 
         project, environment = _load(ctx.obj, env)
         return pipeline.check(project, environment, tag, console)
@@ -102,7 +102,7 @@ def render(
     """Render the environment's manifests with the release image pinned by digest."""
 
     def run(console: Console) -> Result:
-        from releasegate import pipeline
+        from releasegate.commands import pipeline
 
         project, environment = _load(ctx.obj, env)
         return pipeline.render(project, environment, tag, out, console)
@@ -170,7 +170,7 @@ def deploy(
     release if it fails."""
 
     def run(console: Console) -> Result:
-        from releasegate import pipeline
+        from releasegate.commands import pipeline
         from releasegate.core.config import load_environment, load_project
         from releasegate.core.version import parse_tag
         from releasegate.run import DeployOptions, Result
@@ -227,7 +227,7 @@ def status(ctx: typer.Context, env: EnvOption) -> None:
     """The release serving ENV (from the ledger), its pods, and any drift from the ledger."""
 
     def run(console: Console) -> Result:
-        from releasegate import recovery
+        from releasegate.commands import recovery
 
         return recovery.status(*_load(ctx.obj, env), console)
 
@@ -239,7 +239,7 @@ def history(ctx: typer.Context, env: EnvOption) -> None:
     """Every recorded deploy attempt in ENV, newest first (the last 20)."""
 
     def run(console: Console) -> Result:
-        from releasegate import recovery
+        from releasegate.commands import recovery
 
         return recovery.history(*_load(ctx.obj, env), console)
 
@@ -260,7 +260,7 @@ def rollback(
     """Put the previous good release (or --to TAG) back, with the same verification."""
 
     def run(console: Console) -> Result:
-        from releasegate import recovery
+        from releasegate.commands import recovery
         from releasegate.run import DeployOptions
 
         project, environment = _load(ctx.obj, env)
@@ -294,7 +294,7 @@ def promote(
     put back (exit 4)."""
 
     def run(console: Console) -> Result:
-        from releasegate.paused import promote
+        from releasegate.commands.paused import promote
         from releasegate.run import DeployOptions
 
         project, environment = _load(ctx.obj, env)
@@ -310,7 +310,7 @@ def abort(ctx: typer.Context, env: EnvOption, allow_local_prod: LocalProdOption 
     traffic back on stable, the canary deleted). Exits 4: the release did not go live."""
 
     def run(console: Console) -> Result:
-        from releasegate.paused import abort
+        from releasegate.commands.paused import abort
 
         project, environment = _load(ctx.obj, env)
         _outside_ci_allowed(environment, allow_local_prod)
@@ -324,7 +324,7 @@ def smoke(ctx: typer.Context, env: EnvOption) -> None:
     """Run ENV's smoke checks against the release serving now (exit 0: all pass, 5: one fails)."""
 
     def run(console: Console) -> Result:
-        from releasegate import pipeline
+        from releasegate.commands import pipeline
 
         return pipeline.smoke(*_load(ctx.obj, env), console)
 
@@ -341,7 +341,7 @@ def ecr_login(
     Deploys need none: the cluster's nodes pull with their own role."""
 
     def run(console: Console) -> Result:
-        from releasegate.login import TOOLS, ecr_login
+        from releasegate.commands.login import TOOLS, ecr_login
 
         if tool not in TOOLS:
             raise BadInput(
@@ -364,7 +364,7 @@ def recover(
     finish, put the last good release back; otherwise do nothing."""
 
     def run(console: Console) -> Result:
-        from releasegate import recovery
+        from releasegate.commands import recovery
         from releasegate.run import DeployOptions
 
         project, environment = _load(ctx.obj, env)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from releasegate.aws.registry import Image
+from releasegate.commands.recovery import recover
 from releasegate.core import placement
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import (
@@ -42,7 +43,6 @@ from releasegate.kube.api.ledger import (
     serving,
 )
 from releasegate.kube.api.lock import LockLost
-from releasegate.recovery import recover
 from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
 from releasegate.strategies import strategy_of
 from releasegate.strategies.base import InService
@@ -97,7 +97,7 @@ def _placement(slots: placement.Placement) -> str:
 
 def promotion(run: Run, plan: Plan, skip: bool) -> None:
     """Protected environments take only tags verified where they are promoted from."""
-    from releasegate.promotion import require_promotion
+    from releasegate.commands.promotion import require_promotion
 
     if run.env.promote_from is None:
         return

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
+from releasegate.commands.pipeline import Attempt, go_live, outcome_of
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import Refused, RolledBack
 from releasegate.github.deployments import DeploymentRecord
 from releasegate.kube.api.ledger import ABORTED, PENDING, Record, paused, serving, step_value
-from releasegate.pipeline import Attempt, go_live, outcome_of
 from releasegate.run import DeployOptions, Progress, Result, Run, describe
 from releasegate.strategies import strategy_of
 
