@@ -11,9 +11,9 @@ import sys
 import time
 
 import pytest
-from releasegate.kube.api.permissions import needed
 
 from releasegate.core.config import load_environment, load_project
+from releasegate.kube.permissions import needed
 from tests.emulators.stack import Stack
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from releasegate.kube.api.api import Cluster, WatchStop
 
 from releasegate.core.errors import Refused
+from releasegate.kube.api import Cluster, WatchStop
 from tests.emulators.kube import KubeEmulator
 from tests.test_kube_emulator import NS, config_map, wait_for
 

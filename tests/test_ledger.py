@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-from releasegate.kube.api.api import Cluster
-from releasegate.kube.api.ledger import (
+
+from releasegate.kube.api import Cluster
+from releasegate.kube.ledger import (
     DEPLOYED,
     FAILED,
     PENDING,
@@ -15,7 +16,6 @@ from releasegate.kube.api.ledger import (
     serving,
     to_config_map,
 )
-
 from tests.emulators.kube import KubeEmulator
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api@sha256:" + "ab" * 32

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import kubernetes_validate
 import pytest
-from releasegate.kube.api.api import Cluster
-from releasegate.kube.api.lock import DeployLock, LockLost, expired, holder_identity, micro_time
 
 from releasegate.core.errors import Refused
+from releasegate.kube.api import Cluster
+from releasegate.kube.lock import DeployLock, LockLost, expired, holder_identity, micro_time
 from tests.emulators.kube import KubeEmulator
 
 NS, NAME = "model-api-prod", "releasegate-model-api"

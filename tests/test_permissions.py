@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from releasegate.kube.api.permissions import Permission, needed
 
 from releasegate.core.config import (
     Analysis,
@@ -18,6 +17,7 @@ from releasegate.core.config import (
     load_environment,
     load_project,
 )
+from releasegate.kube.permissions import Permission, needed
 from tests.emulators.stack import ROOT, Stack, readme_role
 from tests.test_e2e import assert_one_line_failure
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from releasegate.kube.api.smoke import judge
 
 from releasegate.core.config import SmokeCheck
+from releasegate.kube.smoke import judge
 from tests.emulators.stack import Stack
 
 NS = "model-api-nonprod"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from releasegate.kube.api.api import Cluster
-from releasegate.kube.api.verify import diagnose, wait_for_rollout
 
 from releasegate.core.errors import NeedsAttention
+from releasegate.kube.api import Cluster
+from releasegate.kube.verify import diagnose, wait_for_rollout
 from tests.emulators.kube import KubeEmulator
 from tests.test_kube_emulator import IMAGE, NS, apply_release
 

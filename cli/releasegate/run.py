@@ -26,11 +26,11 @@ from releasegate.deploy.process import require_program
 from releasegate.deploy.skaffold import SkaffoldDeploy
 from releasegate.deploy.skaffold import deploy as skaffold_deploy
 from releasegate.github.releases import Release, ReleaseSource
-from releasegate.kube.api import autoscaling, permissions
-from releasegate.kube.api.api import SERVICES, Cluster, translated_errors
-from releasegate.kube.api.ledger import Ledger, Record
-from releasegate.kube.api.lock import DeployLock, holder_identity
-from releasegate.kube.api.verify import diagnose, wait_for_endpoints, wait_for_rollout
+from releasegate.kube import autoscaling, permissions
+from releasegate.kube.api import SERVICES, Cluster, translated_errors
+from releasegate.kube.ledger import Ledger, Record
+from releasegate.kube.lock import DeployLock, holder_identity
+from releasegate.kube.verify import diagnose, wait_for_endpoints, wait_for_rollout
 
 # Seconds, at least, for a Service's endpoints to follow a change before the smoke checks.
 ENDPOINTS_SECONDS = 30
@@ -238,7 +238,7 @@ class Run:
         """The environment's smoke checks against ``image`` through ``service`` (default: the
         app's own Service); nothing when the environment has none. ``just_changed``: the
         Service's pods or selector changed just now, so its endpoints are awaited first."""
-        from releasegate.kube.api.smoke import SmokeFailed, run_checks
+        from releasegate.kube.smoke import SmokeFailed, run_checks
 
         if self.env.smoke is None:
             return

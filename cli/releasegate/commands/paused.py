@@ -19,7 +19,7 @@ from releasegate.commands.pipeline import Attempt, go_live, outcome_of
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import Refused, RolledBack
 from releasegate.github.deployments import DeploymentRecord
-from releasegate.kube.api.ledger import ABORTED, PENDING, Record, paused, serving, step_value
+from releasegate.kube.ledger import ABORTED, PENDING, Record, paused, serving, step_value
 from releasegate.run import DeployOptions, Progress, Result, Run, describe
 from releasegate.strategies import strategy_of
 

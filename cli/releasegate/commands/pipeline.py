@@ -30,7 +30,7 @@ from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.deploy import render as renderer
 from releasegate.github.deployments import DeploymentRecord
 from releasegate.github.releases import ReleaseSource, list_releases, validate_release
-from releasegate.kube.api.ledger import (
+from releasegate.kube.ledger import (
     DEPLOYED,
     FAILED,
     INTERRUPTED,
@@ -42,7 +42,7 @@ from releasegate.kube.api.ledger import (
     recorded_values,
     serving,
 )
-from releasegate.kube.api.lock import LockLost
+from releasegate.kube.lock import LockLost
 from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
 from releasegate.strategies import strategy_of
 from releasegate.strategies.base import InService

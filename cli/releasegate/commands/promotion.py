@@ -12,8 +12,8 @@ from collections.abc import Callable
 from releasegate.core.config import Environment, Project, load_environment
 from releasegate.core.errors import Refused
 from releasegate.github.releases import ReleaseSource
-from releasegate.kube.api.api import Cluster
-from releasegate.kube.api.ledger import DEPLOYED, Ledger
+from releasegate.kube.api import Cluster
+from releasegate.kube.ledger import DEPLOYED, Ledger
 
 
 def require_promotion(

@@ -18,7 +18,7 @@ from releasegate.core.config import Environment, Project
 from releasegate.core.errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
 from releasegate.core.rollout import is_ready
 from releasegate.core.version import parse_tag
-from releasegate.kube.api.ledger import (
+from releasegate.kube.ledger import (
     DEPLOYED,
     FINISHED,
     INTERRUPTED,

@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from releasegate.core.placement import INITIAL_REPLICAS, Manifest
-from releasegate.kube.api.api import DEPLOYMENTS, Cluster
+from releasegate.kube.api import DEPLOYMENTS, Cluster
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MERGE_PATCH = "application/merge-patch+json"

@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from releasegate.core.errors import NeedsAttention, Refused
-from releasegate.kube.api.api import translated_errors
+from releasegate.kube.api import translated_errors
 
 if TYPE_CHECKING:
     from releasegate.core.config import Environment
     from releasegate.core.placement import Manifest
-    from releasegate.kube.api.api import Cluster
+    from releasegate.kube.api import Cluster
 
 KEEP = 20
 LABEL = "releasegate.dev/ledger"

@@ -27,11 +27,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from releasegate.core.errors import NeedsAttention, Refused
-from releasegate.kube.api.api import translated_errors
-from releasegate.kube.api.ledger import actor
+from releasegate.kube.api import translated_errors
+from releasegate.kube.ledger import actor
 
 if TYPE_CHECKING:
-    from releasegate.kube.api.api import Cluster
+    from releasegate.kube.api import Cluster
 
 DURATION_SECONDS = 30
 

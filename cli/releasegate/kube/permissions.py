@@ -20,7 +20,7 @@ from releasegate.core.errors import Refused
 
 if TYPE_CHECKING:
     from releasegate.core.config import Environment
-    from releasegate.kube.api.api import Cluster
+    from releasegate.kube.api import Cluster
 
 REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 REVIEWS_AT_ONCE = 8

@@ -26,7 +26,7 @@ from typing import Any
 from releasegate.core.config import Smoke, SmokeCheck
 from releasegate.core.errors import NeedsAttention
 from releasegate.core.rollout import is_ready
-from releasegate.kube.api.api import PODS, SERVICES, Cluster, translated_errors
+from releasegate.kube.api import PODS, SERVICES, Cluster, translated_errors
 
 BODY_START = 120
 UNREACHABLE = "error trying to reach service"

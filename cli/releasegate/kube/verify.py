@@ -25,7 +25,7 @@ from releasegate.core.rollout import (
     is_ready,
     unschedulable,
 )
-from releasegate.kube.api.api import (
+from releasegate.kube.api import (
     DEPLOYMENTS,
     EVENTS,
     PODS,

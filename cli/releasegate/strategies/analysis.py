@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 from releasegate.core.config import Prometheus
 from releasegate.core.errors import NeedsAttention
-from releasegate.kube.api.api import Cluster
+from releasegate.kube.api import Cluster
 
 QUERY_PATH = "/api/v1/query"
 TIMEOUT_SECONDS = 10

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from releasegate.core.placement import Placement
-    from releasegate.kube.api.ledger import Record
+    from releasegate.kube.ledger import Record
     from releasegate.run import Plan, Run
 
 

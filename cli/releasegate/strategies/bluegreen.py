@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 from releasegate.core.errors import NeedsAttention, Refused
 from releasegate.core.placement import SLOT_LABEL, SLOTS, Slots
 from releasegate.core.rollout import is_ready
-from releasegate.kube.api.api import DEPLOYMENTS, SERVICES, translated_errors
-from releasegate.kube.api.lock import LockLost
-from releasegate.kube.api.verify import wait_for_endpoints, workload
+from releasegate.kube.api import DEPLOYMENTS, SERVICES, translated_errors
+from releasegate.kube.lock import LockLost
+from releasegate.kube.verify import wait_for_endpoints, workload
 from releasegate.strategies.base import InService, Serving, after_traffic_left
 
 if TYPE_CHECKING:
     from releasegate.core.config import StrategySettings
-    from releasegate.kube.api.ledger import Record
+    from releasegate.kube.ledger import Record
     from releasegate.run import Plan, Run
 
 AUTOSCALERS = "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers"
@@ -227,7 +227,7 @@ def _size_like_live(run: Run, home: Home, timeout: float) -> None:
     """Before ``home`` takes all the traffic: at least as many Ready pods as serve it now. An
     idle slot's autoscaler sized it for no load, and a slot kept for rollback was shrunk to
     its minimum while idle; switching to it as it is would meet the whole load with those."""
-    from releasegate.kube.api.verify import wait_for_rollout
+    from releasegate.kube.verify import wait_for_rollout
 
     live = next((h for h in _homes(run) if h.selector == _selector(run)), None)
     if live is None or live.name == home.name or live.desired <= home.desired:

@@ -32,9 +32,9 @@ from releasegate.core.errors import NeedsAttention, Refused
 from releasegate.core.placement import TRACK_LABEL, Track
 from releasegate.core.rollout import is_ready
 from releasegate.deploy import render as renderer
-from releasegate.kube.api import autoscaling
-from releasegate.kube.api.api import DEPLOYMENTS, translated_errors
-from releasegate.kube.api.verify import workload
+from releasegate.kube import autoscaling
+from releasegate.kube.api import DEPLOYMENTS, translated_errors
+from releasegate.kube.verify import workload
 from releasegate.strategies import leaving
 from releasegate.strategies.acceptance import ACCEPT_SECONDS
 from releasegate.strategies.analysis import ERROR, Evaluations, evaluate
@@ -44,7 +44,7 @@ from releasegate.strategies.traffic import canary_pods, for_settings
 
 if TYPE_CHECKING:
     from releasegate.core.config import CanaryStep, StrategySettings
-    from releasegate.kube.api.ledger import Record
+    from releasegate.kube.ledger import Record
     from releasegate.run import Plan, Run
 
 DISRUPTION_BUDGETS = "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
@@ -248,7 +248,7 @@ class Canary:
             raise NeedsAttention(f"canary {where}{broken.cause}", broken.hint) from broken
 
     def _smoke_round(self, run: Run, image: str, where: str) -> str:
-        from releasegate.kube.api.smoke import SmokeFailed, run_checks
+        from releasegate.kube.smoke import SmokeFailed, run_checks
 
         assert run.env.smoke is not None
         try:  # each check gets its configured tries: one 429 or evicted pod is not a failed canary
@@ -449,7 +449,7 @@ def _scale_canary(run: Run, replicas: int) -> None:
 
 
 def _wait_for_canary(run: Run, image: str, timeout: float) -> None:
-    from releasegate.kube.api.verify import wait_for_rollout
+    from releasegate.kube.verify import wait_for_rollout
 
     verdict = wait_for_rollout(
         run.clients.cluster, run.env.namespace, canary_name(run), image, timeout,

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from releasegate.core.errors import NeedsAttention
 from releasegate.core.placement import SLOT_LABEL, SLOTS
-from releasegate.kube.api.api import DEPLOYMENTS, SERVICES, translated_errors
-from releasegate.kube.api.verify import wait_for_endpoints
+from releasegate.kube.api import DEPLOYMENTS, SERVICES, translated_errors
+from releasegate.kube.verify import wait_for_endpoints
 
 if TYPE_CHECKING:
     from releasegate.run import Plan, Run
@@ -80,7 +80,7 @@ def slot_still_serving(run: Run, image: str) -> tuple[str, str] | None:
     with every pod Ready: a move that failed before the switch, whose put-back is only to drop
     what it created."""
     from releasegate.core.rollout import is_ready
-    from releasegate.kube.api.verify import workload
+    from releasegate.kube.verify import workload
 
     slot = serving_slot(run)
     if slot is None:

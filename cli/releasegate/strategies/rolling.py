@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from releasegate.core.errors import Refused
-from releasegate.kube.api.verify import workload
+from releasegate.kube.verify import workload
 from releasegate.strategies import leaving
 from releasegate.strategies.base import InService, Serving
 
 if TYPE_CHECKING:
     from releasegate.core.placement import Placement
-    from releasegate.kube.api.ledger import Record
+    from releasegate.kube.ledger import Record
     from releasegate.run import Plan, Run
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from releasegate.core.errors import NeedsAttention, Refused
-from releasegate.kube.api.api import DEPLOYMENTS, SERVICES, translated_errors
+from releasegate.kube.api import DEPLOYMENTS, SERVICES, translated_errors
 from releasegate.strategies import acceptance
 
 if TYPE_CHECKING:
