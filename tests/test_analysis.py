@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from releasegate.aws.sigv4 import signed_headers, signing_region
 from releasegate.core.config import Prometheus
 from releasegate.strategies.analysis import (
     ERROR,
@@ -16,8 +17,6 @@ from releasegate.strategies.analysis import (
     Evaluations,
     Verdict,
     judge,
-    signed_headers,
-    signing_region,
 )
 
 LIMIT = Prometheus(query="q", max=0.01, url="http://prometheus:9090")
