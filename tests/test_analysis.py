@@ -8,7 +8,7 @@ import json
 import pytest
 
 from releasegate.aws.sigv4 import signed_headers, signing_region
-from releasegate.core.config import Prometheus
+from releasegate.core.strategy_config import Prometheus
 from releasegate.strategies.analysis import (
     ERROR,
     FAIL,

@@ -5,11 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.core.config import (
-    available_environments,
-    load_environment,
-    load_project,
-)
+from releasegate.core.config import available_environments, load_environment, load_project
 from releasegate.core.errors import BadInput
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,10 +125,10 @@ def test_a_typo_in_releasegate_yaml_is_bad_input(project_dir: Path) -> None:
 
 
 def test_a_renamed_key_says_what_it_is_called_now(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from releasegate.core import config
+    from releasegate.core import config_reader
 
     # The table of renames is data the next version fills in; the message is what is tested.
-    monkeypatch.setitem(config.RENAMED, "allow_prereleases", "allow_prerelease")
+    monkeypatch.setitem(config_reader.RENAMED, "allow_prereleases", "allow_prerelease")
     path = project_dir / "k8s/environments/nonprod.yaml"
     path.write_text(path.read_text().replace("allow_prerelease:", "allow_prereleases:"))
     with pytest.raises(BadInput) as caught:

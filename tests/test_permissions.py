@@ -8,15 +8,8 @@ import dataclasses
 
 import pytest
 
-from releasegate.core.config import (
-    Analysis,
-    Environment,
-    Prometheus,
-    SmokeCheck,
-    StrategySettings,
-    load_environment,
-    load_project,
-)
+from releasegate.core.config import Environment, SmokeCheck, load_environment, load_project
+from releasegate.core.strategy_config import Analysis, Prometheus, StrategySettings
 from releasegate.kube.permissions import Permission, needed
 from tests.emulators.stack import ROOT, Stack, readme_role
 from tests.test_e2e import assert_one_line_failure

@@ -26,8 +26,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from releasegate.aws.sigv4 import signed_headers, signing_region
-from releasegate.core.config import Prometheus
 from releasegate.core.errors import NeedsAttention
+from releasegate.core.strategy_config import Prometheus
 from releasegate.kube.api import Cluster
 
 QUERY_PATH = "/api/v1/query"

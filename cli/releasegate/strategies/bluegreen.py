@@ -26,7 +26,7 @@ from releasegate.kube.verify import wait_for_endpoints, workload
 from releasegate.strategies.base import InService, Serving, after_traffic_left
 
 if TYPE_CHECKING:
-    from releasegate.core.config import StrategySettings
+    from releasegate.core.strategy_config import StrategySettings
     from releasegate.kube.ledger import Record
     from releasegate.run import Plan, Run
 

@@ -43,7 +43,7 @@ from releasegate.strategies.rolling import put_in_service_leaving_bluegreen
 from releasegate.strategies.traffic import canary_pods, for_settings
 
 if TYPE_CHECKING:
-    from releasegate.core.config import CanaryStep, StrategySettings
+    from releasegate.core.strategy_config import CanaryStep, StrategySettings
     from releasegate.kube.ledger import Record
     from releasegate.run import Plan, Run
 
