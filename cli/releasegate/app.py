@@ -6,25 +6,27 @@ it are imported inside the commands, so ``releasegate --help`` stays fast.
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from releasegate.core.errors import BadInput, Refused, ReleasegateError
+from releasegate.core.errors import BadInput
+from releasegate.invocation import (
+    EXIT_INTERRUPTED,
+    Globals,
+    confirm_value,
+    confirmed,
+    from_event,
+    load,
+    outside_ci_allowed,
+    run_command,
+)
 
 if TYPE_CHECKING:
-    from releasegate.core.config import Environment, Project
     from releasegate.report import Console
     from releasegate.run import Result
-
-EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     help="Deploy a published, semver-tagged release to Kubernetes with Skaffold, and prove it is Ready.",
@@ -43,13 +45,6 @@ TagOption = Annotated[
         "--tag", envvar="RELEASEGATE_TAG", help="Release tag, e.g. v1.4.2 (a published GitHub release)."
     ),
 ]
-
-
-@dataclass
-class Globals:
-    as_json: bool
-    verbose: bool
-    project_dir: Path
 
 
 @app.callback()
@@ -76,7 +71,7 @@ def releases(ctx: typer.Context) -> None:
 
         return pipeline.releases(config.load_project(ctx.obj.project_dir), console)
 
-    _run(ctx.obj, "releases", run)
+    run_command(ctx.obj, "releases", run)
 
 
 @app.command()
@@ -86,10 +81,10 @@ def check(ctx: typer.Context, env: EnvOption, tag: TagOption) -> None:
     def run(console: Console) -> Result:
         from releasegate.commands import pipeline
 
-        project, environment = _load(ctx.obj, env)
+        project, environment = load(ctx.obj, env)
         return pipeline.check(project, environment, tag, console)
 
-    _run(ctx.obj, "check", run)
+    run_command(ctx.obj, "check", run)
 
 
 @app.command()
@@ -104,10 +99,10 @@ def render(
     def run(console: Console) -> Result:
         from releasegate.commands import pipeline
 
-        project, environment = _load(ctx.obj, env)
+        project, environment = load(ctx.obj, env)
         return pipeline.render(project, environment, tag, out, console)
 
-    _run(ctx.obj, "render", run)
+    run_command(ctx.obj, "render", run)
 
 
 EventEnvOption = Annotated[
@@ -176,11 +171,11 @@ def deploy(
         from releasegate.run import DeployOptions, Result
 
         project = load_project(ctx.obj.project_dir)
-        env_name, tag_text, confirm_text = _from_event(project, env, tag, confirm, console)
-        answer = _confirm_value(confirm_text)
+        env_name, tag_text, confirm_text = from_event(project, env, tag, confirm, console)
+        answer = confirm_value(confirm_text)
         environment = load_environment(project, env_name)
         parse_tag(tag_text, project.tag_prefix)  # bad input is exit 2 whatever the answer
-        if answer == "n" or (not dry_run and not _confirmed(environment, tag_text, answer, allow_local_prod)):
+        if answer == "n" or (not dry_run and not confirmed(environment, tag_text, answer, allow_local_prod)):
             return Result(
                 command="deploy",
                 outcome="skipped",
@@ -198,7 +193,7 @@ def deploy(
         )
         return pipeline.deploy(project, environment, tag_text, options, console)
 
-    _run(ctx.obj, "deploy", run)
+    run_command(ctx.obj, "deploy", run)
 
 
 @app.command()
@@ -219,7 +214,7 @@ def event(ctx: typer.Context) -> None:
         message = f"{decision.reason}: {decision.tag} to {decision.env} (confirm {decision.confirm})"
         return Result(command="event", outcome="decided", env=decision.env, tag=decision.tag, message=message)
 
-    _run(ctx.obj, "event", run)
+    run_command(ctx.obj, "event", run)
 
 
 @app.command()
@@ -229,9 +224,9 @@ def status(ctx: typer.Context, env: EnvOption) -> None:
     def run(console: Console) -> Result:
         from releasegate.commands import recovery
 
-        return recovery.status(*_load(ctx.obj, env), console)
+        return recovery.status(*load(ctx.obj, env), console)
 
-    _run(ctx.obj, "status", run)
+    run_command(ctx.obj, "status", run)
 
 
 @app.command()
@@ -241,9 +236,9 @@ def history(ctx: typer.Context, env: EnvOption) -> None:
     def run(console: Console) -> Result:
         from releasegate.commands import recovery
 
-        return recovery.history(*_load(ctx.obj, env), console)
+        return recovery.history(*load(ctx.obj, env), console)
 
-    _run(ctx.obj, "history", run)
+    run_command(ctx.obj, "history", run)
 
 
 @app.command()
@@ -263,10 +258,10 @@ def rollback(
         from releasegate.commands import recovery
         from releasegate.run import DeployOptions
 
-        project, environment = _load(ctx.obj, env)
+        project, environment = load(ctx.obj, env)
         return recovery.rollback(project, environment, to, DeployOptions(timeout=timeout), console)
 
-    _run(ctx.obj, "rollback", run)
+    run_command(ctx.obj, "rollback", run)
 
 
 LocalProdOption = Annotated[
@@ -297,11 +292,11 @@ def promote(
         from releasegate.commands.paused import promote
         from releasegate.run import DeployOptions
 
-        project, environment = _load(ctx.obj, env)
-        _outside_ci_allowed(environment, allow_local_prod)
+        project, environment = load(ctx.obj, env)
+        outside_ci_allowed(environment, allow_local_prod)
         return promote(project, environment, DeployOptions(timeout=timeout), console)
 
-    _run(ctx.obj, "promote", run)
+    run_command(ctx.obj, "promote", run)
 
 
 @app.command()
@@ -312,11 +307,11 @@ def abort(ctx: typer.Context, env: EnvOption, allow_local_prod: LocalProdOption 
     def run(console: Console) -> Result:
         from releasegate.commands.paused import abort
 
-        project, environment = _load(ctx.obj, env)
-        _outside_ci_allowed(environment, allow_local_prod)
+        project, environment = load(ctx.obj, env)
+        outside_ci_allowed(environment, allow_local_prod)
         return abort(project, environment, console)
 
-    _run(ctx.obj, "abort", run)
+    run_command(ctx.obj, "abort", run)
 
 
 @app.command()
@@ -326,9 +321,9 @@ def smoke(ctx: typer.Context, env: EnvOption) -> None:
     def run(console: Console) -> Result:
         from releasegate.commands import pipeline
 
-        return pipeline.smoke(*_load(ctx.obj, env), console)
+        return pipeline.smoke(*load(ctx.obj, env), console)
 
-    _run(ctx.obj, "smoke", run)
+    run_command(ctx.obj, "smoke", run)
 
 
 @app.command("ecr-login")
@@ -347,9 +342,9 @@ def ecr_login(
             raise BadInput(
                 f"--tool must be docker or helm, not {tool[:20]!r}", "pass --tool docker or --tool helm"
             )
-        return ecr_login(*_load(ctx.obj, env), tool, console)
+        return ecr_login(*load(ctx.obj, env), tool, console)
 
-    _run(ctx.obj, "ecr-login", run)
+    run_command(ctx.obj, "ecr-login", run)
 
 
 @app.command()
@@ -367,106 +362,10 @@ def recover(
         from releasegate.commands import recovery
         from releasegate.run import DeployOptions
 
-        project, environment = _load(ctx.obj, env)
+        project, environment = load(ctx.obj, env)
         return recovery.recover_unfinished(project, environment, DeployOptions(timeout=timeout), console)
 
-    _run(ctx.obj, "recover", run)
-
-
-def _from_event(
-    project: Project, env: str | None, tag: str | None, confirm: str | None, console: Console
-) -> tuple[str, str, str | None]:
-    """--env/--tag/--confirm, filled in from the GitHub Actions event when not given."""
-    from releasegate.core.config import load_environments
-    from releasegate.github.actions import decide_from_environment, in_actions
-
-    if env is not None and tag is not None:
-        return env, tag, confirm
-    if not in_actions():
-        raise BadInput("--env and --tag are required outside GitHub Actions", "pass --env ENV --tag TAG")
-    decision = decide_from_environment(load_environments(project))
-    console.detail("event", f"{decision.reason}: {decision.tag or '(no tag)'} to {decision.env}")
-    return env or decision.env, tag or decision.tag, confirm if confirm is not None else decision.confirm
-
-
-def _load(options: Globals, env: str) -> tuple[Project, Environment]:
-    from releasegate.core.config import load_environment, load_project
-
-    project = load_project(options.project_dir)
-    return project, load_environment(project, env)
-
-
-def _confirm_value(value: str | None) -> str | None:
-    if value is None:
-        return None
-    answer = value.strip().lower()
-    if answer in ("y", "yes"):
-        return "y"
-    if answer in ("n", "no"):
-        return "n"
-    raise BadInput(f"--confirm must be y or n, not {value[:20]!r}", "pass --confirm y to deploy or n to skip")
-
-
-def _confirmed(environment: Environment, tag: str, answer: str | None, allow_local_prod: bool) -> bool:
-    """Whether to go on. Protected environments need CI (or --allow-local-prod) and a yes."""
-    if not environment.protected:
-        return True
-    _outside_ci_allowed(environment, allow_local_prod)
-    if answer == "y":
-        return True
-    if not sys.stdin.isatty():
-        raise BadInput(
-            f"deploying to {environment.name} needs --confirm y when there is no terminal to ask",
-            "pass --confirm y (or RELEASEGATE_CONFIRM=y)",
-        )
-    return typer.confirm(f"Deploy {tag} to {environment.name} ({environment.namespace})?", default=False)
-
-
-def _outside_ci_allowed(environment: Environment, allow_local_prod: bool) -> None:
-    if environment.protected and not _in_ci() and not allow_local_prod:
-        raise Refused(
-            f"{environment.name} is protected and this is not CI",
-            "run it through the GitHub workflow, or pass --allow-local-prod",
-        )
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true" or os.environ.get("GITHUB_ACTIONS") == "true"
-
-
-def _run(options: Globals, command: str, body: Callable[[Console], Result]) -> None:
-    from releasegate.report import Console
-    from releasegate.run import Result as PipelineResult
-
-    console = Console(as_json=options.as_json, verbose=options.verbose)
-    # SIGTERM (a cancelled CI job) is handled like Ctrl-C: stop, restore, release the lock. And
-    # SIGINT always is Ctrl-C: Python leaves it ignored when the parent ignored it (a job started
-    # in the background of a non-interactive shell), and a deploy must not ignore it.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        console.result(body(console))
-    except ReleasegateError as error:
-        console.failure(error, command, error.result if isinstance(error.result, PipelineResult) else None)
-        raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
-        console.failure(ReleasegateError("interrupted", "run the command again when ready"), command)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as error:  # a bug: one line, the traceback only when asked for
-        if options.verbose:
-            traceback.print_exc()
-        console.failure(
-            ReleasegateError(
-                f"internal error in {command}: {error.__class__.__name__}: {error}".replace("\n", " "),
-                "run again with --verbose and report the traceback",
-            ),
-            command,
-        )
-        raise typer.Exit(1) from None
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    run_command(ctx.obj, "recover", run)
 
 
 def main() -> None:

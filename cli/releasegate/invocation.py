@@ -1,0 +1,131 @@
+"""How one invocation of a command runs: its arguments filled in from the GitHub Actions event,
+a protected environment's confirmation, the result printed, the exit code chosen.
+
+Layer: the CLI (below ``app.py``, which only declares the commands); imports the commands and
+the SDKs only inside functions, so ``releasegate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from releasegate.core.errors import BadInput, Refused, ReleasegateError
+
+if TYPE_CHECKING:
+    from releasegate.core.config import Environment, Project
+    from releasegate.report import Console
+    from releasegate.run import Result
+
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class Globals:
+    as_json: bool
+    verbose: bool
+    project_dir: Path
+
+
+def from_event(
+    project: Project, env: str | None, tag: str | None, confirm: str | None, console: Console
+) -> tuple[str, str, str | None]:
+    """--env/--tag/--confirm, filled in from the GitHub Actions event when not given."""
+    from releasegate.core.config import load_environments
+    from releasegate.github.actions import decide_from_environment, in_actions
+
+    if env is not None and tag is not None:
+        return env, tag, confirm
+    if not in_actions():
+        raise BadInput("--env and --tag are required outside GitHub Actions", "pass --env ENV --tag TAG")
+    decision = decide_from_environment(load_environments(project))
+    console.detail("event", f"{decision.reason}: {decision.tag or '(no tag)'} to {decision.env}")
+    return env or decision.env, tag or decision.tag, confirm if confirm is not None else decision.confirm
+
+
+def load(options: Globals, env: str) -> tuple[Project, Environment]:
+    from releasegate.core.config import load_environment, load_project
+
+    project = load_project(options.project_dir)
+    return project, load_environment(project, env)
+
+
+def confirm_value(value: str | None) -> str | None:
+    if value is None:
+        return None
+    answer = value.strip().lower()
+    if answer in ("y", "yes"):
+        return "y"
+    if answer in ("n", "no"):
+        return "n"
+    raise BadInput(f"--confirm must be y or n, not {value[:20]!r}", "pass --confirm y to deploy or n to skip")
+
+
+def confirmed(environment: Environment, tag: str, answer: str | None, allow_local_prod: bool) -> bool:
+    """Whether to go on. Protected environments need CI (or --allow-local-prod) and a yes."""
+    if not environment.protected:
+        return True
+    outside_ci_allowed(environment, allow_local_prod)
+    if answer == "y":
+        return True
+    if not sys.stdin.isatty():
+        raise BadInput(
+            f"deploying to {environment.name} needs --confirm y when there is no terminal to ask",
+            "pass --confirm y (or RELEASEGATE_CONFIRM=y)",
+        )
+    return typer.confirm(f"Deploy {tag} to {environment.name} ({environment.namespace})?", default=False)
+
+
+def outside_ci_allowed(environment: Environment, allow_local_prod: bool) -> None:
+    if environment.protected and not in_ci() and not allow_local_prod:
+        raise Refused(
+            f"{environment.name} is protected and this is not CI",
+            "run it through the GitHub workflow, or pass --allow-local-prod",
+        )
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def run_command(options: Globals, command: str, body: Callable[[Console], Result]) -> None:
+    from releasegate.report import Console
+    from releasegate.run import Result as PipelineResult
+
+    console = Console(as_json=options.as_json, verbose=options.verbose)
+    # SIGTERM (a cancelled CI job) is handled like Ctrl-C: stop, restore, release the lock. And
+    # SIGINT always is Ctrl-C: Python leaves it ignored when the parent ignored it (a job started
+    # in the background of a non-interactive shell), and a deploy must not ignore it.
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        console.result(body(console))
+    except ReleasegateError as error:
+        console.failure(error, command, error.result if isinstance(error.result, PipelineResult) else None)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        console.failure(ReleasegateError("interrupted", "run the command again when ready"), command)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as error:  # a bug: one line, the traceback only when asked for
+        if options.verbose:
+            traceback.print_exc()
+        console.failure(
+            ReleasegateError(
+                f"internal error in {command}: {error.__class__.__name__}: {error}".replace("\n", " "),
+                "run again with --verbose and report the traceback",
+            ),
+            command,
+        )
+        raise typer.Exit(1) from None
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
