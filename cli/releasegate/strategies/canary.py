@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from releasegate.core import placement
 from releasegate.core.errors import NeedsAttention, Refused
-from releasegate.core.placement import TRACK_LABEL, Track
-from releasegate.core.rollout import is_ready
+from releasegate.core.placement import Track
 from releasegate.deploy import render as renderer
-from releasegate.kube import autoscaling
 from releasegate.kube.api import DEPLOYMENTS, translated_errors
 from releasegate.kube.verify import workload
 from releasegate.strategies import leaving
@@ -40,7 +37,19 @@ from releasegate.strategies.acceptance import ACCEPT_SECONDS
 from releasegate.strategies.analysis import ERROR, Evaluations, evaluate
 from releasegate.strategies.base import InService, Serving, after_traffic_left
 from releasegate.strategies.rolling import put_in_service_leaving_bluegreen
-from releasegate.strategies.traffic import canary_pods, for_settings
+from releasegate.strategies.sizing import CanarySizing, let_go_of_stable
+from releasegate.strategies.tracks import (
+    canary_name,
+    canary_service,
+    canary_track,
+    desired,
+    has_stable_track,
+    ready_pods,
+    serves,
+    stable_track,
+    tag_of,
+)
+from releasegate.strategies.traffic import for_settings
 
 if TYPE_CHECKING:
     from releasegate.core.strategy_config import CanaryStep, StrategySettings
@@ -50,7 +59,6 @@ if TYPE_CHECKING:
 DISRUPTION_BUDGETS = "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
 CHECK_INTERVAL = 10.0  # seconds between check rounds during a pause when there is no analysis
 MERGE_PATCH = "application/merge-patch+json"
-TAG_ANNOTATION = "releasegate.dev/tag"
 ANALYSIS_ADVICE = "look at the canary's metrics, fix the release, deploy again"
 
 
@@ -61,7 +69,7 @@ class Canary:
         self.settings = settings
         self.traffic = for_settings(settings.traffic, settings.route)
         self.evaluations: Evaluations | None = None  # this run's analysis verdicts, once it has any
-        self.stable_size: int | None = None  # S: the stable count the canary is sized from
+        self.sizing = CanarySizing()  # S, the canary's pods per step, the stable autoscaler's hold
 
     @property
     def steps(self) -> tuple[CanaryStep, ...]:
@@ -96,9 +104,9 @@ class Canary:
             run.smoke_check(plan.image)
             leaving.retire_slots(run)
             return InService(pods_ready)
-        self._hold_stable(run)
+        self.sizing.hold_stable(run)
         # Applied at the size of its first share (one pod at 0 %), never at the stable's size.
-        track = dataclasses.replace(plan.slots, pods=self._pods_for(run, 0))
+        track = dataclasses.replace(plan.slots, pods=self.sizing.pods_for(run, 0))
         sized = dataclasses.replace(
             plan, slots=track, manifests=renderer.render(run.project, run.env, plan.tag, plan.image, track)
         )
@@ -111,13 +119,13 @@ class Canary:
     def promote(self, run: Run, paused: Record, timeout: float) -> InService:
         run.pod_timeout = timeout
         done = step_number(paused.step)
-        canary = _canary(run)
-        if canary is None or not _serves(canary, paused.image):
+        canary = canary_track(run)
+        if canary is None or not serves(canary, paused.image):
             raise NeedsAttention(
                 f"{canary_name(run)} no longer runs {paused.tag} with every pod Ready",
                 "abort it (`releasegate abort`) and deploy again",
             )
-        self._hold_stable(run)
+        self.sizing.hold_stable(run)
         with run.stages.run(f"step {done}") as stage:  # it has waited: check it once more
             self._evaluations(run).begin(done)
             stage.append(f"canary {self.steps[done - 1].weight} % approved; {self._check(run, paused.image)}")
@@ -127,22 +135,22 @@ class Canary:
         del paused
         self._weigh(run, 0, confirm=False)
         _delete_canary(run, self.settings.scale_down_delay)
-        _let_go_of_stable(run)
+        let_go_of_stable(run)
 
     def put_back(self, run: Run, record: Record, timeout: float) -> InService:
         """Traffic to stable first, then the stable Deployment redeployed only if it no longer
         runs ``record`` Ready, then the canary deleted and the stable autoscaler let go."""
-        stable = _stable(run)
-        if stable is not None and _ready_pods(stable):
+        stable = stable_track(run)
+        if stable is not None and ready_pods(stable):
             self._weigh(run, 0, confirm=False)
-        if stable is not None and _serves(stable, record.image):
-            pods_ready = f"{_ready_pods(stable)}/{_desired(stable)}"
+        if stable is not None and serves(stable, record.image):
+            pods_ready = f"{ready_pods(stable)}/{desired(stable)}"
         else:
             plan = run.plan_from_record(record, Track("stable", self.settings.traffic))
             pods_ready = run.apply(plan, timeout, stage="restore")
             self._weigh(run, 0, confirm=False)
         _delete_canary(run, self.settings.scale_down_delay)
-        _let_go_of_stable(run)
+        let_go_of_stable(run)
         return InService(pods_ready, weight=0)
 
     def serving(self, run: Run) -> Serving:
@@ -152,12 +160,12 @@ class Canary:
     def status_lines(self, run: Run) -> list[str]:
         route = f", route {self.settings.route}" if self.settings.route else ""
         lines = [f"strategy: canary ({self.settings.traffic}{route}; steps {_steps_text(self.steps)})"]
-        for name, deployment in (("stable", _stable(run)), ("canary", _canary(run))):
+        for name, deployment in (("stable", stable_track(run)), ("canary", canary_track(run))):
             if deployment is None:
                 lines.append(f"{name}: nothing deployed")
             else:
                 lines.append(
-                    f"{name}: {_tag(deployment)}, pods Ready {_ready_pods(deployment)}/{_desired(deployment)}"
+                    f"{name}: {tag_of(deployment)}, pods Ready {ready_pods(deployment)}/{desired(deployment)}"
                 )
         weight = self.traffic.weight(run)
         lines.append(f"canary weight: {'unknown' if weight is None else f'{weight} %'}")
@@ -170,9 +178,9 @@ class Canary:
             step = self.steps[index]
             number = index + 1
             run.result.step, run.result.weight = number, step.weight  # where a failure would stop it
-            self._resize_canary(run, step.weight, before_weight=True)
+            self.sizing.resize(run, step.weight, before_weight=True)
             self._weigh(run, step.weight)
-            self._resize_canary(run, step.weight, before_weight=False)
+            self.sizing.resize(run, step.weight, before_weight=False)
             run.milestone(f"canary {step.weight} %")
             with run.stages.run(f"step {number}") as stage:
                 stage.append(self._hold(run, image, number, step))
@@ -181,8 +189,8 @@ class Canary:
                     f"{tag} takes {step.weight} % (step {number}/{len(self.steps)}) and waits for approval: "
                     f"`releasegate promote --env {run.env.name}` goes on, `releasegate abort` reverts it"
                 )
-                pods = _canary(run)
-                ready = f"{_ready_pods(pods)}/{_desired(pods)}" if pods else "0/0"
+                pods = canary_track(run)
+                ready = f"{ready_pods(pods)}/{desired(pods)}" if pods else "0/0"
                 waiting = f"canary {step.weight} %, waiting for approval"
                 return InService(
                     ready, paused=f"step {number}", step=number, weight=step.weight, status=waiting
@@ -281,10 +289,10 @@ class Canary:
     def _promote(self, run: Run, tag: str, image: str) -> InService:
         plan = run.plan_for(tag, image, Track("stable", self.settings.traffic))
         pods_ready = run.apply(plan, run.pod_timeout or 1.0, stage="promote")
-        self._hold_stable(run)  # the apply put the autoscaler's own minimum back
+        self.sizing.hold_stable(run)  # the apply put the autoscaler's own minimum back
         self._weigh(run, 0)
         _delete_canary(run, self.settings.scale_down_delay)
-        _let_go_of_stable(run)
+        let_go_of_stable(run)
         run.milestone("promoted")
         return InService(pods_ready, step=len(self.steps), weight=100)
 
@@ -297,58 +305,6 @@ class Canary:
                 self.traffic.confirm(run, ACCEPT_SECONDS)
             done.append(f"stable {100 - weight} % / canary {weight} %")
 
-    def _stable_size(self, run: Run) -> int:
-        """S, the stable count when the deploy started: the minimum a held autoscaler keeps
-        (a promote runs later, when the autoscaler may have grown the count), else the
-        stable Deployment's count."""
-        if self.stable_size is None:
-            namespace, app = run.env.namespace, run.project.app
-            with translated_errors("cannot read the autoscaler in", namespace, NeedsAttention):
-                hpa = autoscaling.autoscaler(run.clients.cluster, namespace, app)
-            stable = _stable(run)
-            if hpa is not None and autoscaling.held_minimum(hpa) is not None:
-                self.stable_size = int(hpa["spec"]["minReplicas"])
-            else:
-                self.stable_size = _desired(stable) if stable is not None else 1
-        return self.stable_size
-
-    def _pods_for(self, run: Run, weight: int) -> int:
-        return canary_pods(self._stable_size(run), weight)
-
-    def _hold_stable(self, run: Run) -> None:
-        """The stable autoscaler may not go below S while the canary takes traffic from it."""
-        namespace, app, size = run.env.namespace, run.project.app, self._stable_size(run)
-        run.ensure_lock()
-        with translated_errors("cannot hold the stable autoscaler in", namespace, NeedsAttention):
-            held = autoscaling.hold_minimum(run.clients.cluster, namespace, app, size)
-        if held is not None:
-            run.progress.detail("canary", f"stable autoscaler {app} held at minReplicas {held}")
-
-    def _resize_canary(self, run: Run, weight: int, before_weight: bool) -> None:
-        """The canary at its share of ``weight``: grown (and Ready) before the weight is
-        written, shrunk after it, so its pods never carry more than their share."""
-        canary = _canary(run)
-        if canary is None:
-            raise NeedsAttention(f"{canary_name(run)} is missing", "deploy again")
-        wanted, now = self._pods_for(run, weight), _desired(canary)
-        if wanted == now or (wanted > now) != before_weight:
-            return
-        with run.stages.run("scale") as done:
-            _scale_canary(run, wanted)
-            if wanted > now:
-                _wait_for_canary(run, _image(canary), run.pod_timeout or 1.0)
-            done.append(
-                f"{canary_name(run)} at {wanted} pods for {weight} % (stable {self._stable_size(run)})"
-            )
-
-
-def canary_name(run: Run) -> str:
-    return placement.workload_name(run.project.app, Track("canary", ""))
-
-
-def canary_service(run: Run) -> str:
-    return f"{run.project.app}-canary"
-
 
 def step_number(step: str) -> int:
     """The 1-based step a paused canary waits at, from the ledger's "step N"."""
@@ -356,53 +312,6 @@ def step_number(step: str) -> int:
         return int(step.split()[-1])
     except (ValueError, IndexError) as exc:
         raise Refused(f"the paused release's step {step!r} is not a canary step", "abort it") from exc
-
-
-def has_stable_track(run: Run) -> bool:
-    """A stable Deployment labelled as the stable track: there is something to compare with."""
-    stable = _stable(run)
-    labels = (stable or {}).get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {}
-    return labels.get(TRACK_LABEL) == "stable"
-
-
-def _stable(run: Run) -> dict[str, Any] | None:
-    return _with_pods(run, run.project.app)
-
-
-def _canary(run: Run) -> dict[str, Any] | None:
-    return _with_pods(run, canary_name(run))
-
-
-def _with_pods(run: Run, name: str) -> dict[str, Any] | None:
-    deployment, pods = workload(run.clients.cluster, run.env.namespace, name)
-    if deployment is None:
-        return None
-    return {**deployment, "pods": pods}
-
-
-def _image(deployment: dict[str, Any]) -> str:
-    return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
-
-
-def _ready_pods(deployment: dict[str, Any]) -> int:
-    image = _image(deployment)
-    return sum(1 for p in deployment["pods"] if is_ready(p) and p["spec"]["containers"][0]["image"] == image)
-
-
-def _desired(deployment: dict[str, Any]) -> int:
-    return int(deployment["spec"].get("replicas", 1))
-
-
-def _serves(deployment: dict[str, Any], image: str) -> bool:
-    return (
-        _image(deployment) == image
-        and _desired(deployment) > 0
-        and _ready_pods(deployment) >= _desired(deployment)
-    )
-
-
-def _tag(deployment: dict[str, Any]) -> str:
-    return str((deployment["metadata"].get("annotations") or {}).get(TAG_ANNOTATION, "?"))
 
 
 def _steps_text(steps: tuple[CanaryStep, ...]) -> str:
@@ -415,7 +324,7 @@ def _delete_canary(run: Run, delay: float) -> None:
     from kubernetes.client.exceptions import ApiException
 
     namespace, name = run.env.namespace, canary_name(run)
-    if _canary(run) is not None:
+    if canary_track(run) is not None:
         after_traffic_left(run, delay, f"Deployment {name}")
     with run.stages.run("retire") as done:
         for collection in (DEPLOYMENTS, DISRUPTION_BUDGETS):
@@ -429,32 +338,3 @@ def _delete_canary(run: Run, delay: float) -> None:
                     if exc.status != 404:
                         raise
         done.append(f"Deployment {name} and its disruption budget deleted")
-
-
-def _let_go_of_stable(run: Run) -> None:
-    """The stable autoscaler's own minReplicas back, once the canary is gone."""
-    namespace, app = run.env.namespace, run.project.app
-    run.ensure_lock()
-    with translated_errors("cannot put back the stable autoscaler in", namespace, NeedsAttention):
-        original = autoscaling.release_minimum(run.clients.cluster, namespace, app)
-    if original is not None:
-        run.progress.detail("canary", f"stable autoscaler {app} back to minReplicas {original}")
-
-
-def _scale_canary(run: Run, replicas: int) -> None:
-    run.ensure_lock()
-    namespace, name = run.env.namespace, canary_name(run)
-    with translated_errors(f"cannot scale {name} in", namespace, NeedsAttention):
-        autoscaling.set_replicas(run.clients.cluster, namespace, name, replicas)
-
-
-def _wait_for_canary(run: Run, image: str, timeout: float) -> None:
-    from releasegate.kube.verify import wait_for_rollout
-
-    verdict = wait_for_rollout(
-        run.clients.cluster, run.env.namespace, canary_name(run), image, timeout,
-        on_progress=lambda text: run.progress.detail("rollout", text),
-        unschedulable_timeout=run.env.unschedulable_timeout,
-    )  # fmt: skip
-    if verdict.state != "complete":
-        raise NeedsAttention(f"the canary did not scale: {verdict.summary}", "look at its pods")
