@@ -2,6 +2,8 @@
 
 Only typer and the error types are imported at start-up; the pipeline and the SDKs behind
 it are imported inside the commands, so ``releasegate --help`` stays fast.
+
+Layer: the CLI, the top.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """Everything releasegate prints. Progress goes to stderr as it happens; the result goes to
 stdout, as text or (``--json``) as exactly one JSON object. Every secret an adapter reports
-is masked in every line, whichever stream it goes to."""
+is masked in every line, whichever stream it goes to.
+
+Layer: output, above run; the CLI prints through it.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@
 history) both build on this module, and it on neither, so the dependency runs one way.
 ``Run.apply`` is the one way a release is put into the cluster: write the manifests,
 ``skaffold deploy``, verify the rollout.
+
+Layer: one command's state, above the adapters, below the strategies and the commands.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ A deploy fetches no registry credential (ECR authorization token): Skaffold's ku
 pulls nothing, and the cluster's nodes pull the image with their own IAM role. Reading the
 digest needs only ``ecr:DescribeImages`` and ``ecr:DescribeRepositories``. ``login`` fetches one
 only for ``releasegate ecr-login`` (``ecr:GetAuthorizationToken``), for a tool that pulls.
+
+Layer: adapter for AWS (imports only core).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The credential (ECR authorization token, valid 12 hours) is fetched with the AWS credential
 chain and handed to the tool on standard input (``--password-stdin``): never on a command
 line, never printed, never written by releasegate; the tool keeps it as it keeps any login.
+
+Layer: commands (above the strategies; the CLI calls them).
 """
 
 from __future__ import annotations

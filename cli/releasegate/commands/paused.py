@@ -7,6 +7,8 @@ GitHub deployment's id, releases the lock and exits 0. While it waits, ``deploy`
 ``go_live`` path as a deploy (a failure restores what served before, exit 4); ``abort`` asks the
 strategy to discard it, so what served before the deploy goes on serving, and exits 4 like every
 way a release ends without going live while what served before serves.
+
+Layer: commands (above the strategies; the CLI calls them).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ Each command is a function that returns a ``Result`` or raises a ``ReleasegateEr
 knows nothing about the command line. The outside world is reached only through the
 adapters in ``Clients`` (``run.py``), built once per run, creating their SDK clients lazily.
 ``recovery.py`` holds what puts a known release back (automatic restore and ``rollback``).
+
+Layer: commands (above the strategies; the CLI calls them).
 """
 
 from __future__ import annotations

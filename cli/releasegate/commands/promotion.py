@@ -3,6 +3,8 @@ environment it is promoted from (``promote_from`` in its environment file).
 
 The evidence is a GitHub deployment of the tag to that environment with a ``success``
 status; when GitHub cannot be asked, the environment's own ledger in its cluster.
+
+Layer: commands (above the strategies; the CLI calls them).
 """
 
 from __future__ import annotations

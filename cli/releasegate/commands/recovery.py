@@ -4,6 +4,8 @@
 from the ledger (its exact image, rendered again), verifies it the same way, records it, and
 raises the exit the contract asks for: 4 restored, 5 not known-good, 130 interrupted.
 ``rollback``, ``status`` and ``history`` are the commands that read the same ledger.
+
+Layer: commands (above the strategies; the CLI calls them).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Every problem becomes a ``BadInput`` naming the file and the key, so a typo in an
 environment file is exit 2 before anything talks to GitHub, AWS or the cluster.
+
+Layer: core (pure logic and data; imports only core).
 """
 
 from __future__ import annotations

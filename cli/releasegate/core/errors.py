@@ -9,6 +9,8 @@ only ``app.py`` turns them into a process exit code.
     ├── RolledBack     (4: failed, previous release restored and verified)
     ├── NeedsAttention (5: failed, the cluster is not known-good)
     └── Interrupted    (130: SIGINT or SIGTERM)
+
+Layer: core (pure logic and data; imports only core).
 """
 
 from __future__ import annotations

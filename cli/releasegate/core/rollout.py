@@ -7,6 +7,8 @@ pinned image. States a pod does not recover from without a change fail at once; 
 can take is named at once with the scheduler's message, and fails once it has waited
 ``unschedulable_timeout`` (the cluster autoscaler may add a node meanwhile) or at once when
 the autoscaler said it will not (``NotTriggerScaleUp``, which ``verify.py`` reads from Events).
+
+Layer: core (pure logic and data; imports only core).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@
 opposite, a key in the file that no template reads: almost always a typo (``replica:`` for
 ``replicas:``) that would otherwise be ignored without a word. A mapping a template renders
 whole (``values.resources | q``, ``values.env | dictsort``) counts as read with all it holds.
+
+Layer: core (pure logic and data; imports only core).
 """
 
 from __future__ import annotations

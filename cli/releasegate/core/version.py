@@ -1,4 +1,7 @@
-"""Release tags: strict semver parsing and the prefix policy. Pure: no I/O."""
+"""Release tags: strict semver parsing and the prefix policy. Pure: no I/O.
+
+Layer: core (pure logic and data; imports only core).
+"""
 
 from __future__ import annotations
 

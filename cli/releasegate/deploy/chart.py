@@ -7,6 +7,8 @@ renders: same chart, same values files, same namespace. The pinned image and the
 chart through one values file releasegate writes, ``build/<env>/release-values.json``, which the
 profile must list last (nothing after it can override the image). Release settings releasegate
 would not reproduce (``setValues``, remote charts, ...) are refused rather than ignored.
+
+Layer: adapter for what deploys: templates, helm, skaffold, programs (imports only core and deploy/).
 """
 
 from __future__ import annotations

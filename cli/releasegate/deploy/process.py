@@ -5,6 +5,8 @@ a callback, enforces a deadline (the process is killed past it), stops the progr
 releasegate itself is interrupted, and turns failures into ``ProgramFailed`` carrying the
 command line, the program's exit code and its last output lines. The program's environment
 is releasegate's own without the GitHub tokens: nothing it starts needs them.
+
+Layer: adapter for what deploys: templates, helm, skaffold, programs (imports only core and deploy/).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ through ``helm template``, as the environment's Skaffold profile describes it (`
 Either way the same inputs give byte-identical output, and every object must be in the
 environment's namespace, run only the pinned release image, and validate against the
 Kubernetes schemas.
+
+Layer: adapter for what deploys: templates, helm, skaffold, programs (imports only core and deploy/).
 """
 
 from __future__ import annotations

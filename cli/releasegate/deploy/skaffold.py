@@ -2,6 +2,8 @@
 a Skaffold config gives an environment.
 
 Deploying and waiting are separate: Skaffold applies; ``kube.py`` proves the rollout.
+
+Layer: adapter for what deploys: templates, helm, skaffold, programs (imports only core and deploy/).
 """
 
 from __future__ import annotations

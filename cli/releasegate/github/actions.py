@@ -4,6 +4,8 @@
 and the branch, it says which environment, tag and confirmation the run means, using the
 environment files' ``branches`` and ``deploy_on_release``. ``ActionsReport`` writes the step
 summary, the step outputs and the workflow commands (``::error::``, ``::add-mask::``).
+
+Layer: adapter for GitHub (imports only core and github/).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ One deployment per deploy (ref = the tag, environment = the environment's name) 
 statuses ``in_progress`` → ``success`` or ``failure`` (and ``inactive`` on a failed one whose
 previous release was restored), each linking to the Actions run. Recording is best effort:
 a token without ``deployments: write`` gets one warning and the deploy goes on.
+
+Layer: adapter for GitHub (imports only core and github/).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 A validation costs one request when the tag is a published release (``releases/tags/{tag}``)
 and two when it is not (plus the newest page of releases, for the hint and to tell a draft
 from a typo), whatever the number of releases. PyGithub errors become ``Refused`` here.
+
+Layer: adapter for GitHub (imports only core and github/).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ What the real API server does, and how it is handled here:
 - a watch ends whenever the server or a load balancer closes it, cleanly or not: ``watch``
   resumes from the last resourceVersion it saw; when that version is too old (410 Gone) it
   lists again and carries on from the list, so the caller never misses a change.
+
+Layer: adapter for the Kubernetes API (imports only core and kube/).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ and every restore. Two things a manifest alone cannot do are done here, through 
   ``last-applied-configuration``; kubectl's three-way merge would then delete the field and
   reset the count to 1. Removing it from that annotation first is what the Kubernetes docs
   on migrating to autoscaling prescribe (``kubectl apply edit-last-applied``).
+
+Layer: adapter for the Kubernetes API (imports only core and kube/).
 """
 
 from __future__ import annotations

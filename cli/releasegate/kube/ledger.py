@@ -5,6 +5,8 @@ labelled ``releasegate.dev/ledger=<app>``), the way Helm keeps one record per re
 revision, so that ``status``, ``history`` and ``rollback`` answer from the cluster and not
 from anyone's laptop. The last ``KEEP`` records are kept. Encoding is pure and tested
 without a server; ``Ledger`` does the API calls.
+
+Layer: adapter for the Kubernetes API (imports only core and kube/).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ Held once, never twice:
   only if nothing changed meanwhile (clock skew can delay a take-over, never allow two);
 - ``ensure_held`` (called before every change) reads the Lease: a deploy that lost it stops
   before its next change with ``LockLost`` (exit 5: someone else may be changing things).
+
+Layer: adapter for the Kubernetes API (imports only core and kube/).
 """
 
 from __future__ import annotations

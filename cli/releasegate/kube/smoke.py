@@ -13,6 +13,8 @@ plane cannot reach the pods at all: it is said at once, as that, instead of bein
 release. Its cause is named from the dial error: a timeout or a refused connection is the
 network (EKS: the cluster security group, an overlay CNI); a connection the pod accepted and
 then reset is an Istio sidecar in STRICT mTLS mode refusing the API server's plaintext.
+
+Layer: adapter for the Kubernetes API (imports only core and kube/).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ matches) feeding one queue, so the verdict is re-evaluated the moment anything c
 crash loop is reported as soon as the kubelet reports it, not at the next poll. The watches
 survive the server closing them or forgetting old versions (``Cluster.watch``). Objects stay
 the API's JSON and are judged by the pure functions in ``rollout.py``.
+
+Layer: adapter for the Kubernetes API (imports only core and kube/).
 """
 
 from __future__ import annotations

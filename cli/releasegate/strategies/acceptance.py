@@ -7,6 +7,8 @@ for another namespace). A route the gateway did not accept, or whose refs do not
 the canary nothing whatever its weights say: a canary "tested" that way would be promoted
 untested. Each condition carries the ``observedGeneration`` it was computed for, where the
 implementation reports one (not all do): an older one says nothing about the latest write.
+
+Layer: strategies (above run and the adapters, below the commands).
 """
 
 from __future__ import annotations

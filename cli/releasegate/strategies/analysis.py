@@ -11,6 +11,8 @@ empty vector for a series with no samples, and 0/0 is NaN for an idle canary): a
 no metric describes has not been shown to be good, so it counts as a failure. ``error``: the
 query itself failed (HTTP error, timeout, not a vector); errors are counted apart, because one
 slow query says nothing about the canary (``error_limit``).
+
+Layer: strategies (above run and the adapters, below the commands).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ An environment that was rolling has a plain ``<app>`` Deployment that ``<app>`` 
 slots' pods carry an instance label of their own (``<instance>-<slot>``), so neither that
 Deployment nor that Service ever selects them: the rolling release serves until the switch,
 and the plain Deployment is deleted only once ``<app>`` selects a slot and the checks passed.
+
+Layer: strategies (above run and the adapters, below the commands).
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ Any failure, a timeout or an interrupt ends in ``put_back``: weights to stable 1
 fast part, so users leave the canary at once), then the canary deleted; the stable Deployment
 is only redeployed when it no longer runs the release to put back (a failed promotion).
 The first deploy of an environment without a stable track goes straight to stable.
+
+Layer: strategies (above run and the adapters, below the commands).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The rolling strategy: the Deployment's own RollingUpdate (maxUnavailable 0), so the old pods
-serve until the new ones are Ready; a put-back is the same update towards the previous image."""
+serve until the new ones are Ready; a put-back is the same update towards the previous image.
+
+Layer: strategies (above run and the adapters, below the commands).
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ releasegate changes only the backends of its first rule, written as two, ``<app>
 the route (nor a controller's status) is ever overwritten. ``replicas``: no route; Service
 ``<app>`` selects the stable track only at weight 0, and both tracks otherwise, the canary
 strategy having scaled the canary to ``ceil(replicas x w / 100)`` pods beside the stable ones.
+
+Layer: strategies (above run and the adapters, below the commands).
 """
 
 from __future__ import annotations
