@@ -231,7 +231,8 @@ def _size_like_live(run: Run, home: Home, timeout: float) -> None:
     its minimum while idle; switching to it as it is would meet the whole load with those."""
     from releasegate.kube.verify import wait_for_rollout
 
-    live = next((h for h in _homes(run) if h.selector == _selector(run)), None)
+    serving = _selector(run)  # read once: each home's check would read the Service again
+    live = next((h for h in _homes(run) if h.selector == serving), None)
     if live is None or live.name == home.name or live.desired <= home.desired:
         return
     with run.stages.run("size") as done:
