@@ -14,13 +14,13 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "cli" / "releasegate"
 LAYERS = {
     "core": 0,
-    "aws": 1, "github": 1, "kube": 1, "deploy": 1,
+    "aws": 1, "github": 1, "kube": 1, "deploy": 1, "notify": 1,
     "run": 2,
     "strategies": 3, "report": 3,
     "commands": 4,
     "invocation": 5, "app": 6, "__main__": 7,
 }  # fmt: skip
-ADAPTERS = {"aws", "github", "kube", "deploy"}
+ADAPTERS = {"aws", "github", "kube", "deploy", "notify"}
 Graph = dict[str, set[str]]
 
 

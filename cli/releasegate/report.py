@@ -14,6 +14,7 @@ import time
 from typing import Any, TextIO
 
 from releasegate.core.errors import ReleasegateError
+from releasegate.core.notify_config import NotifyTarget
 from releasegate.github.actions import ActionsReport, run_url
 from releasegate.run import Result
 
@@ -35,6 +36,7 @@ class Console:
         self._secrets: set[str] = set()
         self.actions = ActionsReport()
         self._started = time.monotonic()
+        self._notify: tuple[NotifyTarget, ...] = ()
 
     # Progress, as the pipeline reports it.
     def stage(self, name: str, message: str, seconds: float) -> None:
@@ -51,12 +53,25 @@ class Console:
             self._secrets.add(value)
             self.actions.mask(value)
 
+    def notify_with(self, targets: tuple[NotifyTarget, ...]) -> None:
+        """Where this command's end is announced; their URLs are masked from now on."""
+        from releasegate.notify.webhooks import urls
+
+        self._notify = targets
+        for url in urls(targets):
+            self.secret(url)
+
     # Outcomes.
     def result(self, result: Result) -> None:
         self._to_actions(result, "success" if result.outcome != "skipped" else "skipped", "")
+        payload = _result_dict(result, exit_code=0)
         if self.as_json:
-            self._print(sys.stdout, json.dumps(_result_dict(result, exit_code=0), sort_keys=True))
-            return
+            self._print(sys.stdout, json.dumps(payload, sort_keys=True))
+        else:
+            self._print_text(result)
+        self._announce(result, notify_event(result, 0), result.message, payload)
+
+    def _print_text(self, result: Result) -> None:
         for row in result.releases:
             flag = "  (prerelease)" if row["prerelease"] else ""
             self._print(sys.stdout, f"{row['tag']:<24} {row['published_at'] or '':<22}{flag}")
@@ -78,16 +93,33 @@ class Console:
         if result is not None:
             outcome = {4: "rolled-back", 130: "interrupted"}.get(error.exit_code, "failure")
             self._to_actions(result, outcome, error.one_line())
+        aborted = result is not None and result.outcome == "aborted"
+        payload: dict[str, Any] = {"command": command, "outcome": "aborted" if aborted else "failed",
+                                   "exit_code": error.exit_code}  # fmt: skip
+        payload["error"] = {"cause": error.cause, "hint": error.hint, "details": list(error.details)}
+        if result is not None:
+            payload.update(_strategy_fields(result))
+            payload.update({"env": result.env, "tag": result.failed_tag or result.tag})
+            if result.failed_tag:
+                payload["restored"] = result.tag
         if self.as_json:
-            aborted = result is not None and result.outcome == "aborted"
-            payload: dict[str, Any] = {"command": command, "outcome": "aborted" if aborted else "failed",
-                                       "exit_code": error.exit_code}  # fmt: skip
-            payload["error"] = {"cause": error.cause, "hint": error.hint, "details": list(error.details)}
-            if result is not None:
-                payload.update(_strategy_fields(result))
             self._print(sys.stdout, json.dumps(payload, sort_keys=True))
+        if result is not None:
+            event = notify_event(result, error.exit_code)
+            self._announce(result, event, error.one_line(), payload)
         # The one line that names the cause and the next step: always last on stderr.
         self._print(sys.stderr, f"error: {error.one_line()}")
+
+    def _announce(self, result: Result, event: str | None, line: str, payload: dict[str, Any]) -> None:
+        """Tell the team (``notify:``) how a deploy, rollback, promote or abort ended."""
+        if event is None or not self._notify:
+            return
+        from releasegate.notify.webhooks import Notification, send
+
+        masked = json.loads(self._masked(json.dumps(payload)))  # what --json would print
+        tag = result.failed_tag or result.tag or ""  # a failure restored: the release that failed
+        said = Notification(event, self._masked(line), result.env or "", tag, run_url(), masked)
+        send(self._notify, said, self.warning, lambda text: self.detail("notify", text))
 
     def _to_actions(self, result: Result, outcome: str, cause: str) -> None:
         if not self.actions.enabled or result.command not in ("deploy", "rollback"):
@@ -106,6 +138,21 @@ class Console:
 
     def _print(self, stream: TextIO, text: str) -> None:
         print(self._masked(text), file=stream, flush=True)
+
+
+NOTIFIED_COMMANDS = ("deploy", "rollback", "promote", "abort")
+
+
+def notify_event(result: Result, exit_code: int) -> str | None:
+    """What a command's end is, in ``notify.on``'s words (None: nothing to tell)."""
+    if result.command not in NOTIFIED_COMMANDS:
+        return None
+    if exit_code == 0:
+        return {"deployed": "deployed", "promoted": "deployed", "paused": "paused",
+                "rolled-back": "rolled_back", "aborted": "aborted"}.get(result.outcome)  # fmt: skip
+    if result.outcome == "aborted" or (exit_code == 4 and result.strategy == "canary"):
+        return "aborted"  # a canary that failed is put back to stable: an abort
+    return "rolled_back" if exit_code == 4 else "failed"
 
 
 def step_summary(result: Result, outcome: str, cause: str, seconds: float) -> str:

@@ -22,6 +22,7 @@ from releasegate.aws.registry import Registry
 from releasegate.core import placement
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import NeedsAttention, Refused, ReleasegateError
+from releasegate.core.notify_config import NotifyTarget
 from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.deploy import render as renderer
 from releasegate.deploy.process import require_program
@@ -43,6 +44,7 @@ class Progress(Protocol):
     def detail(self, source: str, text: str) -> None: ...
     def warning(self, text: str) -> None: ...
     def secret(self, value: str) -> None: ...
+    def notify_with(self, targets: tuple[NotifyTarget, ...]) -> None: ...
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Result:
     weight: int | None = None  # canary: the share of traffic the release has
     stages: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
+    failed_tag: str | None = None  # a failure restored: the release that failed (tag: the one restored)
 
 
 @dataclass
@@ -147,6 +150,7 @@ class Run:
     def start(cls, command: str, project: Project, env: Environment, progress: Progress) -> Run:
         result = Result(command=command, outcome="failed", env=env.name, namespace=env.namespace)
         result.strategy = env.strategy.type
+        progress.notify_with(env.notify)  # before anything can fail: a failure is announced too
         clients = Clients.for_environment(project, env, progress)
         return cls(project, env, clients, Stages(result, progress), progress)
 

@@ -50,6 +50,7 @@ def recover(
             f"{cause}; there is no earlier good release to restore", look, details
         )
     run.progress.warning(f"restoring {current.tag}, the last good release of {env}")
+    run.result.failed_tag = failed.tag
     try:
         with _interrupts_deferred(run.progress) if failure is None else nullcontext():
             restore(

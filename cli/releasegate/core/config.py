@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from releasegate.core.config_reader import DNS_LABEL, Reader, read_mapping
 from releasegate.core.errors import BadInput
+from releasegate.core.notify_config import NotifyTarget, read_notify
 from releasegate.core.strategy_config import StrategySettings, read_strategy
 from releasegate.core.version import PrefixPolicy
 
@@ -31,7 +32,7 @@ RENDERERS = ("templates", "chart")
 
 # Every key the files may hold: anything else is a typo that would otherwise be ignored
 # silently (`protectd: true` leaving prod unprotected).
-PROJECT_KEYS = ("app", "github_repository", "tag_prefix")
+PROJECT_KEYS = ("app", "github_repository", "tag_prefix", "notify")
 ENVIRONMENT_KEYS = (
     "namespace",
     "create_namespace",
@@ -47,6 +48,8 @@ ENVIRONMENT_KEYS = (
     "smoke",
     "strategy",
     "unschedulable_timeout",
+    "compare",
+    "notify",
     "values",
 )
 AWS_KEYS = ("region", "ecr_repository")
@@ -61,6 +64,7 @@ class Project:
     app: str
     github_repository: str
     tag_prefix: PrefixPolicy
+    notify: tuple[NotifyTarget, ...] = ()  # every environment's notifications
 
     @property
     def environments_dir(self) -> Path:
@@ -121,6 +125,8 @@ class Environment:
     # seconds a new pod may wait for a node (the cluster autoscaler adding one) before the
     # rollout fails; at once when the autoscaler says it will not help
     unschedulable_timeout: float = 300.0
+    # releasegate.yaml's notifications, then the environment file's own
+    notify: tuple[NotifyTarget, ...] = ()
 
 
 def load_project(root: Path) -> Project:
@@ -142,6 +148,7 @@ def load_project(root: Path) -> Project:
         app=reader.name("app"),
         github_repository=repository,
         tag_prefix=cast(PrefixPolicy, prefix),
+        notify=read_notify(reader),
     )
 
 
@@ -184,6 +191,7 @@ def load_environment(project: Project, name: str) -> Environment:
         smoke=_smoke(project, reader) if "smoke" in reader.data else None,
         strategy=read_strategy(reader),
         unschedulable_timeout=reader.seconds("unschedulable_timeout", 300.0),
+        notify=project.notify + read_notify(reader),
     )
 
 

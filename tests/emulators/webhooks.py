@@ -1,0 +1,77 @@
+"""A receiver for releasegate's notifications: a Slack incoming webhook and a plain webhook.
+
+Slack's incoming webhooks live at ``/services/T…/B…/<secret>`` and take a JSON body with a
+non-empty ``text`` (or ``blocks``); they answer ``200 ok`` as text/plain, ``400
+invalid_payload`` for a body they cannot read, ``404 no_service`` for a hook that does not
+exist. Any other path is a plain webhook: it takes any JSON object and answers 204. Tests
+script trouble with ``fail_next`` (statuses answered before the normal answer, e.g. three 500s)
+and read what arrived in ``received``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from .http import EmulatorServer, Request, Response
+
+SLACK_HOOK = re.compile(r"/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+")
+
+
+@dataclass
+class Delivery:
+    path: str
+    body: Any
+    content_type: str
+    status: int
+
+
+@dataclass
+class WebhookReceiver(EmulatorServer):
+    fail_next: list[int] = field(default_factory=list)
+    received: list[Delivery] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def slack_url(self) -> str:
+        return f"{self.url}/services/T0RELEASE/B0GATE/{secrets.token_hex(12)}"
+
+    def webhook_url(self) -> str:
+        return f"{self.url}/hooks/deploys/{secrets.token_hex(12)}"
+
+    def bodies(self, kind: str) -> list[Any]:
+        """What was taken (answered 2xx) by the Slack hooks or the plain webhook, in order."""
+        slack = kind == "slack"
+        return [
+            d.body for d in self.received if d.status < 300 and bool(SLACK_HOOK.fullmatch(d.path)) == slack
+        ]
+
+    def handle(self, request: Request) -> Response:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = None
+        answer = self._answer(request, body)
+        self.received.append(
+            Delivery(request.path, body, request.headers.get("content-type", ""), answer.status)
+        )
+        return answer
+
+    def _answer(self, request: Request, body: Any) -> Response:
+        if request.method != "POST":
+            return Response(405, b"method not allowed")
+        if self.fail_next:
+            return Response(self.fail_next.pop(0), b"upstream trouble")
+        if request.path.startswith("/services/"):
+            if not SLACK_HOOK.fullmatch(request.path):
+                return Response(404, b"no_service")
+            if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
+                return Response(400, b"invalid_payload")
+            return Response(200, b"ok")
+        if not isinstance(body, dict):
+            return Response(400, b"expected a JSON object")
+        return Response(204, None)

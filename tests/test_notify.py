@@ -1,0 +1,184 @@
+"""Notifications (``notify:``) through the real CLI: a local receiver plays Slack's incoming
+webhook and a plain webhook, and gets a success, a failure restored, a pause, an abort; an
+unreachable receiver and one answering 500 are warnings, never a failed deploy, and no URL is
+ever printed."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.emulators.stack import Run, Stack
+from tests.emulators.webhooks import WebhookReceiver
+from tests.test_bluegreen import bluegreen
+from tests.test_smoke import quick_checks
+
+NOTIFY = """notify:
+  - slack_webhook_env: SLACK_WEBHOOK_URL
+  - webhook_env: DEPLOY_WEBHOOK_URL
+"""
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver().start()
+    yield server  # type: ignore[misc]
+    server.stop()
+
+
+def notified(
+    stack: Stack, receiver: WebhookReceiver, where: str = "env", text: str = NOTIFY
+) -> dict[str, str]:
+    """``notify:`` in the environment file (or releasegate.yaml); the URLs the run is given."""
+    path = stack.project / ("releasegate.yaml" if where == "project" else "k8s/environments/nonprod.yaml")
+    path.write_text(path.read_text() + text)
+    return {"SLACK_WEBHOOK_URL": receiver.slack_url(), "DEPLOY_WEBHOOK_URL": receiver.webhook_url()}
+
+
+def deploy(stack: Stack, tag: str, urls: dict[str, str], *args: str) -> Run:
+    stack.publish(tag)
+    return stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", tag, *args, **urls)
+
+
+def assert_no_url(run: Run, urls: dict[str, str], stack: Stack) -> None:
+    for url in urls.values():
+        secret = url.rsplit("/", 1)[1]
+        assert secret not in run.stdout + run.stderr
+        for leftover in stack.files_left_behind():
+            assert secret not in leftover.read_text(errors="replace")
+
+
+def slack_texts(receiver: WebhookReceiver) -> list[str]:
+    return [body["text"] for body in receiver.bodies("slack")]
+
+
+@pytest.mark.e2e
+def test_a_deploy_tells_slack_and_the_webhook_with_the_json_result(
+    stack: Stack, receiver: WebhookReceiver
+) -> None:
+    urls = notified(stack, receiver, where="project")
+    urls_and_run = {**urls, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ID": "77",
+                    "GITHUB_REPOSITORY": "acme/model-api"}  # fmt: skip
+    run = deploy(stack, "v1.4.2", urls_and_run)
+    assert run.exit_code == 0, run.stderr
+    [text] = slack_texts(receiver)
+    result = json.loads(run.stdout)
+    assert text.startswith(result["message"]) and "`nonprod`" in text and "`v1.4.2`" in text, text
+    assert "*deployed*" in text and "<https://github.com/acme/model-api/actions/runs/77|the run>" in text
+    [sent] = receiver.bodies("webhook")
+    assert sent == result  # the very object --json prints
+    assert all(d.content_type == "application/json" for d in receiver.received)
+    assert "notify | slack notification (SLACK_WEBHOOK_URL): deployed sent" in run.stderr
+    assert_no_url(run, urls, stack)
+
+
+@pytest.mark.e2e
+def test_a_failure_restored_is_rolled_back_and_a_filter_is_kept(
+    stack: Stack, receiver: WebhookReceiver
+) -> None:
+    quick_checks(stack)
+    urls = notified(
+        stack, receiver, text=NOTIFY.replace("URL\n  - webhook", "URL\n    on: [failed]\n  - webhook")
+    )
+    assert deploy(stack, "v1.0.0", urls).exit_code == 0
+    stack.kube.proxy.apps.behaviours["v1.1.0"] = "broken_predict"
+    run = deploy(stack, "v1.1.0", urls)
+    assert run.exit_code == 4, run.stderr
+    assert slack_texts(receiver) == []  # Slack asked only for `failed`: neither event is one
+    first, second = receiver.bodies("webhook")
+    assert first["outcome"] == "deployed" and second["outcome"] == "failed" and second["exit_code"] == 4
+    assert "v1.0.0 was restored" in second["error"]["cause"] and (second["tag"], second["restored"]) == (
+        "v1.1.0",
+        "v1.0.0",
+    )
+    assert "notify | webhook notification (DEPLOY_WEBHOOK_URL): rolled_back sent" in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("error: ")  # the error line stays last
+    assert_no_url(run, urls, stack)
+
+
+@pytest.mark.e2e
+def test_a_pause_and_an_abort_are_each_announced_once(stack: Stack, receiver: WebhookReceiver) -> None:
+    bluegreen(stack, pause_before_switch="true")
+    urls = notified(stack, receiver)
+    paused = deploy(stack, "v1.0.0", urls)
+    assert json.loads(paused.stdout)["outcome"] == "paused", paused.stderr
+    aborted = stack.releasegate("--json", "abort", "--env", "nonprod", **urls)
+    assert aborted.exit_code == 4, aborted.stderr
+    texts = slack_texts(receiver)
+    assert len(texts) == 2 and "*paused*" in texts[0] and "*aborted*" in texts[1], texts
+    assert [b["outcome"] for b in receiver.bodies("webhook")] == ["paused", "aborted"]
+    status = stack.releasegate("status", "--env", "nonprod", **urls)
+    assert status.exit_code == 0 and len(receiver.received) == 4  # status tells nobody
+
+
+def closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/services/T1/B1/gone"
+
+
+@pytest.mark.e2e
+def test_an_unreachable_receiver_or_one_answering_500_is_a_warning(
+    stack: Stack, receiver: WebhookReceiver
+) -> None:
+    urls = notified(stack, receiver)
+    urls["SLACK_WEBHOOK_URL"] = closed_port()
+    receiver.fail_next = [500, 500, 500]
+    started = time.monotonic()
+    run = deploy(stack, "v1.4.2", urls)
+    assert run.exit_code == 0, run.stderr
+    assert time.monotonic() - started < 30
+    assert "! slack notification (SLACK_WEBHOOK_URL) not delivered: cannot reach the receiver" in run.stderr
+    assert (
+        "! webhook notification (DEPLOY_WEBHOOK_URL) not delivered: the receiver answered 500 after 3 tries"
+        in run.stderr
+    )
+    assert [d.status for d in receiver.received] == [500, 500, 500]  # three tries, then it gave up
+    assert json.loads(run.stdout)["outcome"] == "deployed"
+    assert_no_url(run, urls, stack)
+
+
+@pytest.mark.e2e
+def test_a_receiver_that_recovers_gets_it_on_a_later_try(stack: Stack, receiver: WebhookReceiver) -> None:
+    urls = notified(stack, receiver, text="notify:\n  - webhook_env: DEPLOY_WEBHOOK_URL\n")
+    receiver.fail_next = [503]
+    run = deploy(stack, "v1.4.2", urls)
+    assert run.exit_code == 0 and "not delivered" not in run.stderr, run.stderr
+    assert [d.status for d in receiver.received] == [503, 204]
+
+
+@pytest.mark.e2e
+def test_an_unset_variable_is_named_and_nothing_is_sent(stack: Stack, receiver: WebhookReceiver) -> None:
+    notified(stack, receiver)
+    run = deploy(stack, "v1.4.2", {})
+    assert run.exit_code == 0, run.stderr
+    assert "! slack notification (SLACK_WEBHOOK_URL) not sent: SLACK_WEBHOOK_URL is not set" in run.stderr
+    assert receiver.received == []
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("notify: {slack_webhook_env: X}\n", "notify must be a list"),
+        ("notify:\n  - {on: [deployed]}\n", "notify[0].slack_webhook_env must be given"),
+        (
+            "notify:\n  - {slack_webhook_env: X, webhook_env: Y}\n",
+            "notify[0].slack_webhook_env must be given",
+        ),
+        (
+            "notify:\n  - {webhook_env: 'https://hooks.example'}\n",
+            "notify[0].webhook_env must be the name of",
+        ),
+        ("notify:\n  - {webhook_env: X, on: [succeeded]}\n", "notify[0].on must be a list of: deployed"),
+        ("notify:\n  - {webhook_env: X, when: [failed]}\n", "unknown key notify[0].when"),
+    ],
+)
+def test_a_wrong_notify_item_is_exit_2_before_anything_runs(stack: Stack, text: str, problem: str) -> None:
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text() + text)
+    run = stack.releasegate("check", "--env", "nonprod", "--tag", "v1.0.0")
+    assert run.exit_code == 2 and problem in run.last_line, run.stderr
