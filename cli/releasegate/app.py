@@ -17,7 +17,12 @@ import typer
 from releasegate.core.errors import BadInput
 from releasegate.invocation import (
     EXIT_INTERRUPTED,
+    EnvOption,
+    EventEnvOption,
+    EventTagOption,
     Globals,
+    LocalProdOption,
+    TagOption,
     confirm_value,
     confirmed,
     from_event,
@@ -37,16 +42,6 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
 )
-
-EnvOption = Annotated[
-    str, typer.Option("--env", envvar="RELEASEGATE_ENV", help="Environment: a file in k8s/environments/.")
-]
-TagOption = Annotated[
-    str,
-    typer.Option(
-        "--tag", envvar="RELEASEGATE_TAG", help="Release tag, e.g. v1.4.2 (a published GitHub release)."
-    ),
-]
 
 
 @app.callback()
@@ -105,20 +100,6 @@ def render(
         return pipeline.render(project, environment, tag, out, console)
 
     run_command(ctx.obj, "render", run)
-
-
-EventEnvOption = Annotated[
-    str | None,
-    typer.Option(
-        "--env", envvar="RELEASEGATE_ENV", help="Environment; in GitHub Actions, default: from the event."
-    ),
-]
-EventTagOption = Annotated[
-    str | None,
-    typer.Option(
-        "--tag", envvar="RELEASEGATE_TAG", help="Release tag; in GitHub Actions, default: from the event."
-    ),
-]
 
 
 @app.command()
@@ -266,11 +247,6 @@ def rollback(
     run_command(ctx.obj, "rollback", run)
 
 
-LocalProdOption = Annotated[
-    bool, typer.Option("--allow-local-prod", help="Allow a protected environment outside CI.")
-]
-
-
 @app.command()
 def promote(
     ctx: typer.Context,
@@ -326,6 +302,19 @@ def smoke(ctx: typer.Context, env: EnvOption) -> None:
         return pipeline.smoke(*load(ctx.obj, env), console)
 
     run_command(ctx.obj, "smoke", run)
+
+
+@app.command()
+def compare(ctx: typer.Context, env: EnvOption) -> None:
+    """Replay ENV's compare: requests to the paused release and to the one serving, and compare
+    the answers (exit 0: they agree, 4: they do not, 3: nothing is paused). Changes nothing."""
+
+    def run(console: Console) -> Result:
+        from releasegate.commands.paused import compare
+
+        return compare(*load(ctx.obj, env), console)
+
+    run_command(ctx.obj, "compare", run)
 
 
 @app.command("ecr-login")

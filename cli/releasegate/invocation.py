@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,32 @@ if TYPE_CHECKING:
     from releasegate.run import Result
 
 EXIT_INTERRUPTED = 130
+
+# The options several commands share.
+EnvOption = Annotated[
+    str, typer.Option("--env", envvar="RELEASEGATE_ENV", help="Environment: a file in k8s/environments/.")
+]
+TagOption = Annotated[
+    str,
+    typer.Option(
+        "--tag", envvar="RELEASEGATE_TAG", help="Release tag, e.g. v1.4.2 (a published GitHub release)."
+    ),
+]
+EventEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env", envvar="RELEASEGATE_ENV", help="Environment; in GitHub Actions, default: from the event."
+    ),
+]
+EventTagOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tag", envvar="RELEASEGATE_TAG", help="Release tag; in GitHub Actions, default: from the event."
+    ),
+]
+LocalProdOption = Annotated[
+    bool, typer.Option("--allow-local-prod", help="Allow a protected environment outside CI.")
+]
 
 
 @dataclass

@@ -191,6 +191,7 @@ def _result_dict(result: Result, exit_code: int) -> dict[str, Any]:
 
 def _strategy_fields(result: Result) -> dict[str, Any]:
     """What a failed result still says: its smoke checks, and where its strategy got to."""
-    fields = {"smoke": result.smoke, "analysis": result.analysis, "strategy": result.strategy,
-              "slot": result.slot, "step": result.step, "weight": result.weight}  # fmt: skip
+    fields = {"smoke": result.smoke, "compare": result.compare, "analysis": result.analysis,
+              "strategy": result.strategy, "slot": result.slot, "step": result.step,
+              "weight": result.weight}  # fmt: skip
     return {key: value for key, value in fields.items() if value not in (None, [])}

@@ -66,6 +66,7 @@ class Result:
     pods_ready: str | None = None
     drift: str | None = None
     smoke: list[dict[str, Any]] = field(default_factory=list)  # one entry per smoke check
+    compare: dict[str, Any] | None = None  # the candidate's answers against the serving one's
     analysis: list[dict[str, Any]] = field(default_factory=list)  # canary: one entry per evaluation
     strategy: str | None = None  # how the release was put in service
     slot: str | None = None  # blue/green: the slot the release runs in

@@ -10,6 +10,9 @@ whose behaviour tests script per release (the pod's version label, or its image 
 - ``unhealthy``: the health endpoints answer 503;
 - ``broken_predict``: ``/predict`` answers 500;
 - ``slow``: every answer takes ``slow_ms``;
+- ``drifted``: ``/predict`` answers each prediction ``DRIFT`` (0.5) higher (a retrained model whose
+  answers differ: a comparison with the release before disagrees);
+- ``nudged``: each prediction 0.004 higher (within a comparison's tolerance of 0.01, not equal);
 - ``garbage``: 200 with a body that is not JSON;
 - ``hiccup``: every ``hiccup_every``-th answer of the release is a 503, as a pod evicted
   mid-request or API Priority and Fairness answers now and then; the next try passes;
@@ -52,6 +55,7 @@ PROXY = re.compile(
     r"/proxy(?P<path>/.*)?"
 )
 VERSION_LABEL = "app.kubernetes.io/version"
+DRIFT = 0.5  # what a `drifted` release adds to each prediction
 
 
 @dataclass
@@ -186,7 +190,8 @@ def _predict(pod: dict[str, Any], behaviour: str, body: Any) -> Response:
     if not isinstance(body, dict) or "inputs" not in body:
         return Response(422, {"detail": [{"loc": ["body", "inputs"], "msg": "field required"}]})
     variables = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
-    prediction = [round(sum(map(float, row)) / max(len(row), 1), 4) for row in body["inputs"]]
+    shift = {"drifted": DRIFT, "nudged": 0.004}.get(behaviour, 0.0)
+    prediction = [round(sum(map(float, row)) / max(len(row), 1) + shift, 4) for row in body["inputs"]]
     return Response(
         200, {"model": "model-api", "version": variables.get("APP_VERSION", ""), "predictions": prediction}
     )

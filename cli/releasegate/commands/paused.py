@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from releasegate.commands.pipeline import Attempt, go_live, outcome_of
 from releasegate.core.config import Environment, Project
-from releasegate.core.errors import Refused, RolledBack
+from releasegate.core.errors import BadInput, Refused, RolledBack
 from releasegate.github.deployments import DeploymentRecord
 from releasegate.kube.ledger import ABORTED, PENDING, Record, paused, serving, step_value
 from releasegate.run import DeployOptions, Progress, Result, Run, describe
@@ -52,6 +52,27 @@ def abort(project: Project, env: Environment, progress: Progress) -> NoReturn:
     aborted = RolledBack(run.result.message, f"deploy a fixed release to {env.name} when ready")
     aborted.result = run.result
     raise aborted
+
+
+def compare(project: Project, env: Environment, progress: Progress) -> Result:
+    """``compare:`` against a paused release (exit 4 when its answers disagree); changes nothing."""
+    from releasegate.strategies.comparing import ComparisonFailed
+
+    if env.compare is None:
+        raise BadInput(f"{env.name} has no compare: section", f"add one to k8s/environments/{env.name}.yaml")
+    with _paused_release("compare", project, env, progress) as (run, waiting, previous):
+        try:
+            strategy_of(run).compare(run)
+        except ComparisonFailed as failed:
+            disagreed = RolledBack(f"{waiting.tag} (paused at {waiting.step}): {failed.cause}", failed.hint)
+            disagreed.result = run.result
+            raise disagreed from failed
+        run.result.outcome = "passed"
+        serving_tag = previous.tag if previous else "the release serving"
+        run.result.message = (
+            f"{waiting.tag} agrees with {serving_tag} in {env.name}: {run.result.stages[-1]['message']}"
+        )
+    return run.result
 
 
 @contextmanager

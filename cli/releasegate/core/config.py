@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from releasegate.core.compare_config import Compare, read_compare
 from releasegate.core.config_reader import DNS_LABEL, Reader, read_mapping
 from releasegate.core.errors import BadInput
 from releasegate.core.notify_config import NotifyTarget, read_notify
@@ -125,6 +126,7 @@ class Environment:
     # seconds a new pod may wait for a node (the cluster autoscaler adding one) before the
     # rollout fails; at once when the autoscaler says it will not help
     unschedulable_timeout: float = 300.0
+    compare: Compare | None = None  # blue/green, canary: the release's answers against the serving one's
     # releasegate.yaml's notifications, then the environment file's own
     notify: tuple[NotifyTarget, ...] = ()
 
@@ -189,7 +191,8 @@ def load_environment(project: Project, name: str) -> Environment:
         renderer=(renderer := reader.one_of("renderer", RENDERERS)),
         values=reader.mapping("values") if renderer == "templates" else reader.optional_mapping("values"),
         smoke=_smoke(project, reader) if "smoke" in reader.data else None,
-        strategy=read_strategy(reader),
+        strategy=(strategy := read_strategy(reader)),
+        compare=read_compare(project.root, reader, strategy.type),
         unschedulable_timeout=reader.seconds("unschedulable_timeout", 300.0),
         notify=project.notify + read_notify(reader),
     )

@@ -79,6 +79,8 @@ def needed(env: Environment) -> list[Permission]:
         verbs = {"get"} | {PROXY_VERBS.get(check.method.upper(), "create") for check in env.smoke.checks}
         resource = "pods/proxy" if env.smoke.each_pod else "services/proxy"
         wanted += [Permission(verb, resource) for verb in sorted(verbs)]
+    if env.compare is not None:  # the same requests to both Services, through the proxy
+        wanted.append(Permission(PROXY_VERBS.get(env.compare.method, "create"), "services/proxy"))
     strategy = env.strategy
     if strategy.type == "canary" and strategy.traffic in ROUTE_KINDS:
         group, plural = ROUTE_KINDS[strategy.traffic]

@@ -122,11 +122,18 @@ class SmokeFailed(NeedsAttention):
         self.results = results
 
 
+def service_target(cluster: Cluster, namespace: str, name: str, wanted_port: int | str | None) -> Target:
+    """Service ``name`` at ``wanted_port`` (number or name; None: its first port)."""
+    service = cluster.get(f"{SERVICES.format(namespace=namespace)}/{name}")
+    port = _service_port(service, wanted_port)
+    return Target("services", name, str(port.get("name") or port["port"]))
+
+
 def _targets(cluster: Cluster, namespace: str, name: str, smoke: Smoke, image: str) -> list[Target]:
+    if not smoke.each_pod:
+        return [service_target(cluster, namespace, name, smoke.service_port)]
     service = cluster.get(f"{SERVICES.format(namespace=namespace)}/{name}")
     port = _service_port(service, smoke.service_port)
-    if not smoke.each_pod:
-        return [Target("services", name, str(port.get("name") or port["port"]))]
     selector = ",".join(f"{k}={v}" for k, v in (service["spec"].get("selector") or {}).items())
     pods = cluster.get(PODS.format(namespace=namespace), labelSelector=selector)["items"]
     new = [p for p in pods if is_ready(p) and p["spec"]["containers"][0]["image"] == image]

@@ -26,6 +26,7 @@ from releasegate.kube.api import DEPLOYMENTS, SERVICES, translated_errors
 from releasegate.kube.lock import LockLost
 from releasegate.kube.verify import wait_for_endpoints, workload
 from releasegate.strategies.base import InService, Serving, after_traffic_left
+from releasegate.strategies.comparing import compare_with_serving
 
 if TYPE_CHECKING:
     from releasegate.core.strategy_config import StrategySettings
@@ -98,6 +99,7 @@ class BlueGreen:
         pods_ready = run.apply(plan, timeout)
         run.milestone(f"testing in {slot}")
         run.smoke_check(plan.image, service=preview_service(run), stage="preview")
+        self._compare_with_live(run)
         if self.settings.pause_before_switch:
             run.progress.warning(
                 f"{plan.tag} passed its checks in {slot}, and waits before the switch: "
@@ -114,7 +116,20 @@ class BlueGreen:
                 "abort it (`releasegate abort`) and deploy again",
             )
         run.smoke_check(paused.image, service=preview_service(run), stage="preview")  # it has waited
+        self._compare_with_live(run)
         return self._switch_to(run, paused.slot, paused.image, f"{home.ready}/{home.desired}", timeout)
+
+    def compare(self, run: Run) -> None:
+        """The release in the preview slot against the live one (``compare:``)."""
+        compare_with_serving(run, serving=run.project.app, candidate=preview_service(run))
+
+    def _compare_with_live(self, run: Run) -> None:
+        if run.env.compare is None:
+            return
+        if not _selector(run):  # a first deploy; a rolling <app> moving to blue/green still serves
+            run.progress.warning("compare: nothing is live yet to compare the release with; it goes on")
+            return
+        self.compare(run)
 
     def abort(self, run: Run, paused: Record) -> None:
         if live_slot(run) == paused.slot:

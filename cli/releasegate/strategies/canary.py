@@ -38,6 +38,7 @@ from releasegate.strategies import leaving
 from releasegate.strategies.acceptance import ACCEPT_SECONDS
 from releasegate.strategies.analysis import ERROR, Evaluations, evaluate
 from releasegate.strategies.base import InService, Serving, after_traffic_left
+from releasegate.strategies.comparing import compare_with_serving
 from releasegate.strategies.rolling import put_in_service_leaving_bluegreen
 from releasegate.strategies.sizing import CanarySizing, let_go_of_stable
 from releasegate.strategies.tracks import (
@@ -116,7 +117,12 @@ class Canary:
         self._weigh(run, 0)
         run.milestone("canary 0 %, testing")
         run.smoke_check(plan.image, service=canary_service(run), stage="canary")
+        self.compare(run)  # at 0 %: before the canary takes any traffic
         return self._steps(run, plan.tag.text, plan.image, 0)
+
+    def compare(self, run: Run) -> None:
+        """The canary against the stable track (``compare:``)."""
+        compare_with_serving(run, serving=f"{run.project.app}-stable", candidate=canary_service(run))
 
     def promote(self, run: Run, paused: Record, timeout: float) -> InService:
         run.pod_timeout = timeout

@@ -40,6 +40,9 @@ class Rolling:
     def abort(self, run: Run, paused: Record) -> None:
         raise Refused(f"a rolling release never pauses ({paused.tag})", "deploy again")
 
+    def compare(self, run: Run) -> None:
+        raise Refused("a rolling release has no second Service to compare with", "use bluegreen or canary")
+
     def put_back(self, run: Run, record: Record, timeout: float) -> InService:
         # Smoke checks are not repeated: this release passed them when it went live.
         if still := leaving.slot_still_serving(run, record.image):  # a move that never switched
