@@ -4,18 +4,22 @@
 schema does not know (a typo is dropped, not refused) and answers 422 Invalid for values
 outside it: at most 16 rules and 16 backendRefs per rule, a backend's ``name`` set, a
 ``port`` for a Service backend (the CRD's CEL rule), ``weight`` a whole number from 0 to
-1000000 (default 1). ``VirtualService`` (``networking.istio.io/v1``) is checked by istiod's
+1000000 (default 1), rule ``name``s unique and DNS-like (v1.4's standard channel); a rule's
+``matches`` default to a ``PathPrefix /`` path match and a header match's ``type`` to Exact.
+``VirtualService`` (``networking.istio.io/v1``) is checked by istiod's
 validating webhook: each destination needs a ``host``, each weight is 0-100, and when a route
 has more than one destination the weights must add up to 100 ("total destination weight").
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 BACKEND_FIELDS = {"group", "kind", "name", "namespace", "port", "weight", "filters"}
 MAX_RULES = MAX_BACKENDS = 16
 MAX_GATEWAY_WEIGHT = 1_000_000
+SECTION_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 class Invalid(Exception):
@@ -41,7 +45,19 @@ def _http_route(obj: dict[str, Any]) -> dict[str, Any]:
     rules = (obj.get("spec") or {}).get("rules") or []
     if len(rules) > MAX_RULES:
         problems.append(f"spec.rules: Too many: {len(rules)}: must have at most {MAX_RULES} items")
+    names = [rule["name"] for rule in rules if "name" in rule]
+    if len(names) != len(set(names)):
+        problems.append('spec.rules: Invalid value: "array": Rule name must be unique within the route')
     for r, rule in enumerate(rules):
+        if "name" in rule and not (isinstance(rule["name"], str) and SECTION_NAME.fullmatch(rule["name"])):
+            problems.append(
+                f"spec.rules[{r}].name: Invalid value: {rule['name']!r}: should match the SectionName pattern"
+            )
+        rule.setdefault("matches", [{"path": {"type": "PathPrefix", "value": "/"}}])  # the CRD's defaults
+        for match in rule["matches"]:
+            match.setdefault("path", {"type": "PathPrefix", "value": "/"})
+            for header in match.get("headers") or []:
+                header.setdefault("type", "Exact")
         backends = rule.get("backendRefs") or []
         if len(backends) > MAX_BACKENDS:
             problems.append(f"spec.rules[{r}].backendRefs: Too many: {len(backends)}: must have at most 16")

@@ -19,7 +19,7 @@ STRATEGIES = ("rolling", "bluegreen", "canary")
 STRATEGY_KEYS = {
     "rolling": ("type",),
     "bluegreen": ("type", "keep_previous", "pause_before_switch", "scale_down_delay"),
-    "canary": ("type", "traffic", "route", "steps", "analysis", "scale_down_delay"),
+    "canary": ("type", "traffic", "route", "steps", "analysis", "scale_down_delay", "header"),
 }
 # Canary: where the weights are written (strategies/traffic.py).
 TRAFFIC = ("gateway", "istio", "replicas")
@@ -32,6 +32,8 @@ SERVICE_REF = re.compile(
     r"(?P<namespace>[a-z0-9-]{1,63})/(?P<name>[a-z0-9-]{1,63}):(?P<port>[a-z0-9-]{1,15})"
 )
 HTTP_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+HEADER_KEYS = ("name", "value")
+HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,14 @@ class StrategySettings:
     # bluegreen, canary: seconds traffic has been away from a Deployment before it is deleted or
     # scaled to 0 (gateways, meshes and load balancers apply a change seconds to minutes late)
     scale_down_delay: float = 30.0
+    # canary (gateway, istio): requests carrying this header reach the canary at any weight
+    header: Header | None = None
+
+
+@dataclass(frozen=True)
+class Header:
+    name: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -125,7 +135,24 @@ def _canary(section: Reader) -> StrategySettings:
         steps=tuple(_canary_step(section.path, item, n) for n, item in enumerate(steps)),
         analysis=_analysis(section) if "analysis" in section.data else None,
         scale_down_delay=section.seconds("scale_down_delay", default=30.0),
+        header=_header(section, traffic) if "header" in section.data else None,
     )
+
+
+def _header(section: Reader, traffic: str) -> Header:
+    if traffic == "replicas":
+        raise BadInput(
+            f"{section.path}: strategy.header needs a route to carry it (traffic: gateway or istio); "
+            "with traffic: replicas the pods behind <app> are the split and no request can choose",
+            f"remove strategy.header from {section.path.name}, or use traffic: gateway or istio",
+        )
+    header = Reader(section.path, section.mapping("header"), prefix="strategy.header.")
+    header.only(HEADER_KEYS)
+    name = header.matching("name", HEADER_NAME, "an HTTP header name such as x-canary")
+    value = header.data.get("value")
+    if not isinstance(value, str) or not value or len(value) > 4096:
+        raise header.fail("value", "the header's exact value, a non-empty string (quote it in YAML)")
+    return Header(name=name, value=value)
 
 
 def _canary_step(path: Path, item: Any, index: int) -> CanaryStep:

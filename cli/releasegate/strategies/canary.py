@@ -104,6 +104,7 @@ class Canary:
         if plan.slots.name == "stable":  # nothing to compare with: straight to stable
             pods_ready = put_in_service_leaving_bluegreen(run, plan, timeout)
             self._weigh(run, 0)
+            self.traffic.route_header(run, None)  # none left from an earlier canary
             run.smoke_check(plan.image)
             leaving.retire_slots(run)
             return InService(pods_ready)
@@ -115,6 +116,7 @@ class Canary:
         )
         run.apply(sized, timeout)
         self._weigh(run, 0)
+        self.traffic.route_header(run, self.settings.header)  # testers reach it from now on
         run.milestone("canary 0 %, testing")
         run.smoke_check(plan.image, service=canary_service(run), stage="canary")
         self.compare(run)  # at 0 %: before the canary takes any traffic
@@ -134,6 +136,7 @@ class Canary:
                 "abort it (`releasegate abort`) and deploy again",
             )
         self.sizing.hold_stable(run)
+        self.traffic.route_header(run, self.settings.header)  # still there, unless removed by hand
         with run.stages.run(f"step {done}") as stage:  # it has waited: check it once more
             self._evaluations(run).begin(done)
             stage.append(f"canary {self.steps[done - 1].weight} % approved; {self._check(run, paused.image)}")
@@ -142,6 +145,7 @@ class Canary:
     def abort(self, run: Run, paused: Record) -> None:
         del paused
         self._weigh(run, 0, confirm=False)
+        self.traffic.route_header(run, None)
         _delete_canary(run, self.settings.scale_down_delay)
         let_go_of_stable(run)
 
@@ -157,6 +161,7 @@ class Canary:
             plan = run.plan_from_record(record, Track("stable", self.settings.traffic))
             pods_ready = run.apply(plan, timeout, stage="restore")
             self._weigh(run, 0, confirm=False)
+        self.traffic.route_header(run, None)
         _delete_canary(run, self.settings.scale_down_delay)
         let_go_of_stable(run)
         return InService(pods_ready, weight=0)
@@ -299,6 +304,7 @@ class Canary:
         pods_ready = run.apply(plan, run.pod_timeout or 1.0, stage="promote")
         self.sizing.hold_stable(run)  # the apply put the autoscaler's own minimum back
         self._weigh(run, 0)
+        self.traffic.route_header(run, None)
         _delete_canary(run, self.settings.scale_down_delay)
         let_go_of_stable(run)
         run.milestone("promoted")

@@ -3,7 +3,11 @@
 ``gateway`` and ``istio``: the team creates the route once (parents, hostnames, matches) and
 releasegate changes only the backends of its first rule, written as two, ``<app>-stable``
 (100 - w) and ``<app>-canary`` (w), with one JSON patch of that one field, so nothing else in
-the route (nor a controller's status) is ever overwritten. ``replicas``: no route; Service
+the route (nor a controller's status) is ever overwritten. With ``header``, one rule of
+releasegate's own, ``releasegate-canary-header``, stands before the team's first rule while a
+canary runs: the team rule's matches, each also requiring the header, sent to the canary (the
+same matches plus a header match outrank the team's in Gateway API's precedence; Istio takes
+the first match in order). The weights then go to the rule after it. ``replicas``: no route; Service
 ``<app>`` selects the stable track only at weight 0, and both tracks otherwise, the canary
 strategy having scaled the canary to ``ceil(replicas x w / 100)`` pods beside the stable ones.
 
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from releasegate.core.errors import NeedsAttention, Refused
+from releasegate.core.strategy_config import Header
 from releasegate.kube.api import DEPLOYMENTS, SERVICES, translated_errors
 from releasegate.strategies import acceptance
 
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
+HEADER_RULE = "releasegate-canary-header"  # the one rule releasegate adds, by name
 APP_NAME_LABEL = "app.kubernetes.io/name"
 
 
@@ -35,6 +41,10 @@ class Traffic(Protocol):
         ...
 
     def set_weight(self, run: Run, weight: int) -> None: ...
+
+    def route_header(self, run: Run, header: Header | None) -> None:
+        """With ``header``, the rule sending it to the canary is in place; without, it is gone."""
+        ...
 
     def confirm(self, run: Run, seconds: float) -> None:
         """Raise NeedsAttention unless what was written is served as written (a gateway's
@@ -53,15 +63,40 @@ class RouteKind:
     kind: str
     api: str  # group/version
     plural: str
-    backends: str  # JSON pointer of the first rule's backends
-    backend_key: str  # where a backend names its Service
+    rules_key: str  # spec.rules | spec.http
+    backends_key: str  # a rule's backends: backendRefs | route
+    matches_key: str  # a rule's matches: matches | match
 
     def path(self, namespace: str, name: str) -> str:
         return f"/apis/{self.api}/namespaces/{namespace}/{self.plural}/{name}"
 
+    def rules(self, route: dict[str, Any]) -> list[Any]:
+        return list((route.get("spec") or {}).get(self.rules_key) or [])
+
+    def team_index(self, route: dict[str, Any]) -> int:
+        """Where the team's first rule is: after releasegate's header rule, when it is there."""
+        rules = self.rules(route)
+        return 1 if rules and isinstance(rules[0], dict) and rules[0].get("name") == HEADER_RULE else 0
+
     def first_rule(self, route: dict[str, Any]) -> dict[str, Any] | None:
-        rules = (route.get("spec") or {}).get("rules" if self.kind == "HTTPRoute" else "http") or []
-        return rules[0] if rules and isinstance(rules[0], dict) else None
+        rules, index = self.rules(route), self.team_index(route)
+        return rules[index] if len(rules) > index and isinstance(rules[index], dict) else None
+
+    def backends_pointer(self, index: int) -> str:
+        return f"/spec/{self.rules_key}/{index}/{self.backends_key}"
+
+    def header_rule(
+        self, team_rule: dict[str, Any], header: Header, backend: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The team rule's matches (or one match-all), each also requiring the header exactly."""
+        matches = [m for m in team_rule.get(self.matches_key) or [{}] if isinstance(m, dict)] or [{}]
+        if self.kind == "HTTPRoute":
+            exact = {"type": "Exact", "name": header.name, "value": header.value}
+            wanted = [{**m, "headers": [*(m.get("headers") or []), exact]} for m in matches]
+        else:  # Istio wants header names in lower case
+            exact_istio = {header.name.lower(): {"exact": header.value}}
+            wanted = [{**m, "headers": {**(m.get("headers") or {}), **exact_istio}} for m in matches]
+        return {"name": HEADER_RULE, self.matches_key: wanted, self.backends_key: [backend]}
 
     def backend(self, service: str, port: int, weight: int) -> dict[str, Any]:
         if self.kind == "HTTPRoute":
@@ -75,10 +110,10 @@ class RouteKind:
 
 
 HTTP_ROUTE = RouteKind(
-    "HTTPRoute", "gateway.networking.k8s.io/v1", "httproutes", "/spec/rules/0/backendRefs", "name"
+    "HTTPRoute", "gateway.networking.k8s.io/v1", "httproutes", "rules", "backendRefs", "matches"
 )
 VIRTUAL_SERVICE = RouteKind(
-    "VirtualService", "networking.istio.io/v1", "virtualservices", "/spec/http/0/route", "host"
+    "VirtualService", "networking.istio.io/v1", "virtualservices", "http", "route", "match"
 )
 
 
@@ -103,16 +138,46 @@ class RouteWeights:
             )
 
     def set_weight(self, run: Run, weight: int) -> None:
-        app, namespace = run.project.app, run.env.namespace
+        app = run.project.app
         port = _service_port(run, f"{app}-stable")
         backends = [
             self.kind.backend(f"{app}-stable", port, 100 - weight),
             self.kind.backend(f"{app}-canary", port, weight),
         ]
+        index = self.kind.team_index(self._read(run))
+        replace = {"op": "replace", "path": self.kind.backends_pointer(index), "value": backends}
+        self._patch(run, [*self._still_there(index), replace])
+
+    def route_header(self, run: Run, header: Header | None) -> None:
+        route = self._read(run)
+        present = self.kind.team_index(route) == 1
+        pointer = f"/spec/{self.kind.rules_key}/0"
+        if header is not None and not present:
+            team_rule = self.kind.first_rule(route) or {}
+            canary = self.kind.backend(
+                f"{run.project.app}-canary", _service_port(run, f"{run.project.app}-canary"), 1
+            )
+            if self.kind is VIRTUAL_SERVICE:
+                canary.pop("weight")  # one destination: Istio takes it whole
+            rule = self.kind.header_rule(team_rule, header, canary)
+            self._patch(run, [{"op": "add", "path": pointer, "value": rule}])
+            run.progress.detail(
+                "route", f"requests with {header.name}: {header.value} go to the canary ({HEADER_RULE})"
+            )
+        elif header is None and present:
+            self._patch(run, [*self._still_there(1), {"op": "remove", "path": pointer}])
+            run.progress.detail("route", f"removed {HEADER_RULE}: every request follows the weights")
+
+    def _still_there(self, index: int) -> list[dict[str, Any]]:
+        """A JSON patch test: rule 0 is still releasegate's own (one patch, nothing else moved)."""
+        if index == 0:
+            return []
+        return [{"op": "test", "path": f"/spec/{self.kind.rules_key}/0/name", "value": HEADER_RULE}]
+
+    def _patch(self, run: Run, patch: list[dict[str, Any]]) -> None:
+        namespace = run.env.namespace
         run.ensure_lock()
-        patch = [{"op": "replace", "path": self.kind.backends, "value": backends}]
-        with translated_errors(f"cannot write the weights of {self.kind.kind} {self.route} in", namespace,
-                               NeedsAttention):  # fmt: skip
+        with translated_errors(f"cannot write {self.kind.kind} {self.route} in", namespace, NeedsAttention):
             run.clients.cluster.call(
                 "PATCH",
                 self.kind.path(namespace, self.route),
@@ -137,7 +202,7 @@ class RouteWeights:
 
     def weight(self, run: Run) -> int | None:
         rule = self.kind.first_rule(self._read(run)) or {}
-        backends = rule.get("backendRefs" if self.kind.kind == "HTTPRoute" else "route") or []
+        backends = rule.get(self.kind.backends_key) or []
         weights = {self.kind.service_of(b): int(b.get("weight", 0)) for b in backends if isinstance(b, dict)}
         app = run.project.app
         if set(weights) != {f"{app}-stable", f"{app}-canary"}:
@@ -175,6 +240,9 @@ class PodRatio:
 
     def confirm(self, run: Run, seconds: float) -> None:
         return None  # the Service's selector and the pods are the traffic: nothing in between
+
+    def route_header(self, run: Run, header: Header | None) -> None:
+        return None  # no route: the configuration refuses a header with traffic: replicas
 
     def set_weight(self, run: Run, weight: int) -> None:
         app = run.project.app

@@ -1,0 +1,146 @@
+"""Header routing to the canary (``strategy.header``) through the real CLI: releasegate's rule
+``releasegate-canary-header`` stands before the team's first rule for the canary's life, sends
+requests with the header to the canary (the team's matches, each also requiring the header),
+and is removed on promotion, on abort and on `recover` after a killed run; nothing else in the
+route changes, and the weights go to the team's rule."""
+
+from __future__ import annotations
+
+import copy
+import json
+import signal
+from typing import Any
+
+import pytest
+
+from tests.emulators.stack import Stack
+from tests.test_canary import APP, MID_PAUSE, NS, canary, deploy, route
+from tests.test_faults import interrupted_deploy
+
+ROUTE_KINDS = {"gateway": ("HTTPRoute", "rules", "backendRefs"), "istio": ("VirtualService", "http", "route")}
+HEADER = "{name: x-canary, value: always}"
+
+
+def with_header(stack: Stack, traffic: str, steps: str) -> None:
+    canary(stack, traffic, steps)
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("scale_down_delay: 0}", f"scale_down_delay: 0, header: {HEADER}}}"))
+    assert f"header: {HEADER}" in path.read_text()
+
+
+def stored_route(stack: Stack, traffic: str) -> dict[str, Any]:
+    found = stack.kube.get(ROUTE_KINDS[traffic][0], NS, APP)
+    assert found is not None
+    return found
+
+
+def rules(stack: Stack, traffic: str) -> list[dict[str, Any]]:
+    return list(stored_route(stack, traffic)["spec"][ROUTE_KINDS[traffic][1]])
+
+
+def without_backends(route_obj: dict[str, Any], traffic: str) -> dict[str, Any]:
+    """The route's spec with the team rule's backends left out: what releasegate must not touch."""
+    _, rules_key, backends_key = ROUTE_KINDS[traffic]
+    spec = copy.deepcopy(route_obj["spec"])
+    for rule in spec[rules_key]:
+        rule.pop(backends_key, None)
+    return spec
+
+
+def header_rule_expected(traffic: str, team_rule: dict[str, Any]) -> dict[str, Any]:
+    if traffic == "gateway":
+        return {
+            "name": "releasegate-canary-header",
+            "matches": [{**m, "headers": [{"type": "Exact", "name": "x-canary", "value": "always"}]}
+                        for m in team_rule["matches"]],
+            "backendRefs": [{"group": "", "kind": "Service", "name": f"{APP}-canary", "port": 80,
+                             "weight": 1}],
+        }  # fmt: skip
+    return {
+        "name": "releasegate-canary-header",
+        "match": [{**m, "headers": {"x-canary": {"exact": "always"}}} for m in team_rule["match"]],
+        "route": [{"destination": {"host": f"{APP}-canary", "port": {"number": 80}}}],
+    }
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("traffic", ["gateway", "istio"])
+def test_the_header_rule_stands_before_the_teams_rule_while_the_canary_runs(
+    stack: Stack, traffic: str
+) -> None:
+    with_header(stack, traffic, "[{weight: 10, pause: approval}]")
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    assert len(rules(stack, traffic)) == 1  # straight to stable: no canary, no header rule
+    before = without_backends(stored_route(stack, traffic), traffic)
+    paused = deploy(stack, "v1.1.0")
+    assert json.loads(paused.stdout)["outcome"] == "paused", paused.stderr
+    header_rule, team_rule = rules(stack, traffic)
+    assert header_rule == header_rule_expected(traffic, team_rule)
+    weights = {
+        b.get("name") or b["destination"]["host"]: b["weight"] for b in team_rule[ROUTE_KINDS[traffic][2]]
+    }
+    assert weights == {f"{APP}-stable": 90, f"{APP}-canary": 10}  # the weights went to the team's rule
+    promoted = stack.releasegate("promote", "--env", "nonprod")
+    assert promoted.exit_code == 0, promoted.stderr
+    assert "removed releasegate-canary-header" in promoted.stderr
+    assert without_backends(stored_route(stack, traffic), traffic) == before  # nothing else changed
+
+
+@pytest.mark.e2e
+def test_the_header_rule_is_removed_on_abort(stack: Stack) -> None:
+    with_header(stack, "gateway", "[{weight: 10, pause: approval}]")
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    before = without_backends(stored_route(stack, "gateway"), "gateway")
+    assert deploy(stack, "v1.1.0").exit_code == 0
+    assert rules(stack, "gateway")[0]["name"] == "releasegate-canary-header"
+    aborted = stack.releasegate("abort", "--env", "nonprod")
+    assert aborted.exit_code == 4, aborted.stderr
+    assert without_backends(stored_route(stack, "gateway"), "gateway") == before
+
+
+@pytest.mark.e2e
+def test_the_header_rule_is_removed_by_recover_after_a_killed_run(stack: Stack) -> None:
+    with_header(stack, "gateway", "[{weight: 50, pause: 60}]")
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    before = without_backends(stored_route(stack, "gateway"), "gateway")
+    stack.publish("v1.1.0")
+    same_run = {"GITHUB_RUN_ID": "4343", "GITHUB_RUN_ATTEMPT": "1"}
+    killed = interrupted_deploy(stack, "v1.1.0", lambda line: MID_PAUSE in line, signal.SIGKILL, **same_run)
+    assert killed.exit_code == -signal.SIGKILL
+    assert rules(stack, "gateway")[0]["name"] == "releasegate-canary-header"  # left behind by the kill
+    recovered = stack.releasegate("recover", "--env", "nonprod", **same_run)
+    assert recovered.exit_code == 0, recovered.stderr
+    assert without_backends(stored_route(stack, "gateway"), "gateway") == before
+
+
+@pytest.mark.e2e
+def test_the_header_rule_copies_each_team_match(stack: Stack) -> None:
+    """A path match of the team's outranks a bare header match in Gateway API's precedence: the
+    header rule repeats each of the team's matches with the header added."""
+    with_header(stack, "gateway", "[{weight: 10, pause: approval}]")
+    team = route("gateway")
+    team["spec"]["rules"][0]["matches"] = [
+        {"path": {"type": "PathPrefix", "value": "/predict"}},
+        {"path": {"type": "Exact", "value": "/health/ready"}, "method": "GET"},
+    ]
+    stack.kube.put(team)
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    assert deploy(stack, "v1.1.0").exit_code == 0
+    header_rule = rules(stack, "gateway")[0]
+    assert [m["path"]["value"] for m in header_rule["matches"]] == ["/predict", "/health/ready"]
+    assert header_rule["matches"][1]["method"] == "GET"
+    assert all(
+        m["headers"] == [{"type": "Exact", "name": "x-canary", "value": "always"}]
+        for m in header_rule["matches"]
+    )
+
+
+def test_a_header_with_traffic_replicas_is_exit_2(stack: Stack) -> None:
+    with_header(stack, "replicas", "[{weight: 10, pause: 1}]")
+    run = stack.releasegate("check", "--env", "nonprod", "--tag", "v1.0.0")
+    assert run.exit_code == 2 and "strategy.header needs a route to carry it" in run.last_line, run.stderr
