@@ -122,7 +122,7 @@ class Console:
         send(self._notify, said, self.warning, lambda text: self.detail("notify", text))
 
     def _to_actions(self, result: Result, outcome: str, cause: str) -> None:
-        if not self.actions.enabled or result.command not in ("deploy", "rollback"):
+        if not self.actions.enabled or result.command not in ("deploy", "rollback", "promote", "abort"):
             return
         values = {"tag": result.tag or "", "digest": result.digest or "", "namespace": result.namespace or "",
                   "outcome": outcome}  # fmt: skip
@@ -180,7 +180,38 @@ def step_summary(result: Result, outcome: str, cause: str, seconds: float) -> st
             for c in result.smoke
         )
         summary += f"| Smoke check | Status | Time | Tries |\n|---|---|---|---|\n{checks}\n\n"
-    return summary
+    if result.compare:
+        summary += _compare_table(result.compare)
+    return summary + _pictures(result, outcome)
+
+
+def _compare_table(found: dict[str, Any]) -> str:
+    p95 = found["p95_ms"]
+    rows = [f"| Answers agreeing | {found['agreed']}/{found['requests']} ({found['agreement']:.0%}) |",
+            f"| p95 serving / candidate | {p95['serving']} ms / {p95['candidate']} ms |"]  # fmt: skip
+    for item in found["disagreements"][:3]:
+        shown = f"serving `{_cell(item['serving'])}` · candidate `{_cell(item['candidate'])}`"
+        rows.append(f"| Request {item['index']} differs | {shown} |")
+    return "| Comparison | |\n|---|---|\n" + "\n".join(rows) + "\n\n"
+
+
+def _cell(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)[:60].replace("|", "\\|").replace("`", "'")
+
+
+def _pictures(result: Result, outcome: str) -> str:
+    """The run drawn (Mermaid): its stages on a time line; a canary's weights and analysis."""
+    from releasegate.core import pictures
+
+    drawn = pictures.stages_timeline(result.stages)
+    if result.weights:
+        drawn += pictures.canary_weights(
+            result.weights, promoted=result.weight == 100 and outcome == "success"
+        )
+    maximum = next((e.get("max") for e in result.analysis if e.get("max") is not None), None)
+    if maximum is not None:
+        drawn += pictures.analysis_values(result.analysis, float(maximum))
+    return drawn
 
 
 def _result_dict(result: Result, exit_code: int) -> dict[str, Any]:

@@ -72,6 +72,7 @@ class Result:
     slot: str | None = None  # blue/green: the slot the release runs in
     step: str | int | None = None  # a paused release: the step it waits at (canary: its number)
     weight: int | None = None  # canary: the share of traffic the release has
+    weights: list[int] = field(default_factory=list)  # canary: the weight of each step this run took
     stages: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
     failed_tag: str | None = None  # a failure restored: the release that failed (tag: the one restored)
@@ -117,6 +118,7 @@ class DeployOptions:
 class Stages:
     def __init__(self, result: Result, progress: Progress) -> None:
         self.result, self.progress = result, progress
+        self.began = time.monotonic()  # each stage's start is kept from here, for the time line
 
     @contextmanager
     def run(self, name: str) -> Iterator[list[str]]:
@@ -126,7 +128,8 @@ class Stages:
         yield message
         seconds = time.monotonic() - started
         text = message[0] if message else "done"
-        self.result.stages.append({"name": name, "seconds": round(seconds, 3), "message": text})
+        self.result.stages.append({"name": name, "seconds": round(seconds, 3), "message": text,
+                                   "started": round(started - self.began, 3)})  # fmt: skip
         self.progress.stage(name, text, seconds)
 
 

@@ -149,6 +149,7 @@ class Evaluations:
     step: int = 0
     failed_in_step: int = 0
     passed_in_step: int = 0
+    maximum: float | None = None  # the query's max, kept beside each value
 
     def begin(self, step: int) -> None:
         self.step, self.failed_in_step, self.passed_in_step = step, 0, 0
@@ -156,7 +157,8 @@ class Evaluations:
     def record(self, verdict: Verdict) -> str | None:
         """Count ``verdict``; the reason to abort, or None to go on."""
         at = datetime.now(UTC).isoformat(timespec="seconds")
-        self.entries.append({"step": self.step, "value": verdict.value, "verdict": verdict.kind, "at": at})
+        entry = {"step": self.step, "value": verdict.value, "verdict": verdict.kind, "at": at}
+        self.entries.append({**entry, "max": self.maximum})
         if verdict.kind == ERROR:
             self.errors_in_a_row += 1
             if self.errors_in_a_row > self.error_limit:

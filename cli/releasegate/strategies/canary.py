@@ -191,6 +191,7 @@ class Canary:
             step = self.steps[index]
             number = index + 1
             run.result.step, run.result.weight = number, step.weight  # where a failure would stop it
+            run.result.weights.append(step.weight)
             self.sizing.resize(run, step.weight, before_weight=True)
             self._weigh(run, step.weight)
             self.sizing.resize(run, step.weight, before_weight=False)
@@ -248,7 +249,7 @@ class Canary:
         if self.evaluations is None:
             analysis = self.settings.analysis
             limits = (analysis.failure_limit, analysis.error_limit) if analysis else (0, 0)
-            self.evaluations = Evaluations(*limits)
+            self.evaluations = Evaluations(*limits, maximum=analysis.prometheus.max if analysis else None)
             run.result.analysis = self.evaluations.entries
         return self.evaluations
 

@@ -1,0 +1,79 @@
+"""What the step summary draws, in Mermaid (GitHub renders ```mermaid blocks): the run's stages
+on a time line, and for a canary the weight at each step and each analysis value beside ``max``.
+
+Kept small on purpose: a step summary over GitHub's size limit is dropped whole, so each
+picture holds at most ``MAX_POINTS`` items (the last ones: where a run ended is what matters).
+
+Layer: core (pure: the result's stages and analysis in, Markdown out).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MAX_POINTS = 40
+UNSAFE = re.compile(r"[:;#\"`\n]")  # what would end a gantt task name or an axis label
+
+
+def stages_timeline(stages: list[dict[str, Any]]) -> str:
+    """A gantt chart: each stage from its start to its end, in milliseconds from the run's start."""
+    shown = stages[-MAX_POINTS:]
+    if not shown:
+        return ""
+    lines = ["gantt", "  title Stages of the run", "  dateFormat x", "  axisFormat %M:%S", "  section run"]
+    for stage in shown:
+        start = round(float(stage.get("started", 0.0)) * 1000)
+        end = start + max(round(float(stage["seconds"]) * 1000), 1)  # a 0 ms bar is not drawn
+        lines.append(f"  {_label(stage['name'])} ({float(stage['seconds']):.1f} s) : {start}, {end}")
+    return _block(lines)
+
+
+def canary_weights(steps: list[int], promoted: bool) -> str:
+    """A bar per step: the canary's weight, and 100 once promoted."""
+    weights = [*steps, 100] if promoted else list(steps)
+    if not weights:
+        return ""
+    labels = [f'"{n}"' for n in range(1, len(steps) + 1)] + (['"promoted"'] if promoted else [])
+    return _block(
+        [
+            "xychart-beta",
+            '  title "Canary weight per step"',
+            f'  x-axis "step" [{", ".join(labels[-MAX_POINTS:])}]',
+            '  y-axis "weight %" 0 --> 100',
+            f"  bar [{', '.join(str(w) for w in weights[-MAX_POINTS:])}]",
+        ]
+    )
+
+
+def analysis_values(entries: list[dict[str, Any]], limit: float) -> str:
+    """A line of the analysis values (evaluations with a value), and a line at ``max``."""
+    valued = [e for e in entries if isinstance(e.get("value"), int | float)][-MAX_POINTS:]
+    if not valued:
+        return ""
+    labels = []
+    count: dict[Any, int] = {}
+    for entry in valued:
+        count[entry["step"]] = count.get(entry["step"], 0) + 1
+        labels.append(f'"{entry["step"]}.{count[entry["step"]]}"')
+    values = ", ".join(f"{float(e['value']):.6g}" for e in valued)
+    ceiling = ", ".join(f"{limit:.6g}" for _ in valued)
+    top = max(limit, *(float(e["value"]) for e in valued)) * 1.2 or 1.0
+    return _block(
+        [
+            "xychart-beta",
+            f'  title "Analysis per evaluation (step.n): value, and max {limit:g}"',
+            f"  x-axis [{', '.join(labels)}]",
+            f'  y-axis "value" 0 --> {top:.6g}',
+            f"  line [{values}]",
+            f"  line [{ceiling}]",
+        ]
+    )
+
+
+def _label(text: str) -> str:
+    return " ".join(UNSAFE.sub(" ", str(text)).split())[:40] or "stage"
+
+
+def _block(lines: list[str]) -> str:
+    return "```mermaid\n" + "\n".join(lines) + "\n```\n"
