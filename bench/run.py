@@ -7,7 +7,7 @@
 4. time from a pod entering ErrImagePull/ImagePullBackOff or CrashLoopBackOff to the tool
    reporting it;
 5. a crash-looping release detected, rolled back and verified, beside what helm does;
-6. the cost of a passing smoke check;
+6. the cost of a passing smoke check, and the comparison's own overhead per proxied request;
 7. `rollback` of a rolling environment (a redeploy) beside a blue/green one (a switch).
 """
 
@@ -180,6 +180,46 @@ def smoke_overhead(stack: Stack) -> None:
     print(f"  median {statistics.median(per_check):.1f} ms per passing check (target <= 50 ms)")
 
 
+def compare_overhead(stack: Stack) -> None:
+    """The comparison's own cost (``compare:``): 200 requests replayed to two Services through
+    the API server's proxy and judged; its own time is the whole minus the time inside each
+    proxied request (as each answer's own timing records it), per proxied request. The same
+    400 requests sent bare with the same client are shown beside it."""
+    import os
+
+    from releasegate.core import comparison
+    from releasegate.core.compare_config import Compare
+    from releasegate.kube.api import Cluster
+    from releasegate.kube.compare import replay
+
+    stack.publish("v1.4.2")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2").exit_code == 0
+    os.environ["KUBECONFIG"] = str(stack.kubeconfig)
+    cluster = Cluster(None)
+    body = json.loads((ROOT / "k8s" / "smoke" / "compare-requests.jsonl").read_text().splitlines()[0])
+    compare = Compare("bench.jsonl", tuple(body for _ in range(200)), field="predictions", tolerance=0.01)
+    path = "/api/v1/namespaces/model-api-nonprod/services/model-api:http/proxy/predict"
+    overheads = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(2 * len(compare.requests)):
+            cluster.raw("POST", path, body)
+        bare = time.perf_counter() - started
+        started = time.perf_counter()
+        pairs = replay(
+            cluster, "model-api-nonprod", ("model-api", "model-api"), None, compare, lambda _: None
+        )
+        outcome = comparison.judge(compare, pairs)
+        compared = time.perf_counter() - started
+        assert outcome.agreed == len(compare.requests)
+        inside = sum(a.ms + b.ms for a, b in pairs) / 1000
+        overheads.append((compared - inside) / (2 * len(compare.requests)) * 1000)
+    print("comparison (`compare:`, 200 requests to two Services through the proxy, 5 runs):")
+    bare_ms = bare / (2 * len(compare.requests)) * 1000
+    print(f"  median {statistics.median(overheads):.3f} ms of its own per proxied request, beyond the "
+          f"request (target <= 5 ms; the request through the proxy: {bare_ms:.2f} ms bare)")  # fmt: skip
+
+
 def rollback_rolling(stack: Stack) -> None:
     """A rolling rollback redeploys the previous image: from the command's start to its exit,
     the previous release Ready again (the emulator's pods are Ready 50 ms after they start)."""
@@ -297,6 +337,7 @@ def main() -> int:
             failure_latency,
             crashloop_rollback,
             smoke_overhead,
+            compare_overhead,
             rollback_rolling,
             rollback_bluegreen,
             canary_abort,

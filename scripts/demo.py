@@ -1,6 +1,9 @@
 """`make demo`: the whole pipeline against local emulators, then a broken release caught;
 then nonprod moves to blue/green: a release goes to the idle slot, is tested there and switched
-to, and a bad one is caught in preview while the live slot keeps serving.
+to, and a bad one is caught in preview while the live slot keeps serving; each release's
+answers are compared with the live one's on k8s/smoke/compare-requests.jsonl before the switch
+(one within the tolerance passes, a retrained model whose answers differ is blocked), and every
+end is announced to a local Slack-like receiver (notify:).
 
 Starts the GitHub, ECR (moto), Kubernetes emulators and the skaffold stand-in, publishes a
 few releases, and runs the real `releasegate` command as a person would, showing its output.
@@ -23,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.emulators.ecr import EcrEmulator
 from tests.emulators.prometheus import PrometheusEmulator
 from tests.emulators.stack import Stack
+from tests.emulators.webhooks import WebhookReceiver
 
+WEBHOOK: dict[str, str] = {}  # SLACK_WEBHOOK_URL, pointing at the local receiver
 BOLD, RESET = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
 
 
@@ -52,7 +57,8 @@ BLUEGREEN_STEPS = [
         0,
     ),
     (
-        "v1.7.0 goes to the idle slot (green) while blue serves; tested, then switched",
+        "v1.7.0 goes to the idle slot (green) while blue serves; tested, its answers compared with "
+        "blue's (each within 0.01: they agree), then switched",
         ["deploy", "--env", "nonprod", "--tag", "v1.7.0"],
         0,
     ),
@@ -60,6 +66,12 @@ BLUEGREEN_STEPS = [
         "A bad release (v1.8.0 answers 500 to a sample prediction) is caught in preview: "
         "the live slot (green) never stops serving",
         ["deploy", "--env", "nonprod", "--tag", "v1.8.0"],
+        4,
+    ),
+    (
+        "v1.9.0 is healthy but its model answers otherwise (every prediction 0.5 higher): its "
+        "comparison with the live slot blocks it before the switch",
+        ["deploy", "--env", "nonprod", "--tag", "v1.9.0"],
         4,
     ),
     ("The slots now", ["status", "--env", "nonprod"], 0),
@@ -79,6 +91,12 @@ CANARY_STEPS = [
         0,
     ),
     ("The canary's weight, and the paused release", ["status", "--env", "nonprod"], 0),
+    (
+        "While it waits, compare its answers with stable's again (testers reach it with the header "
+        "x-canary: always, through the rule releasegate-canary-header)",
+        ["compare", "--env", "nonprod"],
+        0,
+    ),
     ("Approved: promote v1.7.0 to stable (100 %), the canary deleted", ["promote", "--env", "nonprod"], 0),
     (
         "v1.8.0's error rate is 20 % once it takes traffic: aborted at 10 %, all traffic back on stable",
@@ -89,9 +107,21 @@ CANARY_STEPS = [
 ]
 
 
+COMPARE = """compare:
+  requests_file: k8s/smoke/compare-requests.jsonl
+  path: /predict
+  field: predictions
+  tolerance: 0.01
+  min_agreement: 0.95
+"""
+NOTIFY = """notify:
+  - slack_webhook_env: SLACK_WEBHOOK_URL
+"""
+
+
 def step(stack: Stack, title: str, *args: str, expect: int) -> bool:
     print(f"\n{BOLD}== {title}{RESET}\n$ releasegate {shlex.join(args)}", flush=True)
-    code = stack.releasegate_live(*args)
+    code = stack.releasegate_live(*args, **WEBHOOK)
     print(f"(exit {code}; expected {expect})", flush=True)
     return code == expect
 
@@ -101,9 +131,9 @@ def move_to_bluegreen(stack: Stack) -> None:
     checks are shortened (3 tries, 1 s apart) so the bad release is caught in seconds."""
     path = stack.project / "k8s" / "environments" / "nonprod.yaml"
     text = path.read_text().replace("attempts: 30", "attempts: 3").replace("interval: 3 ", "interval: 1 ")
-    path.write_text(text + "strategy: {type: bluegreen, scale_down_delay: 3}\n")
-    print(f"\n{BOLD}k8s/environments/nonprod.yaml now says `strategy: {{type: bluegreen}}`{RESET} "
-          "(smoke checks: 3 tries, 1 s apart)")  # fmt: skip
+    path.write_text(text + "strategy: {type: bluegreen, scale_down_delay: 3}\n" + COMPARE)
+    print(f"\n{BOLD}k8s/environments/nonprod.yaml now says `strategy: {{type: bluegreen}}`, and{RESET} "
+          f"(smoke checks: 3 tries, 1 s apart)\n{COMPARE}")  # fmt: skip
 
 
 def move_to_canary(stack: Stack, prometheus: PrometheusEmulator) -> None:
@@ -118,13 +148,15 @@ def move_to_canary(stack: Stack, prometheus: PrometheusEmulator) -> None:
     strategy = (
         "strategy: {type: canary, traffic: gateway, route: model-api,\n"
         "  steps: [{weight: 10, pause: 3}, {weight: 50, pause: approval}], scale_down_delay: 3,\n"
+        "  header: {name: x-canary, value: always},\n"
         "  analysis: {interval: 1, prometheus: {service: 'monitoring/prometheus-server:9090',\n"
         '    query: \'(sum(rate(http_requests_total{track="canary",code=~"5.."}[2m])) or vector(0)) '
         '/ sum(rate(http_requests_total{track="canary"}[2m]))\', max: 0.01}}}\n'
     )
-    path.write_text(text + strategy)
+    path.write_text(text + strategy + COMPARE)
     print(
-        f"\n{BOLD}HTTPRoute model-api created once; k8s/environments/nonprod.yaml now says{RESET}\n{strategy}"
+        f"\n{BOLD}HTTPRoute model-api created once; k8s/environments/nonprod.yaml now says{RESET}\n"
+        f"{strategy}{COMPARE}"
     )
 
 
@@ -134,6 +166,9 @@ def main() -> int:
     prometheus = PrometheusEmulator().start()
     assert isinstance(prometheus, PrometheusEmulator)
     ecr = EcrEmulator().start()
+    receiver = WebhookReceiver().start()
+    assert isinstance(receiver, WebhookReceiver)
+    WEBHOOK["SLACK_WEBHOOK_URL"] = receiver.slack_url()
     with tempfile.TemporaryDirectory(prefix="releasegate-demo-") as workdir:
         stack = Stack(ecr, Path(workdir))
         try:
@@ -141,8 +176,23 @@ def main() -> int:
                 stack.describe_with_chart("nonprod")
                 print(f"{BOLD}nonprod is described by the Helm chart{RESET} (renderer: chart, "
                       "skaffold profile nonprod-chart)")  # fmt: skip
-            for tag in ("v1.3.0", "v1.4.0", "v1.4.1", "v1.4.2", "v1.5.0", "v1.6.0", "v1.7.0", "v1.8.0"):
+            for tag in (
+                "v1.3.0",
+                "v1.4.0",
+                "v1.4.1",
+                "v1.4.2",
+                "v1.5.0",
+                "v1.6.0",
+                "v1.7.0",
+                "v1.8.0",
+                "v1.9.0",
+            ):
                 stack.publish(tag)
+            (stack.project / "releasegate.yaml").write_text(
+                (stack.project / "releasegate.yaml").read_text() + NOTIFY
+            )
+            stack.kube.proxy.apps.behaviours["v1.7.0"] = "nudged"  # answers 0.004 off: within the tolerance
+            stack.kube.proxy.apps.behaviours["v1.9.0"] = "drifted"  # a model whose answers differ
             stack.kube.controller.scenarios["v1.5.0"] = "crashloop"  # a release that cannot start
             stack.kube.proxy.apps.behaviours["v1.8.0"] = "broken_predict"  # starts, but answers 500
             print(f"{BOLD}Emulators up{RESET}: GitHub {stack.github.url}, ECR (moto) {ecr.url}, "
@@ -170,10 +220,14 @@ def main() -> int:
                 slot = labels.get("releasegate.dev/slot") or labels.get("releasegate.dev/track", "-")
                 state = "Ready" if ready else "not Ready"
                 print(f"  {pod['metadata']['name']:<36} {version:<8} slot {slot:<6} {state}")
+            print(f"\n{BOLD}What the team's Slack channel got (notify:){RESET}:")
+            for body in receiver.bodies("slack"):
+                print("  " + body["text"].replace("\n", "\n    "))
         finally:
             stack.stop()
             ecr.stop()
             prometheus.stop()
+            receiver.stop()
     ok = all(results)
     print(f"\n{BOLD}Demo {'finished as expected' if ok else 'did NOT behave as expected'}{RESET}")
     return 0 if ok else 1

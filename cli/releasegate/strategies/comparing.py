@@ -45,7 +45,7 @@ def compare_with_serving(run: Run, serving: str, candidate: str, stage: str = "c
         )  # fmt: skip
         outcome = comparison.judge(compare, pairs)
         run.result.compare = outcome.as_dict()
-        run.progress.detail("compare", comparison.summary(outcome))
         if problem := comparison.problem(compare, outcome):
+            run.progress.detail("compare", comparison.summary(outcome))
             raise ComparisonFailed(f"comparison with {serving} failed: {problem}", ADVICE)
         done.append(f"{comparison.summary(outcome)}: {candidate} agrees with {serving}")
