@@ -256,3 +256,47 @@ def test_a_bluegreen_switch_goes_to_a_slot_sized_like_the_live_one(real: RealSta
     green = real.deployment("nonprod", f"{APP}-green")
     assert green is not None and green["spec"]["replicas"] == 3
     assert len(endpoint_ips(real)) == 3 and endpoint_ips(real) == pod_ips(real, **{SLOT: "green"})
+
+
+def test_a_release_whose_answers_differ_is_blocked_through_the_real_service_proxy(real: RealStack) -> None:
+    from tests.test_compare import COMPARE
+
+    strategy(real, "{type: bluegreen}")
+    path = real.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text() + COMPARE)
+    assert deploy(real, "v1.0.0").exit_code == 0
+    real.network.apps.behaviours["v1.1.0"] = "nudged"  # within the tolerance
+    agreed = deploy(real, "v1.1.0")
+    assert agreed.exit_code == 0, agreed.stderr
+    found = json.loads(agreed.stdout)["compare"]
+    assert found["agreed"] == found["requests"] == 10 and found["p95_ms"]["serving"] > 0
+    assert service(real)["spec"]["selector"][SLOT] == "green"
+    real.network.apps.behaviours["v1.2.0"] = "drifted"
+    blocked = deploy(real, "v1.2.0")
+    assert blocked.exit_code == 4, blocked.stderr
+    assert "comparison with model-api failed: agreement 0.00" in blocked.last_line
+    assert service(real)["spec"]["selector"][SLOT] == "green"  # traffic never moved
+
+
+def test_the_header_rule_is_admitted_by_the_real_httproute_crd_and_removed(real: RealStack) -> None:
+    from tests.test_traffic import HEADER, without_backends
+
+    steps = "[{weight: 10, pause: approval}]"
+    strategy(real, f"{{type: canary, traffic: gateway, route: model-api, steps: {steps}, header: {HEADER}}}")
+    real_route(real, "gateway")
+    assert deploy(real, "v1.0.0").exit_code == 0
+    before = without_backends(read_route(real, "gateway"), "gateway")
+    paused = deploy(real, "v1.1.0")
+    assert json.loads(paused.stdout)["outcome"] == "paused", paused.stderr
+    header_rule, team_rule = read_route(real, "gateway")["spec"]["rules"]
+    assert header_rule["name"] == "releasegate-canary-header"
+    assert header_rule["matches"][0]["headers"] == [{"type": "Exact", "name": "x-canary", "value": "always"}]
+    assert header_rule["matches"][0]["path"] == team_rule["matches"][0]["path"]
+    assert [b["name"] for b in header_rule["backendRefs"]] == [f"{APP}-canary"]
+    assert {b["name"]: b["weight"] for b in team_rule["backendRefs"]} == {
+        f"{APP}-stable": 90,
+        f"{APP}-canary": 10,
+    }
+    promoted = real.releasegate("promote", "--env", "nonprod")
+    assert promoted.exit_code == 0, promoted.stderr
+    assert without_backends(read_route(real, "gateway"), "gateway") == before
