@@ -27,6 +27,7 @@ from tests.emulators.ecr import EcrEmulator
 from tests.emulators.prometheus import PrometheusEmulator
 from tests.emulators.stack import Stack
 from tests.emulators.webhooks import WebhookReceiver
+from tests.test_compare import COMPARE  # the shipped requests, compared on predictions within 0.01
 
 WEBHOOK: dict[str, str] = {}  # SLACK_WEBHOOK_URL, pointing at the local receiver
 BOLD, RESET = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
@@ -107,13 +108,6 @@ CANARY_STEPS = [
 ]
 
 
-COMPARE = """compare:
-  requests_file: k8s/smoke/compare-requests.jsonl
-  path: /predict
-  field: predictions
-  tolerance: 0.01
-  min_agreement: 0.95
-"""
 NOTIFY = """notify:
   - slack_webhook_env: SLACK_WEBHOOK_URL
 """

@@ -182,3 +182,34 @@ def test_a_wrong_notify_item_is_exit_2_before_anything_runs(stack: Stack, text: 
     path.write_text(path.read_text() + text)
     run = stack.releasegate("check", "--env", "nonprod", "--tag", "v1.0.0")
     assert run.exit_code == 2 and problem in run.last_line, run.stderr
+
+
+@pytest.mark.e2e
+def test_an_interrupted_run_gives_a_hanging_receiver_only_a_few_seconds(stack: Stack) -> None:
+    from tests.test_canary import MID_PAUSE, canary
+    from tests.test_faults import interrupted_deploy
+
+    canary(stack, "gateway", "[{weight: 50, pause: 60}]")
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text() + "notify:\n  - webhook_env: DEPLOY_WEBHOOK_URL\n")
+    assert (
+        stack.releasegate(
+            "deploy", "--env", "nonprod", "--tag", stack.publish("v1.0.0") and "v1.0.0"
+        ).exit_code
+        == 0
+    )
+    with socket.socket() as hanging:  # takes the connection, never answers
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(8)
+        url = f"http://127.0.0.1:{hanging.getsockname()[1]}/hooks/deploys"
+        stack.publish("v1.1.0")
+        started = time.monotonic()
+        run = interrupted_deploy(stack, "v1.1.0", lambda line: MID_PAUSE in line, DEPLOY_WEBHOOK_URL=url)
+        took = time.monotonic() - started
+    assert run.exit_code == 130, run.stderr
+    assert (
+        "! webhook notification (DEPLOY_WEBHOOK_URL) not delivered: cannot reach the receiver" in run.stderr
+    )
+    # About 2 s of canary and restore, then at most 3 s of notifying (with the 10 s a finished run
+    # gets it took 11.7 s)
+    assert took < 9, took

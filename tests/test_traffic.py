@@ -88,12 +88,17 @@ def test_the_header_rule_stands_before_the_teams_rule_while_the_canary_runs(
     assert without_backends(stored_route(stack, traffic), traffic) == before  # nothing else changed
 
 
-@pytest.mark.e2e
-def test_the_header_rule_is_removed_on_abort(stack: Stack) -> None:
-    with_header(stack, "gateway", "[{weight: 10, pause: approval}]")
+def stable_with_header(stack: Stack, steps: str) -> dict[str, Any]:
+    """A gateway canary with the header, v1.0.0 straight to stable; the route's spec then."""
+    with_header(stack, "gateway", steps)
     stack.publish("v1.0.0")
     assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
-    before = without_backends(stored_route(stack, "gateway"), "gateway")
+    return without_backends(stored_route(stack, "gateway"), "gateway")
+
+
+@pytest.mark.e2e
+def test_the_header_rule_is_removed_on_abort(stack: Stack) -> None:
+    before = stable_with_header(stack, "[{weight: 10, pause: approval}]")
     assert deploy(stack, "v1.1.0").exit_code == 0
     assert rules(stack, "gateway")[0]["name"] == "releasegate-canary-header"
     aborted = stack.releasegate("abort", "--env", "nonprod")
@@ -103,10 +108,7 @@ def test_the_header_rule_is_removed_on_abort(stack: Stack) -> None:
 
 @pytest.mark.e2e
 def test_the_header_rule_is_removed_by_recover_after_a_killed_run(stack: Stack) -> None:
-    with_header(stack, "gateway", "[{weight: 50, pause: 60}]")
-    stack.publish("v1.0.0")
-    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
-    before = without_backends(stored_route(stack, "gateway"), "gateway")
+    before = stable_with_header(stack, "[{weight: 50, pause: 60}]")
     stack.publish("v1.1.0")
     same_run = {"GITHUB_RUN_ID": "4343", "GITHUB_RUN_ATTEMPT": "1"}
     killed = interrupted_deploy(stack, "v1.1.0", lambda line: MID_PAUSE in line, signal.SIGKILL, **same_run)

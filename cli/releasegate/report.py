@@ -19,6 +19,7 @@ from releasegate.github.actions import ActionsReport, run_url
 from releasegate.run import Result
 
 MASK = "***"
+INTERRUPTED_BUDGET = 3.0  # seconds for a notification of an interrupted run (else webhooks' 10)
 HISTORY_ROW = "{revision:>4}  {tag:<16} {outcome:<12} {at:<21} {actor:<28} {note}"
 HISTORY_HEADER = {
     "revision": "REV",
@@ -114,12 +115,14 @@ class Console:
         """Tell the team (``notify:``) how a deploy, rollback, promote or abort ended."""
         if event is None or not self._notify:
             return
-        from releasegate.notify.webhooks import Notification, send
+        from releasegate.notify.webhooks import BUDGET_SECONDS, Notification, send
 
         masked = json.loads(self._masked(json.dumps(payload)))  # what --json would print
         tag = result.failed_tag or result.tag or ""  # a failure restored: the release that failed
         said = Notification(event, self._masked(line), result.env or "", tag, run_url(), masked)
-        send(self._notify, said, self.warning, lambda text: self.detail("notify", text))
+        # An interrupted run must end within seconds of its last line: a shorter budget then.
+        budget = INTERRUPTED_BUDGET if payload.get("exit_code") == 130 else BUDGET_SECONDS
+        send(self._notify, said, self.warning, lambda text: self.detail("notify", text), budget)
 
     def _to_actions(self, result: Result, outcome: str, cause: str) -> None:
         if not self.actions.enabled or result.command not in ("deploy", "rollback", "promote", "abort"):

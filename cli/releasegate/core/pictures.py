@@ -48,21 +48,23 @@ def canary_weights(steps: list[int], promoted: bool) -> str:
 
 def analysis_values(entries: list[dict[str, Any]], limit: float) -> str:
     """A line of the analysis values (evaluations with a value), and a line at ``max``."""
-    valued = [e for e in entries if isinstance(e.get("value"), int | float)][-MAX_POINTS:]
-    if not valued:
-        return ""
-    labels = []
+    numbered = []  # (step.n, entry): n counts every evaluation of the step, drawn or not
     count: dict[Any, int] = {}
-    for entry in valued:
+    for entry in entries:
         count[entry["step"]] = count.get(entry["step"], 0) + 1
-        labels.append(f'"{entry["step"]}.{count[entry["step"]]}"')
+        numbered.append((f'"{entry["step"]}.{count[entry["step"]]}"', entry))
+    drawn = [(label, e) for label, e in numbered if isinstance(e.get("value"), int | float)][-MAX_POINTS:]
+    if not drawn:
+        return ""
+    labels = [label for label, _ in drawn]
+    valued = [e for _, e in drawn]
     values = ", ".join(f"{float(e['value']):.6g}" for e in valued)
     ceiling = ", ".join(f"{limit:.6g}" for _ in valued)
     top = max(limit, *(float(e["value"]) for e in valued)) * 1.2 or 1.0
     return _block(
         [
             "xychart-beta",
-            f'  title "Analysis per evaluation (step.n): value, and max {limit:g}"',
+            f'  title "Analysis value per evaluation (step.n) and max {limit:g}"',
             f"  x-axis [{', '.join(labels)}]",
             f'  y-axis "value" 0 --> {top:.6g}',
             f"  line [{values}]",
@@ -76,4 +78,4 @@ def _label(text: str) -> str:
 
 
 def _block(lines: list[str]) -> str:
-    return "```mermaid\n" + "\n".join(lines) + "\n```\n"
+    return "```mermaid\n" + "\n".join(lines) + "\n```\n\n"

@@ -58,8 +58,10 @@ def send(
     notification: Notification,
     warn: Callable[[str], None],
     said: Callable[[str], None],
+    budget: float = BUDGET_SECONDS,
 ) -> int:
-    """Send to each target that wants this event; returns how many received it."""
+    """Send to each target that wants this event; returns how many received it. ``budget``:
+    the seconds all tries of one notification may take."""
     delivered = 0
     for target in targets:
         if not target.wants(notification.event):
@@ -69,7 +71,7 @@ def send(
         if not url:
             warn(f"{name} not sent: {target.variable} is not set")
             continue
-        problem = _deliver(url, notification.body_for(target.kind))
+        problem = _deliver(url, notification.body_for(target.kind), budget)
         if problem:
             warn(f"{name} not delivered: {problem}; the {notification.event} result stands")
         else:
@@ -78,11 +80,11 @@ def send(
     return delivered
 
 
-def _deliver(url: str, body: dict[str, Any]) -> str:
+def _deliver(url: str, body: dict[str, Any], budget: float) -> str:
     """'' once the receiver took it, else why the last try failed (never naming the URL)."""
     if not url.startswith(("https://", "http://")):
         return "the variable does not hold an http(s) URL"
-    deadline = time.monotonic() + BUDGET_SECONDS
+    deadline = time.monotonic() + budget
     data = json.dumps(body, sort_keys=True).encode()
     problem = ""
     for attempt in range(TRIES):
