@@ -78,6 +78,8 @@ def test_the_header_rule_stands_before_the_teams_rule_while_the_canary_runs(
     assert json.loads(paused.stdout)["outcome"] == "paused", paused.stderr
     header_rule, team_rule = rules(stack, traffic)
     assert header_rule == header_rule_expected(traffic, team_rule)
+    status = stack.releasegate("status", "--env", "nonprod").stdout
+    assert "header routing: x-canary: always → canary; releasegate-canary-header in place" in status
     weights = {
         b.get("name") or b["destination"]["host"]: b["weight"] for b in team_rule[ROUTE_KINDS[traffic][2]]
     }

@@ -52,7 +52,7 @@ from releasegate.strategies.tracks import (
     stable_track,
     tag_of,
 )
-from releasegate.strategies.traffic import for_settings
+from releasegate.strategies.traffic import HEADER_RULE, for_settings
 
 if TYPE_CHECKING:
     from releasegate.core.strategy_config import CanaryStep, StrategySettings
@@ -182,6 +182,9 @@ class Canary:
                 )
         weight = self.traffic.weight(run)
         lines.append(f"canary weight: {'unknown' if weight is None else f'{weight} %'}")
+        if (header := self.settings.header) is not None:
+            state = "in place" if self.traffic.header_rule_present(run) else "not in place (no canary)"
+            lines.append(f"header routing: {header.name}: {header.value} → canary; {HEADER_RULE} {state}")
         return lines
 
     def _steps(self, run: Run, tag: str, image: str, start: int) -> InService:

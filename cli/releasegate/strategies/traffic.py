@@ -46,6 +46,8 @@ class Traffic(Protocol):
         """With ``header``, the rule sending it to the canary is in place; without, it is gone."""
         ...
 
+    def header_rule_present(self, run: Run) -> bool: ...
+
     def confirm(self, run: Run, seconds: float) -> None:
         """Raise NeedsAttention unless what was written is served as written (a gateway's
         route status), waiting up to ``seconds`` for it to say so."""
@@ -168,6 +170,9 @@ class RouteWeights:
             self._patch(run, [*self._still_there(1), {"op": "remove", "path": pointer}])
             run.progress.detail("route", f"removed {HEADER_RULE}: every request follows the weights")
 
+    def header_rule_present(self, run: Run) -> bool:
+        return self.kind.team_index(self._read(run)) == 1
+
     def _still_there(self, index: int) -> list[dict[str, Any]]:
         """A JSON patch test: rule 0 is still releasegate's own (one patch, nothing else moved)."""
         if index == 0:
@@ -243,6 +248,9 @@ class PodRatio:
 
     def route_header(self, run: Run, header: Header | None) -> None:
         return None  # no route: the configuration refuses a header with traffic: replicas
+
+    def header_rule_present(self, run: Run) -> bool:
+        return False
 
     def set_weight(self, run: Run, weight: int) -> None:
         app = run.project.app
