@@ -148,3 +148,14 @@ def test_a_header_with_traffic_replicas_is_exit_2(stack: Stack) -> None:
     with_header(stack, "replicas", "[{weight: 10, pause: 1}]")
     run = stack.releasegate("check", "--env", "nonprod", "--tag", "v1.0.0")
     assert run.exit_code == 2 and "strategy.header needs a route to carry it" in run.last_line, run.stderr
+
+
+@pytest.mark.e2e
+def test_a_crd_that_drops_rule_names_gets_no_header_rule_and_the_canary_is_put_back(stack: Stack) -> None:
+    before = stable_with_header(stack, "[{weight: 10, pause: approval}]")
+    stack.kube.route_rule_names = False  # Gateway API CRDs from before named rules
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 4, run.stderr
+    assert "dropped the rule name releasegate-canary-header" in run.last_line
+    assert without_backends(stored_route(stack, "gateway"), "gateway") == before  # taken back out
+    assert stack.kube.get("Deployment", NS, f"{APP}-canary") is None

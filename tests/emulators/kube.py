@@ -109,6 +109,7 @@ class KubeEmulator(EmulatorServer):
         self.observers.append(self.autoscalers.observe)
         # A Gateway API implementation: it reports on each HTTPRoute (Accepted, ResolvedRefs).
         self.gateway = GatewayController(self)
+        self.route_rule_names = True  # False: an HTTPRoute CRD that prunes rules' `name` (pre-GEP-995)
         self.observers.append(self.gateway.observe)
         self.uninstalled: set[str] = set()  # custom resource kinds whose CRD is not installed
         self.authorizer = Authorizer()  # what the identity may not do (authorization.py)
@@ -269,7 +270,7 @@ class KubeEmulator(EmulatorServer):
             return _status(404, "NotFound", f'namespaces "{namespace}" not found')
         body = _normalise(kind, namespace, body)
         try:
-            body = admit(kind, body)
+            body = admit(kind, body, self.route_rule_names)
         except Invalid as refused:
             return _status(refused.code, refused.reason, refused.message)
         if self.get(kind, namespace, body["metadata"]["name"]):
@@ -287,7 +288,7 @@ class KubeEmulator(EmulatorServer):
         assert current is not None
         body = _normalise(kind, namespace, body)
         try:
-            body = admit(kind, body)
+            body = admit(kind, body, self.route_rule_names)
         except Invalid as refused:
             return _status(refused.code, refused.reason, refused.message)
         given = body["metadata"].get("resourceVersion")

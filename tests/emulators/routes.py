@@ -30,9 +30,13 @@ class Invalid(Exception):
         self.code, self.reason, self.message = code, reason, message
 
 
-def admit(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
-    """The object as stored (pruned, defaulted), or ``Invalid``."""
+def admit(kind: str, obj: dict[str, Any], rule_names: bool = True) -> dict[str, Any]:
+    """The object as stored (pruned, defaulted), or ``Invalid``. ``rule_names`` False: the
+    HTTPRoute CRD of a Gateway API release without rule names, which prunes the field."""
     if kind == "HTTPRoute":
+        if not rule_names:
+            for rule in (obj.get("spec") or {}).get("rules") or []:
+                rule.pop("name", None)
         return _http_route(obj)
     if kind == "VirtualService":
         _virtual_service(obj)

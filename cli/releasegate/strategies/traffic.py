@@ -163,6 +163,8 @@ class RouteWeights:
                 canary.pop("weight")  # one destination: Istio takes it whole
             rule = self.kind.header_rule(team_rule, header, canary)
             self._patch(run, [{"op": "add", "path": pointer, "value": rule}])
+            if not self.header_rule_present(run):
+                self._take_back_unnamed(run, pointer)
             run.progress.detail(
                 "route", f"requests with {header.name}: {header.value} go to the canary ({HEADER_RULE})"
             )
@@ -172,6 +174,21 @@ class RouteWeights:
 
     def header_rule_present(self, run: Run) -> bool:
         return self.kind.team_index(self._read(run)) == 1
+
+    def _take_back_unnamed(self, run: Run, pointer: str) -> None:
+        """The API server dropped the rule's name (a Gateway API CRD from before rule names
+        prunes it): without it the rule cannot be told from the team's, so it goes again (the
+        canary is then put back like after any failure)."""
+        backends = f"{pointer}/{self.kind.backends_key}"
+        written = self.kind.rules(self._read(run))[0].get(self.kind.backends_key)
+        self._patch(
+            run, [{"op": "test", "path": backends, "value": written}, {"op": "remove", "path": pointer}]
+        )
+        raise NeedsAttention(
+            f"{self.kind.kind} {self.route}: the cluster's schema dropped the rule name {HEADER_RULE} "
+            "(its Gateway API CRDs predate named rules), so the header rule cannot be told from the team's",
+            "install the Gateway API standard CRDs of v1.4 or later, or remove strategy.header",
+        )
 
     def _still_there(self, index: int) -> list[dict[str, Any]]:
         """A JSON patch test: rule 0 is still releasegate's own (one patch, nothing else moved)."""
