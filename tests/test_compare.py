@@ -192,3 +192,51 @@ def test_compare_with_a_rolling_environment_is_exit_2(stack: Stack) -> None:
     comparing(stack)
     run = stack.releasegate("check", "--env", "nonprod", "--tag", "v1.0.0")
     assert run.exit_code == 2 and "compare needs strategy bluegreen or canary" in run.last_line
+
+
+def without_smoke_checks(stack: Stack) -> None:
+    """Only the comparison talks to the pods: what it compares is all that judges the release."""
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    text = path.read_text()
+    start = text.index("smoke:\n")
+    end = text.index("values:\n")
+    path.write_text(text[:start] + text[end:])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("scenario", "named"),
+    [
+        ("unreachable", "the API server cannot reach the pods behind"),
+        ("wrong_path", "no request was answered by both models"),
+    ],
+)
+def test_a_comparison_that_compared_nothing_blocks_the_release(
+    stack: Stack, scenario: str, named: str
+) -> None:
+    """The API server's own 503 (its Status object) is no answer, and two 404s compared nothing:
+    the release is not switched on a comparison in which no request reached both models."""
+    bluegreen(stack)
+    comparing(stack)
+    without_smoke_checks(stack)
+    assert deploy(stack, "v1.0.0").exit_code == 0
+    if scenario == "unreachable":
+        stack.kube.proxy.apps.unreachable = True
+    else:
+        path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+        path.write_text(path.read_text().replace("  path: /predict\n", "  path: /v2/predict\n"))
+    changes = selector_changes(stack)
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 4, run.stderr
+    assert "comparison with model-api failed" in run.last_line and named in run.last_line, run.last_line
+    assert changes == [] and selector(stack)[SLOT] == "blue"  # traffic never moved
+    found = json.loads(run.stdout)["compare"]
+    if scenario == "unreachable":  # the API server's answers never agree
+        assert found["agreed"] == 0 and found["agreement"] == 0.0, found
+        first = found["disagreements"][0]
+        assert first["serving"]["api_server"].startswith("error trying to reach service"), first
+        assert "EKS: allow the cluster security group" in run.last_line
+    else:  # two equal 404s agree (the same refusal), yet nothing was compared
+        assert found["agreed"] == found["requests"] == 10, found
+        assert "every request was answered 404 by both" in run.last_line
+        assert "check compare.path (/v2/predict)" in run.last_line

@@ -94,3 +94,67 @@ def test_min_agreement_is_a_share() -> None:
     pairs = [(answer(1), answer(1))] * 3 + [(answer(1), answer(2))]
     assert problem(lenient, judge(lenient, pairs)) == ""
     assert "agreement 0.67" in problem(lenient, judge(lenient, pairs[1:]))
+
+
+def api_server(code: int, reason: str, message: str) -> Answer:
+    """What kube-apiserver writes itself (errors.NewServiceUnavailable and friends): a Status."""
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}  # fmt: skip
+    return Answer(code, json.dumps(body).encode(), 3.0)
+
+
+UNREACHABLE_503 = api_server(
+    503, "ServiceUnavailable", "error trying to reach service: dial tcp 10.0.1.7:8000: i/o timeout"
+)
+NO_ENDPOINTS_503 = api_server(503, "ServiceUnavailable", 'no endpoints available for service "model-api"')
+
+
+def test_the_api_servers_own_answers_never_agree_and_compare_nothing() -> None:
+    outcome = judge(COMPARE, [(UNREACHABLE_503, UNREACHABLE_503)] * 20)
+    assert (outcome.agreed, outcome.agreement) == (0, 0.0)
+    assert outcome.nothing_compared is not None and outcome.nothing_compared.cause == "unreachable"
+    assert outcome.disagreements[0]["serving"] == {
+        "status": 503,
+        "api_server": "error trying to reach service: dial tcp 10.0.1.7:8000: i/o timeout",
+    }
+    assert problem(COMPARE, outcome).startswith("nothing was compared: error trying to reach service")
+
+
+@pytest.mark.parametrize(
+    ("pairs", "cause", "side"),
+    [
+        ([(answer({"prediction": 1}), NO_ENDPOINTS_503)] * 3, "no-endpoints", "candidate"),
+        (
+            [(api_server(504, "Timeout", "the proxy timed out"), answer({"prediction": 1}))],
+            "api-server",
+            "serving",
+        ),
+        (
+            [(answer({"detail": "Not Found"}, 404), answer({"detail": "Not Found"}, 404))] * 4,
+            "no-2xx",
+            "both",
+        ),
+        ([(answer({"detail": "x"}, 401), answer({"prediction": 1}))], "no-2xx", "both"),
+    ],
+)
+def test_a_comparison_without_one_2xx_from_both_models_names_why(
+    pairs: list[tuple[Answer, Answer]], cause: str, side: str
+) -> None:
+    outcome = judge(COMPARE, pairs)
+    found = outcome.nothing_compared
+    assert found is not None and (found.cause, found.side) == (cause, side)
+    assert problem(COMPARE, outcome).startswith("nothing was compared")
+
+
+def test_one_request_both_models_answered_is_a_comparison_judged_by_its_agreement() -> None:
+    pairs = [(UNREACHABLE_503, answer({"prediction": 1}))] * 3 + [(answer({"prediction": 1}),) * 2]
+    outcome = judge(COMPARE, pairs)
+    assert outcome.nothing_compared is None and outcome.agreed == 1
+    assert problem(COMPARE, outcome).startswith("agreement 0.25 (1 of 4 answers)")
+
+
+def test_an_app_answer_that_only_looks_like_a_status_is_the_apps() -> None:
+    """kind: Status without apiVersion v1 is some app's own JSON, compared like any other."""
+    mimic = answer({"kind": "Status", "prediction": 1})
+    assert mimic.api_server_message is None and mimic.by_model
+    assert judge(COMPARE, [(mimic, mimic)]).agreed == 1

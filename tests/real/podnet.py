@@ -166,6 +166,10 @@ def _handler(network: PodNetwork) -> type[BaseHTTPRequestHandler]:
                 self._become_the_kubelet()
                 return
             pod = network.pod_at(address)
+            if pod is not None and network.apps.unreachable:  # a closed security group: the dial times out
+                self._plain(503, f"dial tcp {self.path}: i/o timeout")
+                self.close_connection = True
+                return
             if pod is None or int(port or 0) not in _container_ports(pod):
                 self._plain(503, f"dial tcp {self.path}: connect: connection refused")
                 self.close_connection = True

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.test_canary import TWO_STEPS, backend_weights, route
+from tests.test_kube_emulator import wait_for
 from tests.test_smoke import quick_checks
 
 from .stack import RealStack
@@ -276,6 +277,44 @@ def test_a_release_whose_answers_differ_is_blocked_through_the_real_service_prox
     assert blocked.exit_code == 4, blocked.stderr
     assert "comparison with model-api failed: agreement 0.00" in blocked.last_line
     assert service(real)["spec"]["selector"][SLOT] == "green"  # traffic never moved
+
+
+def test_a_comparison_the_real_api_server_answered_itself_compared_nothing(real: RealStack) -> None:
+    """The real API server's own 503s (pods it cannot reach; a Service with no Ready endpoint)
+    are the same text for every request: they must never count as answers that agree."""
+    from tests.test_compare import COMPARE, without_smoke_checks
+
+    strategy(real, "{type: bluegreen, pause_before_switch: true}")
+    path = real.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text() + COMPARE)
+    without_smoke_checks(real)
+    assert deploy(real, "v1.0.0").exit_code == 0
+    assert real.releasegate("promote", "--env", "nonprod").exit_code == 0
+    real.network.apps.unreachable = True  # the API server's dials to the pods time out
+    blocked = deploy(real, "v1.1.0")
+    assert blocked.exit_code == 4, blocked.stderr
+    assert "nothing was compared: the API server cannot reach the pods behind" in blocked.last_line
+    first = json.loads(blocked.stdout)["compare"]["disagreements"][0]
+    assert first["serving"]["api_server"].startswith("error trying to reach service"), first
+    assert service(real)["spec"]["selector"][SLOT] == "blue"  # traffic never moved
+    real.network.apps.unreachable = False
+    paused = deploy(real, "v1.2.0")
+    assert json.loads(paused.stdout)["outcome"] == "paused", paused.stderr
+    namespace = real.namespaces["nonprod"]
+    for slot in ("blue", "green"):  # no Ready endpoint behind either Service
+        real.plane.kubectl("scale", "deployment", f"{APP}-{slot}", "--replicas=0", "-n", namespace)
+
+    def no_endpoints() -> bool:  # the proxy reads Endpoints; the slices follow the same pods
+        legacy = [
+            real.plane.get(f"/api/v1/namespaces/{namespace}/endpoints/{n}") for n in (APP, f"{APP}-preview")
+        ]
+        return not any((e or {}).get("subsets") for e in legacy) and not endpoint_ips(real)
+
+    wait_for(no_endpoints, seconds=60)
+    compared = real.releasegate("--json", "compare", "--env", "nonprod")
+    assert compared.exit_code == 4, compared.stderr
+    assert 'no endpoints available for service \\"model-api\\"' in compared.stdout, compared.stdout
+    assert "nothing was compared: the API server answered for model-api" in compared.last_line
 
 
 def test_the_header_rule_is_admitted_by_the_real_httproute_crd_and_removed(real: RealStack) -> None:

@@ -6,6 +6,12 @@ item by item, objects key by key. A 2xx that is not JSON, or lacks the field, ag
 nothing. Latency is each side's 95th percentile (nearest rank) of the time each request took
 through the API server's proxy.
 
+Only what the models answered is compared. When the API server cannot hand a request to a pod
+(no Ready endpoint, the pods unreachable, a proxy timeout) it answers itself, with its own
+``Status`` object, whose text is the same for every request: such an answer is no answer and
+agrees with nothing. Two equal refusals from the app (the same 4xx) agree, but a comparison in
+which no request got a 2xx from both models compared nothing, and fails whatever the agreement.
+
 Layer: core (pure logic; tested without a server).
 """
 
@@ -28,8 +34,33 @@ class Answer:
     body: bytes
     ms: float
 
+    @property
+    def api_server_message(self) -> str | None:
+        """The API server's own message when it answered instead of the app: its ``Status``
+        object (``kind: Status``, ``apiVersion: v1``), which no model-serving app sends."""
+        if self.status is None:
+            return None
+        try:
+            answer = json.loads(self.body)
+        except ValueError:
+            return None
+        if isinstance(answer, dict) and answer.get("kind") == "Status" and answer.get("apiVersion") == "v1":
+            return str(answer.get("message") or answer.get("reason") or "")
+        return None
+
+    @property
+    def by_model(self) -> bool:
+        """The app behind the Service answered (not the API server, not a broken connection)."""
+        return self.status is not None and self.api_server_message is None
+
+    @property
+    def model_2xx(self) -> bool:
+        return self.by_model and self.status is not None and 200 <= self.status < 300
+
     def compared(self, path: str) -> tuple[bool, Any]:
         """(found, the part of the answer compared); a failed answer is shown by its status."""
+        if (message := self.api_server_message) is not None:
+            return False, {"status": self.status, "api_server": message[:SHOWN_CHARS]}
         if self.status is None or not 200 <= self.status < 300:
             return False, {"status": self.status, "body": self.body[:SHOWN_CHARS].decode(errors="replace")}
         try:
@@ -43,6 +74,18 @@ class Answer:
         return True, value
 
 
+@dataclass(frozen=True)
+class NothingCompared:
+    """Why no request was answered 2xx by both models."""
+
+    cause: str  # UNREACHABLE, NO_ENDPOINTS, API_SERVER or NO_2XX
+    side: str  # serving, candidate (the first side the API server answered for), or both
+    detail: str  # the API server's message, or what the models answered
+
+
+UNREACHABLE, NO_ENDPOINTS, API_SERVER, NO_2XX = "unreachable", "no-endpoints", "api-server", "no-2xx"
+
+
 @dataclass
 class Outcome:
     requests: int
@@ -50,6 +93,7 @@ class Outcome:
     p95_serving: float
     p95_candidate: float
     disagreements: list[dict[str, Any]] = field(default_factory=list)  # the first few
+    nothing_compared: NothingCompared | None = None  # set when no request got a 2xx from both
 
     @property
     def agreement(self) -> float:
@@ -83,11 +127,35 @@ def judge(compare: Compare, pairs: list[tuple[Answer, Answer]]) -> Outcome:
                 "candidate": candidate.compared(compare.field)[1],
             }
             outcome.disagreements.append({"index": index, **shown})
+    if not any(s.model_2xx and c.model_2xx for s, c in pairs):
+        outcome.nothing_compared = _why_nothing(pairs)
     return outcome
 
 
+def _why_nothing(pairs: list[tuple[Answer, Answer]]) -> NothingCompared:
+    """The first answer the API server gave itself names the cause; otherwise what the models
+    answered (every request 404: the path is wrong; 401: the app wants credentials)."""
+    for serving, candidate in pairs:
+        for side, answer in (("serving", serving), ("candidate", candidate)):
+            if (message := answer.api_server_message) is not None:
+                if "error trying to reach service" in message:
+                    return NothingCompared(UNREACHABLE, side, message)
+                if "no endpoints available" in message:
+                    return NothingCompared(NO_ENDPOINTS, side, message)
+                return NothingCompared(API_SERVER, side, f"{answer.status} {message}")
+    statuses = {a.status for pair in pairs for a in pair}
+    if len(statuses) == 1:
+        (only,) = statuses
+        answered = "no answer (the connection failed)" if only is None else f"answered {only}"
+        return NothingCompared(NO_2XX, "both", f"every request was {answered} by both")
+    twos = [sum(a.model_2xx for a in side) for side in zip(*pairs, strict=True)]
+    return NothingCompared(
+        NO_2XX, "both", f"{twos[0]} answered 2xx by the serving one, {twos[1]} by the candidate, none by both"
+    )
+
+
 def answers_agree(serving: Answer, candidate: Answer, compare: Compare) -> bool:
-    if serving.status != candidate.status:
+    if not (serving.by_model and candidate.by_model) or serving.status != candidate.status:
         return False
     found_serving, left = serving.compared(compare.field)
     found_candidate, right = candidate.compared(compare.field)
@@ -122,7 +190,10 @@ def p95(values: list[float]) -> float:
 
 
 def problem(compare: Compare, outcome: Outcome) -> str:
-    """Why the comparison fails the release ('' when it passes)."""
+    """Why the comparison fails the release ('' when it passes). A comparison that compared
+    nothing is ``outcome.nothing_compared``, which the caller words (it knows the Services)."""
+    if outcome.nothing_compared is not None:
+        return f"nothing was compared: {outcome.nothing_compared.detail}"
     if outcome.agreement < compare.min_agreement:
         first = outcome.disagreements[0]
         return (

@@ -96,22 +96,9 @@ def _reset(text: str) -> bool:
 
 class SmokeFailed(NeedsAttention):
     def __init__(self, failed: CheckResult, results: list[CheckResult]) -> None:
-        if failed.problem.startswith(UNREACHABLE) and "connection reset" in failed.problem:
-            super().__init__(
-                f"smoke check {failed.name!r}: the pods behind {failed.target} reset the API server's "
-                f"connection ({failed.problem}): an Istio sidecar in STRICT mTLS mode refuses plaintext "
-                "from outside the mesh; this is the mesh's policy, not the release",
-                "allow plaintext to the app's port (a PeerAuthentication with portLevelMtls PERMISSIVE "
-                "for it, or the pod annotation traffic.sidecar.istio.io/excludeInboundPorts), "
-                "or remove the smoke checks",
-            )
-        elif failed.problem.startswith(UNREACHABLE):
-            super().__init__(
-                f"smoke check {failed.name!r}: the API server cannot reach the pods behind "
-                f"{failed.target} ({failed.problem}); this is the cluster's network, not the release",
-                "let the control plane reach the pods (EKS: allow the cluster security group to the "
-                "nodes' pod port), or remove the smoke checks",
-            )
+        if failed.problem.startswith(UNREACHABLE):
+            cause, hint = unreachable(failed.target, failed.problem)
+            super().__init__(f"smoke check {failed.name!r}: {cause}", hint)
         else:
             super().__init__(
                 f"smoke check {failed.name!r} failed after {failed.attempts} tries: {failed.request} via "
@@ -120,6 +107,26 @@ class SmokeFailed(NeedsAttention):
                 "fix the release (or the check in the environment file), then deploy again",
             )
         self.results = results
+
+
+def unreachable(target: str, problem: str) -> tuple[str, str]:
+    """(cause, hint) when the API server could not reach the pods behind ``target``: a reset
+    connection is an Istio sidecar in STRICT mTLS mode; anything else is the network."""
+    if "connection reset" in problem:
+        return (
+            f"the pods behind {target} reset the API server's connection ({problem}): an Istio sidecar "
+            "in STRICT mTLS mode refuses plaintext from outside the mesh; this is the mesh's policy, "
+            "not the release",
+            "allow plaintext to the app's port (a PeerAuthentication with portLevelMtls PERMISSIVE "
+            "for it, or the pod annotation traffic.sidecar.istio.io/excludeInboundPorts), "
+            "or remove the smoke checks",
+        )
+    return (
+        f"the API server cannot reach the pods behind {target} ({problem}); this is the cluster's "
+        "network, not the release",
+        "let the control plane reach the pods (EKS: allow the cluster security group to the "
+        "nodes' pod port), or remove the smoke checks",
+    )
 
 
 def service_target(cluster: Cluster, namespace: str, name: str, wanted_port: int | str | None) -> Target:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from releasegate.core import comparison
 from releasegate.core.errors import NeedsAttention
 from releasegate.kube.compare import replay
+from releasegate.kube.smoke import unreachable
 
 if TYPE_CHECKING:
     from releasegate.run import Run
@@ -45,7 +46,39 @@ def compare_with_serving(run: Run, serving: str, candidate: str, stage: str = "c
         )  # fmt: skip
         outcome = comparison.judge(compare, pairs)
         run.result.compare = outcome.as_dict()
+        if (nothing := outcome.nothing_compared) is not None:
+            cause, hint = _nothing_compared(nothing, serving, candidate, compare.path)
+            # Not the release's fault: after the restore, the next step is this one, not "fix it".
+            raise ComparisonFailed(
+                f"comparison with {serving} failed: nothing was compared: {cause}", hint, after_restore=hint
+            )
         if problem := comparison.problem(compare, outcome):
             run.progress.detail("compare", comparison.summary(outcome))
             raise ComparisonFailed(f"comparison with {serving} failed: {problem}", ADVICE)
         done.append(f"{comparison.summary(outcome)}: {candidate} agrees with {serving}")
+
+
+def _nothing_compared(
+    nothing: comparison.NothingCompared, serving: str, candidate: str, path: str
+) -> tuple[str, str]:
+    """(cause, hint) for a comparison in which no request got a 2xx from both models."""
+    service = {"serving": serving, "candidate": candidate}.get(nothing.side, f"{serving} and {candidate}")
+    if nothing.cause == comparison.UNREACHABLE:
+        cause, hint = unreachable(f"service {service}", nothing.detail)
+        return cause, hint.replace("remove the smoke checks", "remove compare")
+    if nothing.cause == comparison.NO_ENDPOINTS:
+        return (
+            f"the API server answered for {service}: {nothing.detail} (no Ready pod behind it)",
+            f"look at the pods {service} selects (`kubectl get endpointslices -l "
+            f"kubernetes.io/service-name={service}`), then deploy again",
+        )
+    if nothing.cause == comparison.API_SERVER:
+        return (
+            f"the API server answered for {service} itself ({nothing.detail}), not the model",
+            "look at the API server's message, then deploy again",
+        )
+    return (
+        f"no request was answered by both models with a 2xx ({nothing.detail})",
+        f"check compare.path ({path}) and compare.method in the environment file (a 404 is a wrong "
+        "path, a 401 or 403 an app that wants credentials), then deploy again",
+    )
