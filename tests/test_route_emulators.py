@@ -193,3 +193,39 @@ def test_the_gateway_reports_on_each_route_per_parent_at_its_generation(kube: Ku
     kube.gateway.set_behaviour("not_allowed")
     refused = wait_for_status(kube, {"Accepted": "False", "ResolvedRefs": "True"})
     assert refused["Accepted"]["reason"] == "NotAllowedByListeners"
+
+
+def test_an_http_route_keeps_the_crds_match_limits_and_prunes_what_standard_lacks(kube: KubeEmulator) -> None:
+    """v1.4.1's standard CRD: 128 matches across the rules, header matches a list-map keyed by
+    name, the URLRewrite prefix rule, and no retry/sessionPersistence (experimental) fields."""
+    team = route("gateway")
+    rule = team["spec"]["rules"][0]
+    rule["retry"] = {"attempts": 2}
+    rule["sessionPersistence"] = {"sessionName": "s"}
+    rule["timeouts"] = {"request": "10s"}
+    created = call(kube, "POST", ROUTES, team)
+    assert created.status_code == 201, created.text
+    assert set(created.json()["spec"]["rules"][0]) == {"matches", "backendRefs", "timeouts"}
+    many = [{"path": {"type": "PathPrefix", "value": f"/m{n}"}} for n in range(64)]
+    three = [{"matches": many, "backendRefs": [{"name": "model-api", "port": 80}]}] * 3
+    replace = [{"op": "replace", "path": "/spec/rules", "value": three}]
+    too_many = call(kube, "PATCH", f"{ROUTES}/model-api", replace, "application/json-patch+json")
+    assert too_many.status_code == 422 and "must be less than 128" in too_many.text
+    twice = {"path": {"type": "PathPrefix", "value": "/"},
+             "headers": [{"name": "x-canary", "value": "a"}, {"name": "x-canary", "value": "b"}]}  # fmt: skip
+    duplicate = call(kube, "PATCH", f"{ROUTES}/model-api",
+                     [{"op": "replace", "path": "/spec/rules/0/matches", "value": [twice]}],
+                     "application/json-patch+json")  # fmt: skip
+    assert duplicate.status_code == 422 and "headers[1]: Duplicate value" in duplicate.text
+    rewrite = {
+        "type": "URLRewrite",
+        "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+    }
+    two_matches = [
+        {"path": {"type": "PathPrefix", "value": "/a"}},
+        {"path": {"type": "PathPrefix", "value": "/b"}},
+    ]
+    patch = [{"op": "add", "path": "/spec/rules/0/filters", "value": [rewrite]},
+             {"op": "replace", "path": "/spec/rules/0/matches", "value": two_matches}]  # fmt: skip
+    refused = call(kube, "PATCH", f"{ROUTES}/model-api", patch, "application/json-patch+json")
+    assert refused.status_code == 422 and "exactly one PathPrefix match" in refused.text

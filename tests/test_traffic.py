@@ -159,3 +159,98 @@ def test_a_crd_that_drops_rule_names_gets_no_header_rule_and_the_canary_is_put_b
     assert "dropped the rule name releasegate-canary-header" in run.last_line
     assert without_backends(stored_route(stack, "gateway"), "gateway") == before  # taken back out
     assert stack.kube.get("Deployment", NS, f"{APP}-canary") is None
+
+
+def team_rule_with_extras(traffic: str) -> dict[str, Any]:
+    """A team rule that rewrites, times out, retries and sets headers: all of it must reach the
+    canary's header traffic too (argo-rollouts#3088: the header route lost the rewrite: 404)."""
+    if traffic == "gateway":
+        return {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/model-api"}}],
+            "filters": [{"type": "URLRewrite",
+                         "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}],
+            "timeouts": {"request": "10s", "backendRequest": "8s"},
+            "backendRefs": [{"name": APP, "port": 80}],
+        }  # fmt: skip
+    return {
+        "match": [{"uri": {"prefix": "/model-api"}}],
+        "rewrite": {"uri": "/"},
+        "timeout": "10s",
+        "retries": {"attempts": 3, "perTryTimeout": "2s"},
+        "headers": {"request": {"set": {"x-served-by": "mesh"}}},
+        "corsPolicy": {"allowOrigins": [{"exact": "https://example.com"}]},
+        "route": [{"destination": {"host": APP}}],
+    }
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("traffic", ["gateway", "istio"])
+def test_the_header_rule_is_the_teams_rule_in_every_respect_but_its_backends(
+    stack: Stack, traffic: str
+) -> None:
+    with_header(stack, traffic, "[{weight: 10, pause: approval}]")
+    team = route(traffic)
+    _, rules_key, backends_key = ROUTE_KINDS[traffic]
+    team["spec"][rules_key] = [team_rule_with_extras(traffic)]
+    stack.kube.put(team)
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    paused = deploy(stack, "v1.1.0")
+    assert json.loads(paused.stdout)["outcome"] == "paused", paused.stderr
+    header_rule, team_rule = rules(stack, traffic)
+    matches_key = "matches" if traffic == "gateway" else "match"
+    expected = {k: v for k, v in team_rule.items() if k not in (backends_key, matches_key)}
+    got = {k: v for k, v in header_rule.items() if k not in (backends_key, matches_key, "name")}
+    assert got == expected and len(expected) >= 2, (got, expected)  # filters/timeouts; rewrite/timeout/…
+
+
+def crowded(traffic: str, how: str) -> dict[str, Any]:
+    """A route that cannot take releasegate's header rule."""
+    team = route(traffic)
+    if how == "16 rules":
+        rule = team["spec"]["rules"][0]
+        team["spec"]["rules"] = [rule] + [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": f"/r{n}"}}],
+                "backendRefs": [{"name": APP, "port": 80}],
+            }
+            for n in range(15)
+        ]
+    elif how == "128 matches":
+        many = [{"path": {"type": "PathPrefix", "value": f"/m{n}"}} for n in range(64)]
+        team["spec"]["rules"] = [
+            {"matches": many, "backendRefs": [{"name": APP, "port": 80}]},
+            {"matches": many[:40], "backendRefs": [{"name": APP, "port": 80}]},
+        ]  # 104 now; the header rule would add 64 more
+    elif traffic == "gateway":  # the team's rule already tests the header (by another case)
+        team["spec"]["rules"][0]["matches"][0]["headers"] = [
+            {"type": "Exact", "name": "X-Canary", "value": "no"}
+        ]
+    else:
+        team["spec"]["http"][0]["match"][0]["headers"] = {"x-canary": {"exact": "no"}}
+    return team
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("traffic", "how", "named"),
+    [
+        ("gateway", "16 rules", "it has 16 rules, the most an HTTPRoute may have"),
+        ("gateway", "128 matches", "168 matches in all, more than the 128 an HTTPRoute may have"),
+        ("gateway", "same header", "its first rule already matches on header X-Canary"),
+        ("istio", "same header", "its first rule already matches on header x-canary"),
+    ],
+)
+def test_a_route_without_room_for_the_header_rule_is_refused_before_any_change(
+    stack: Stack, traffic: str, how: str, named: str
+) -> None:
+    with_header(stack, traffic, "[{weight: 10, pause: approval}]")
+    stack.publish("v1.0.0")
+    assert stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0").exit_code == 0
+    stack.kube.put(crowded(traffic, how))
+    before = stored_route(stack, traffic)
+    run = deploy(stack, "v1.1.0")
+    assert run.exit_code == 3, run.stderr
+    assert named in run.last_line and "releasegate-canary-header" in run.last_line, run.last_line
+    assert stack.kube.get("Deployment", NS, f"{APP}-canary") is None  # nothing changed
+    assert stored_route(stack, traffic)["spec"] == before["spec"]

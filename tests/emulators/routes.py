@@ -5,7 +5,11 @@ schema does not know (a typo is dropped, not refused) and answers 422 Invalid fo
 outside it: at most 16 rules and 16 backendRefs per rule, a backend's ``name`` set, a
 ``port`` for a Service backend (the CRD's CEL rule), ``weight`` a whole number from 0 to
 1000000 (default 1), rule ``name``s unique and DNS-like (v1.4's standard channel); a rule's
-``matches`` default to a ``PathPrefix /`` path match and a header match's ``type`` to Exact.
+``matches`` default to a ``PathPrefix /`` path match and a header match's ``type`` to Exact;
+at most 64 matches per rule and 128 across the rules (a CEL rule), at most 16 header matches
+per match, kept as a list-map keyed by ``name`` (a second entry of one name is a duplicate);
+a ``URLRewrite`` with ``ReplacePrefixMatch`` needs exactly one ``PathPrefix`` match; the rule
+fields the standard channel lacks (``retry``, ``sessionPersistence``) are pruned.
 ``VirtualService`` (``networking.istio.io/v1``) is checked by istiod's
 validating webhook: each destination needs a ``host``, each weight is 0-100, and when a route
 has more than one destination the weights must add up to 100 ("total destination weight").
@@ -17,7 +21,9 @@ import re
 from typing import Any
 
 BACKEND_FIELDS = {"group", "kind", "name", "namespace", "port", "weight", "filters"}
-MAX_RULES = MAX_BACKENDS = 16
+MAX_RULES = MAX_BACKENDS = MAX_HEADERS = 16
+MAX_MATCHES_PER_RULE, MAX_MATCHES = 64, 128
+RULE_FIELDS = {"name", "matches", "filters", "backendRefs", "timeouts"}  # v1.4.1, standard channel
 MAX_GATEWAY_WEIGHT = 1_000_000
 SECTION_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
@@ -57,11 +63,10 @@ def _http_route(obj: dict[str, Any]) -> dict[str, Any]:
             problems.append(
                 f"spec.rules[{r}].name: Invalid value: {rule['name']!r}: should match the SectionName pattern"
             )
+        for unknown in set(rule) - RULE_FIELDS:  # structural schema: pruned silently
+            del rule[unknown]
         rule.setdefault("matches", [{"path": {"type": "PathPrefix", "value": "/"}}])  # the CRD's defaults
-        for match in rule["matches"]:
-            match.setdefault("path", {"type": "PathPrefix", "value": "/"})
-            for header in match.get("headers") or []:
-                header.setdefault("type", "Exact")
+        problems += _match_problems(f"spec.rules[{r}]", rule)
         backends = rule.get("backendRefs") or []
         if len(backends) > MAX_BACKENDS:
             problems.append(f"spec.rules[{r}].backendRefs: Too many: {len(backends)}: must have at most 16")
@@ -72,10 +77,50 @@ def _http_route(obj: dict[str, Any]) -> dict[str, Any]:
             backend.setdefault("kind", "Service")
             backend.setdefault("weight", 1)
             problems += _backend_problems(f"spec.rules[{r}].backendRefs[{b}]", backend)
+    if sum(len(rule["matches"]) for rule in rules) > MAX_MATCHES:
+        problems.append(
+            'spec.rules: Invalid value: "array": While 16 rules and 64 matches per rule are allowed, the '
+            "total number of matches across all rules in a route must be less than 128"
+        )
     if problems:
         message = f'HTTPRoute.gateway.networking.k8s.io "{name}" is invalid: ' + ", ".join(problems)
         raise Invalid(422, "Invalid", message)
     return obj
+
+
+def _match_problems(where: str, rule: dict[str, Any]) -> list[str]:
+    """A rule's matches, defaulted as the CRD does, against its limits and CEL rules."""
+    problems = []
+    matches = rule["matches"]
+    if len(matches) > MAX_MATCHES_PER_RULE:
+        problems.append(f"{where}.matches: Too many: {len(matches)}: must have at most 64 items")
+    for m, match in enumerate(matches):
+        match.setdefault("path", {"type": "PathPrefix", "value": "/"})
+        headers = match.get("headers") or []
+        if len(headers) > MAX_HEADERS:
+            problems.append(
+                f"{where}.matches[{m}].headers: Too many: {len(headers)}: must have at most 16 items"
+            )
+        seen: set[str] = set()
+        for h, header in enumerate(headers):
+            header.setdefault("type", "Exact")
+            if header.get("name") in seen:  # a list-map: one entry per key
+                problems.append(
+                    f"{where}.matches[{m}].headers[{h}]: Duplicate value: "
+                    f'map[string]interface {{}}{{"name":"{header.get("name")}"}}'
+                )
+            seen.add(header.get("name"))
+    rewrites = [
+        f
+        for f in rule.get("filters") or []
+        if ((f.get("urlRewrite") or {}).get("path") or {}).get("type") == "ReplacePrefixMatch"
+    ]
+    if len(rewrites) == 1 and not (len(matches) == 1 and matches[0]["path"].get("type") == "PathPrefix"):
+        problems.append(
+            f'{where}: Invalid value: "object": When using URLRewrite filter with path.replacePrefixMatch, '
+            "exactly one PathPrefix match must be specified"
+        )
+    return problems
 
 
 def _backend_problems(where: str, backend: dict[str, Any]) -> list[str]:

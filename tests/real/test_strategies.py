@@ -91,8 +91,10 @@ def test_bluegreen_switches_users_to_the_new_slot_and_back_on_failure(real: Real
     assert service(real)["spec"]["selector"][SLOT] == "blue"
 
 
-def real_route(real: RealStack, traffic: str) -> dict[str, Any]:
+def real_route(real: RealStack, traffic: str, team_rule: dict[str, Any] | None = None) -> dict[str, Any]:
     document = route(traffic)
+    if team_rule is not None:
+        document["spec"]["rules" if traffic == "gateway" else "http"] = [team_rule]
     document["metadata"]["namespace"] = real.namespaces["nonprod"]
     real.plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(document))
     return document
@@ -318,17 +320,19 @@ def test_a_comparison_the_real_api_server_answered_itself_compared_nothing(real:
 
 
 def test_the_header_rule_is_admitted_by_the_real_httproute_crd_and_removed(real: RealStack) -> None:
-    from tests.test_traffic import HEADER, without_backends
+    from tests.test_traffic import HEADER, team_rule_with_extras, without_backends
 
     steps = "[{weight: 10, pause: approval}]"
     strategy(real, f"{{type: canary, traffic: gateway, route: model-api, steps: {steps}, header: {HEADER}}}")
-    real_route(real, "gateway")
+    real_route(real, "gateway", team_rule_with_extras("gateway"))  # a URLRewrite and timeouts
     assert deploy(real, "v1.0.0").exit_code == 0
     before = without_backends(read_route(real, "gateway"), "gateway")
     paused = deploy(real, "v1.1.0")
     assert json.loads(paused.stdout)["outcome"] == "paused", paused.stderr
     header_rule, team_rule = read_route(real, "gateway")["spec"]["rules"]
     assert header_rule["name"] == "releasegate-canary-header"
+    assert header_rule["filters"] == team_rule["filters"] and header_rule["timeouts"] == team_rule["timeouts"]
+    assert header_rule["filters"][0]["urlRewrite"]["path"]["replacePrefixMatch"] == "/"
     assert header_rule["matches"][0]["headers"] == [{"type": "Exact", "name": "x-canary", "value": "always"}]
     assert header_rule["matches"][0]["path"] == team_rule["matches"][0]["path"]
     assert [b["name"] for b in header_rule["backendRefs"]] == [f"{APP}-canary"]

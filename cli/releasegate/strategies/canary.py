@@ -70,7 +70,7 @@ class Canary:
 
     def __init__(self, settings: StrategySettings) -> None:
         self.settings = settings
-        self.traffic = for_settings(settings.traffic, settings.route)
+        self.traffic = for_settings(settings.traffic, settings.route, settings.header)
         self.evaluations: Evaluations | None = None  # this run's analysis verdicts, once it has any
         self.sizing = CanarySizing()  # S, the canary's pods per step, the stable autoscaler's hold
 

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from releasegate.run import Run
 
 JSON_PATCH = "application/json-patch+json"
+# Gateway API v1.4's standard HTTPRoute CRD: at most 16 rules, 128 matches across them (a CEL
+# rule), and 16 header matches per match, kept as a list-map keyed by the header's name.
+MAX_HTTPROUTE_RULES = 16
+MAX_HTTPROUTE_MATCHES = 128
+MAX_HEADER_MATCHES = 16
 MERGE_PATCH = "application/merge-patch+json"
 HEADER_RULE = "releasegate-canary-header"  # the one rule releasegate adds, by name
 APP_NAME_LABEL = "app.kubernetes.io/name"
@@ -90,15 +95,48 @@ class RouteKind:
     def header_rule(
         self, team_rule: dict[str, Any], header: Header, backend: dict[str, Any]
     ) -> dict[str, Any]:
-        """The team rule's matches (or one match-all), each also requiring the header exactly."""
-        matches = [m for m in team_rule.get(self.matches_key) or [{}] if isinstance(m, dict)] or [{}]
+        """The team's rule in every respect (filters, rewrites, timeouts, retries, header
+        changes…) but its name and backends, each of its matches (or one match-all) also
+        requiring the header exactly."""
+        wanted = [self._with_header(m, header) for m in self._matches(team_rule)]
+        kept = {k: v for k, v in team_rule.items() if k not in ("name", self.backends_key, self.matches_key)}
+        return {"name": HEADER_RULE, **kept, self.matches_key: wanted, self.backends_key: [backend]}
+
+    def _matches(self, rule: dict[str, Any]) -> list[dict[str, Any]]:
+        return [m for m in rule.get(self.matches_key) or [{}] if isinstance(m, dict)] or [{}]
+
+    def _with_header(self, match: dict[str, Any], header: Header) -> dict[str, Any]:
         if self.kind == "HTTPRoute":
             exact = {"type": "Exact", "name": header.name, "value": header.value}
-            wanted = [{**m, "headers": [*(m.get("headers") or []), exact]} for m in matches]
-        else:  # Istio wants header names in lower case
-            exact_istio = {header.name.lower(): {"exact": header.value}}
-            wanted = [{**m, "headers": {**(m.get("headers") or {}), **exact_istio}} for m in matches]
-        return {"name": HEADER_RULE, self.matches_key: wanted, self.backends_key: [backend]}
+            return {**match, "headers": [*(match.get("headers") or []), exact]}
+        # Istio wants header names in lower case
+        return {
+            **match,
+            "headers": {**(match.get("headers") or {}), header.name.lower(): {"exact": header.value}},
+        }
+
+    def no_room(self, route: dict[str, Any], header: Header) -> str:
+        """Why the route cannot take the header rule ('' when it can, or has it already)."""
+        if self.team_index(route) == 1:
+            return ""
+        team_rule = self.first_rule(route) or {}
+        for match in self._matches(team_rule):
+            headers = match.get("headers") or []
+            names = list(headers) if isinstance(headers, dict) else [h.get("name", "") for h in headers]
+            if same := [n for n in names if str(n).lower() == header.name.lower()]:
+                return f"its first rule already matches on header {same[0]}"
+            if self.kind == "HTTPRoute" and len(names) >= MAX_HEADER_MATCHES:
+                return f"a match of its first rule tests {len(names)} headers, the most a match may"
+        if self.kind != "HTTPRoute":
+            return ""
+        rules = self.rules(route)
+        if len(rules) >= MAX_HTTPROUTE_RULES:
+            return f"it has {len(rules)} rules, the most an HTTPRoute may have"
+        matches = sum(len(self._matches(r)) for r in rules if isinstance(r, dict))
+        total = matches + len(self._matches(team_rule))
+        if total > MAX_HTTPROUTE_MATCHES:
+            return f"with it the route would have {total} matches in all, more than the {MAX_HTTPROUTE_MATCHES} an HTTPRoute may have"  # noqa: E501
+        return ""
 
     def backend(self, service: str, port: int, weight: int) -> dict[str, Any]:
         if self.kind == "HTTPRoute":
@@ -120,8 +158,8 @@ VIRTUAL_SERVICE = RouteKind(
 
 
 class RouteWeights:
-    def __init__(self, kind: RouteKind, route: str) -> None:
-        self.kind, self.route = kind, route
+    def __init__(self, kind: RouteKind, route: str, header: Header | None = None) -> None:
+        self.kind, self.route, self.header = kind, route, header
 
     def require_route(self, run: Run) -> None:
         route = self._read(run)
@@ -137,6 +175,13 @@ class RouteWeights:
                 f"HTTPRoute {self.route} in {run.env.namespace} is not accepted by its gateway: {problem}",
                 f"fix what the gateway reports (`kubectl describe httproute {self.route}`): the listener's "
                 "allowedRoutes, the parentRefs, a ReferenceGrant; then deploy again",
+            )
+        if self.header is not None and (problem := self.kind.no_room(route, self.header)):
+            raise Refused(
+                f"{self.kind.kind} {self.route} in {run.env.namespace} cannot take releasegate's "
+                f"{HEADER_RULE} rule for strategy.header {self.header.name}: {problem}",
+                "make room in the route (fewer rules or matches, no match on that header), "
+                "or remove strategy.header",
             )
 
     def set_weight(self, run: Run, weight: int) -> None:
@@ -299,11 +344,11 @@ def canary_pods(stable_replicas: int, weight: int) -> int:
     return max(1, math.ceil(stable_replicas * weight / 100))
 
 
-def for_settings(traffic: str, route: str) -> Traffic:
+def for_settings(traffic: str, route: str, header: Header | None = None) -> Traffic:
     if traffic == "gateway":
-        return RouteWeights(HTTP_ROUTE, route)
+        return RouteWeights(HTTP_ROUTE, route, header)
     if traffic == "istio":
-        return RouteWeights(VIRTUAL_SERVICE, route)
+        return RouteWeights(VIRTUAL_SERVICE, route, header)
     return PodRatio()
 
 
