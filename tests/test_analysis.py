@@ -41,7 +41,10 @@ def test_a_value_at_or_below_max_passes() -> None:
     ("status", "body", "kind", "words"),
     [
         (200, answer("0.002", "0.3"), FAIL, "analysis 0.3 is above max 0.01"),  # the worst series counts
-        (200, answer("+Inf"), FAIL, "analysis inf is above max"),
+        (200, answer("+Inf"), FAIL, "analysis +Inf is above max"),  # errors over zero stable errors
+        (200, answer("NaN", "+Inf"), FAIL, "analysis +Inf is above max"),  # +Inf fails, whatever else
+        (200, answer("-Inf"), NO_DATA, "returned -Inf"),  # measures nothing: never a pass
+        (200, answer("0.001", "-Inf"), NO_DATA, "returned -Inf"),
         (200, answer("NaN"), NO_DATA, "returned NaN"),  # 0/0: no requests at all is not a pass
         (200, answer("NaN", "0.001"), NO_DATA, "returned NaN"),  # NaN anywhere, first ...
         (200, answer("0.001", "NaN"), NO_DATA, "returned NaN"),  # ... or last: the same verdict
@@ -67,6 +70,14 @@ def test_a_value_at_or_below_max_passes() -> None:
 def test_anything_else_is_not_a_pass(status: int, body: bytes, kind: str, words: str) -> None:
     verdict = judge(LIMIT, status, body)
     assert (verdict.kind, verdict.passed) == (kind, False) and words in verdict.problem
+
+
+def test_an_infinite_value_is_recorded_as_prometheus_writes_it() -> None:
+    """The JSON result's entry holds "+Inf" (RFC 8259 has no Infinity), never a float."""
+    found = Evaluations(failure_limit=1, error_limit=0)
+    found.begin(1)
+    found.record(judge(LIMIT, 200, answer("+Inf")))
+    assert found.entries[0]["value"] == "+Inf" and found.entries[0]["verdict"] == FAIL
 
 
 PASSED, ABOVE, EMPTY = (

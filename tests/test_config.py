@@ -267,6 +267,7 @@ def istio(steps: str = "[{weight: 10, pause: 1}]", analysis: str = "") -> str:
         (istio(analysis="{prometheus: {service: 'm/p:9090', query: q, max: 1, sigv4: true}}"),
          "sigv4 must be used with url"),
         (istio(analysis="{prometheus: {url: 'http://p:9090', query: q, max: low}}"), "max must be a number"),
+        (istio(analysis="{prometheus: {url: 'http://p:9090', query: q, max: .inf}}"), "max must be a number"),
         (istio(analysis="{interval: 0, prometheus: {url: 'http://p:9090', query: q, max: 1}}"),
          "strategy.analysis.interval must be a number of seconds above 0"),
     ],

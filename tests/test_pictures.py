@@ -15,7 +15,9 @@ import pytest
 from releasegate.core import pictures
 from tests.emulators.prometheus import PrometheusEmulator
 from tests.emulators.stack import ROOT, Stack
+from tests.emulators.webhooks import WebhookReceiver
 from tests.test_canary import analysed, canary, deploy, first_release, prometheus  # noqa: F401 (fixture)
+from tests.test_notify import notified, receiver  # noqa: F401 (fixture)
 
 CHECKER = ROOT / "tests" / "mermaid_check.mjs"
 BLOCK = re.compile(r"```mermaid\n(.*?)```", re.DOTALL)
@@ -90,3 +92,47 @@ def test_an_evaluation_keeps_its_number_in_the_step_when_one_before_it_had_no_da
 def test_no_values_no_picture() -> None:
     assert pictures.stages_timeline([]) == ""
     assert pictures.analysis_values([{"step": 1, "value": None}], 0.01) == ""
+
+
+def strict_json(text: str) -> object:
+    """RFC 8259 JSON, as Node's JSON.parse and Go's encoding/json read it: no Infinity, no NaN."""
+
+    def refuse(token: str) -> object:
+        raise ValueError(f"{token} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.e2e
+def test_infinite_analysis_values_fail_and_every_output_stays_json_and_renders(
+    stack: Stack,
+    prometheus: PrometheusEmulator,  # noqa: F811 (the fixture)
+    receiver: WebhookReceiver,  # noqa: F811 (the fixture)
+) -> None:
+    """Prometheus sends +Inf (a ratio over zero stable errors) and -Inf as strings: +Inf is above
+    any max, -Inf is no data; --json, the webhook and the step summary stay valid."""
+    canary(stack, "gateway", "[{weight: 10, pause: 2}]", analysed(prometheus, 0.2, failure_limit=1))
+    urls = notified(stack, receiver)
+    first_release(stack, "gateway")
+    prometheus.answers["canary"] = [0.001, float("inf"), float("-inf")]
+    summary = stack.workdir / "summary.md"
+    summary.write_text("")
+    actions = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary),
+               "GITHUB_OUTPUT": str(summary) + ".out", "GITHUB_REPOSITORY": "acme/model-api"}  # fmt: skip
+    stack.publish("v1.1.0")
+    run = stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", "v1.1.0", **urls, **actions)
+    assert run.exit_code == 4, run.stderr
+    result = strict_json(run.stdout)
+    assert isinstance(result, dict)
+    entries = result["analysis"]
+    assert [(e["value"], e["verdict"]) for e in entries[:3]] == [
+        (0.001, "pass"), ("+Inf", "fail"), (None, "no-data")
+    ], entries  # fmt: skip
+    assert "analysis +Inf is above max 0.01" in run.stderr
+    assert [d.status for d in receiver.received] == [200, 204]  # the strict receivers took both
+    [body] = receiver.bodies("webhook")
+    assert body["analysis"][1]["value"] == "+Inf"
+    blocks = BLOCK.findall(summary.read_text())
+    analysis = blocks[-1]
+    assert "+Inf" in analysis and "inf," not in analysis and "nan" not in analysis.lower(), analysis
+    assert all(found.get("ok") for found in parse(blocks)), parse(blocks)

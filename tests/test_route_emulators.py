@@ -122,6 +122,10 @@ def test_prometheus_answers_per_track_and_says_no_data_with_an_empty_vector(
     assert posted.json() == {"status": "success", "data": {"resultType": "vector", "result": []}}
     error = requests.get(f"{prometheus.url}/api/v1/query", params={"query": 'x{track="stable"}'}, timeout=5)
     assert error.status_code == 400 and error.json()["errorType"] == "bad_data"
+    prometheus.answers["canary"] = (float("inf"), float("-inf"), float("nan"))
+    special = requests.get(f"{prometheus.url}/api/v1/query", params={"query": 'x{track="canary"}'}, timeout=5)
+    # as Prometheus' JSON encoder writes them (jsonutil.MarshalFloat): strings, never JSON numbers
+    assert '"+Inf"' in special.text and '"-Inf"' in special.text and '"NaN"' in special.text
 
 
 def signed(url: str, body: bytes, secret: str, region: str = "eu-west-1") -> dict[str, str]:

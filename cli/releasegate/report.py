@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from releasegate.core import json_text
 from releasegate.core.errors import ReleasegateError
 from releasegate.core.notify_config import NotifyTarget
 from releasegate.github.actions import ActionsReport, run_url
@@ -67,7 +68,7 @@ class Console:
         self._to_actions(result, "success" if result.outcome != "skipped" else "skipped", "")
         payload = _result_dict(result, exit_code=0)
         if self.as_json:
-            self._print(sys.stdout, json.dumps(payload, sort_keys=True))
+            self._print(sys.stdout, json_text.dumps(payload, sort_keys=True))
         else:
             self._print_text(result)
         self._announce(result, notify_event(result, 0), result.message, payload)
@@ -104,7 +105,7 @@ class Console:
             if result.failed_tag:
                 payload["restored"] = result.tag
         if self.as_json:
-            self._print(sys.stdout, json.dumps(payload, sort_keys=True))
+            self._print(sys.stdout, json_text.dumps(payload, sort_keys=True))
         if result is not None:
             event = notify_event(result, error.exit_code)
             self._announce(result, event, error.one_line(), payload)
@@ -117,7 +118,7 @@ class Console:
             return
         from releasegate.notify.webhooks import BUDGET_SECONDS, Notification, send
 
-        masked = json.loads(self._masked(json.dumps(payload)))  # what --json would print
+        masked = json.loads(self._masked(json_text.dumps(payload)))  # what --json would print
         tag = result.failed_tag or result.tag or ""  # a failure restored: the release that failed
         said = Notification(event, self._masked(line), result.env or "", tag, run_url(), masked)
         # An interrupted run must end within seconds of its last line: a shorter budget then.
@@ -199,7 +200,7 @@ def _compare_table(found: dict[str, Any]) -> str:
 
 
 def _cell(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)[:60].replace("|", "\\|").replace("`", "'")
+    return json_text.dumps(value, sort_keys=True)[:60].replace("|", "\\|").replace("`", "'")
 
 
 def _pictures(result: Result, outcome: str) -> str:

@@ -1,5 +1,8 @@
 """A receiver for releasegate's notifications: a Slack incoming webhook and a plain webhook.
 
+Bodies are read as RFC 8259 JSON, as Slack's and most receivers' parsers (Go's encoding/json,
+Node's JSON.parse) read them: ``Infinity`` or ``NaN`` makes a body unreadable.
+
 Slack's incoming webhooks live at ``/services/T…/B…/<secret>`` and take a JSON body with a
 non-empty ``text`` (or ``blocks``); they answer ``200 ok`` as text/plain, ``400
 invalid_payload`` for a body they cannot read, ``404 no_service`` for a hook that does not
@@ -52,7 +55,7 @@ class WebhookReceiver(EmulatorServer):
 
     def handle(self, request: Request) -> Response:
         try:
-            body = json.loads(request.body)
+            body = json.loads(request.body, parse_constant=_not_json)
         except ValueError:
             body = None
         answer = self._answer(request, body)
@@ -75,3 +78,7 @@ class WebhookReceiver(EmulatorServer):
         if not isinstance(body, dict):
             return Response(400, b"expected a JSON object")
         return Response(204, None)
+
+
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON value")

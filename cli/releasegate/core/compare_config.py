@@ -11,6 +11,7 @@ Layer: core (pure data and its validation).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def _number(section: Reader, key: str, default: float | None) -> Any:
     value = section.data.get(key, default)
     if value is default:
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise section.fail(key, "a number, 0 or more")
     return float(value)
 

@@ -6,6 +6,7 @@ Layer: core (pure but for reading the file); used by ``config.py`` and ``strateg
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ class Reader:
 
     def seconds(self, key: str, default: float) -> float:
         value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
             raise self.fail(key, "a number of seconds")
         return float(value)
 

@@ -9,6 +9,7 @@ Layer: core (pure: the result's stages and analysis in, Markdown out).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -47,30 +48,39 @@ def canary_weights(steps: list[int], promoted: bool) -> str:
 
 
 def analysis_values(entries: list[dict[str, Any]], limit: float) -> str:
-    """A line of the analysis values (evaluations with a value), and a line at ``max``."""
+    """A line of the analysis values (evaluations with a value), and a line at ``max``. A
+    ``+Inf`` (the JSON result's string) is drawn at the top of the chart and named in its title."""
     numbered = []  # (step.n, entry): n counts every evaluation of the step, drawn or not
     count: dict[Any, int] = {}
     for entry in entries:
         count[entry["step"]] = count.get(entry["step"], 0) + 1
         numbered.append((f'"{entry["step"]}.{count[entry["step"]]}"', entry))
-    drawn = [(label, e) for label, e in numbered if isinstance(e.get("value"), int | float)][-MAX_POINTS:]
+    drawn = [(label, e["value"]) for label, e in numbered if _drawable(e.get("value"))][-MAX_POINTS:]
     if not drawn:
         return ""
-    labels = [label for label, _ in drawn]
-    valued = [e for _, e in drawn]
-    values = ", ".join(f"{float(e['value']):.6g}" for e in valued)
-    ceiling = ", ".join(f"{limit:.6g}" for _ in valued)
-    top = max(limit, *(float(e["value"]) for e in valued)) * 1.2 or 1.0
+    finite = [float(v) for _, v in drawn if v != INFINITE]
+    top = max(limit, *finite) * 1.2 or 1.0
+    values = ", ".join(f"{top if v == INFINITE else float(v):.6g}" for _, v in drawn)
+    ceiling = ", ".join(f"{limit:.6g}" for _ in drawn)
+    beyond = " (+Inf drawn at the top)" if len(finite) < len(drawn) else ""
     return _block(
         [
             "xychart-beta",
-            f'  title "Analysis value per evaluation (step.n) and max {limit:g}"',
-            f"  x-axis [{', '.join(labels)}]",
+            f'  title "Analysis value per evaluation (step.n) and max {limit:g}{beyond}"',
+            f"  x-axis [{', '.join(label for label, _ in drawn)}]",
             f'  y-axis "value" 0 --> {top:.6g}',
             f"  line [{values}]",
             f"  line [{ceiling}]",
         ]
     )
+
+
+INFINITE = "+Inf"  # how the analysis entries carry Prometheus' +Inf
+
+
+def _drawable(value: Any) -> bool:
+    finite = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return finite or value == INFINITE
 
 
 def _label(text: str) -> str:

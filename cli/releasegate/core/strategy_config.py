@@ -6,6 +6,7 @@ Layer: core (pure data and its validation).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +188,7 @@ def _analysis(section: Reader) -> Analysis:
     if not isinstance(text, str) or not text.strip():
         raise query.fail("query", "a PromQL query")
     limit = query.data.get("max")
-    if isinstance(limit, bool) or not isinstance(limit, int | float):
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or not math.isfinite(limit):
         raise query.fail("max", "a number (a result above it aborts)")
     interval = analysis.seconds("interval", default=10.0)
     if interval <= 0:

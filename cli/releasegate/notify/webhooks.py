@@ -11,7 +11,6 @@ Layer: adapter (imports only core and notify/).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from releasegate.core import json_text
 from releasegate.core.notify_config import NotifyTarget
 
 TRIES = 3
@@ -85,7 +85,7 @@ def _deliver(url: str, body: dict[str, Any], budget: float) -> str:
     if not url.startswith(("https://", "http://")):
         return "the variable does not hold an http(s) URL"
     deadline = time.monotonic() + budget
-    data = json.dumps(body, sort_keys=True).encode()
+    data = json_text.dumps(body, sort_keys=True).encode()
     problem = ""
     for attempt in range(TRIES):
         left = deadline - time.monotonic()

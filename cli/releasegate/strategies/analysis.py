@@ -6,9 +6,10 @@ through the API server's service proxy to an in-cluster Prometheus (the kube-con
 credentials, nothing else to open).
 
 Each evaluation has one of four verdicts. ``pass``: every sample at or below ``max``. ``fail``:
-a sample above it. ``no-data``: an empty vector or NaN in any sample (Prometheus answers an
-empty vector for a series with no samples, and 0/0 is NaN for an idle canary): a canary that
-no metric describes has not been shown to be good, so it counts as a failure. ``error``: the
+a sample above it (``+Inf`` included: a canary's errors over zero stable errors). ``no-data``:
+an empty vector, or NaN or ``-Inf`` in any sample (Prometheus answers an empty vector for a
+series with no samples, 0/0 is NaN for an idle canary, and ``-Inf`` measures nothing): a
+canary that no metric describes has not been shown to be good, so it counts as a failure. ``error``: the
 query itself failed (HTTP error, timeout, not a vector); errors are counted apart, because one
 slow query says nothing about the canary (``error_limit``).
 
@@ -29,6 +30,7 @@ from urllib.parse import urlencode
 
 from releasegate.aws.sigv4 import signed_headers, signing_region
 from releasegate.core.errors import NeedsAttention
+from releasegate.core.json_text import finite_or_text
 from releasegate.core.strategy_config import Prometheus
 from releasegate.kube.api import Cluster
 
@@ -56,7 +58,7 @@ class Verdict:
         return self.kind in (FAIL, NO_DATA)
 
     def __str__(self) -> str:
-        return self.problem or f"analysis {self.value:g}"
+        return self.problem or f"analysis {_shown(self.value)}"
 
 
 class AnalysisFailed(NeedsAttention):
@@ -89,12 +91,22 @@ def judge(prometheus: Prometheus, status: int, body: bytes) -> Verdict:
         return Verdict(None, "the analysis query answered neither a vector nor a scalar", ERROR)
     if not values:
         return Verdict(None, "the analysis query returned no data (no series matched): not a pass", NO_DATA)
+    if math.inf in values:  # above any max, whatever else the vector holds
+        return Verdict(math.inf, f"analysis +Inf is above max {prometheus.max:g}", FAIL)
     if any(math.isnan(v) for v in values):  # e.g. 0/0: no requests reached the canary
         return Verdict(None, "the analysis query returned NaN (no requests to judge): not a pass", NO_DATA)
+    if -math.inf in values:
+        return Verdict(None, "the analysis query returned -Inf (nothing measured): not a pass", NO_DATA)
     worst = max(values)
     if worst > prometheus.max:
         return Verdict(worst, f"analysis {worst:g} is above max {prometheus.max:g}", FAIL)
     return Verdict(worst, "")
+
+
+def _shown(value: float | None) -> str:
+    return (
+        "none" if value is None else str(finite_or_text(value)) if not math.isfinite(value) else f"{value:g}"
+    )
 
 
 def _sample_values(data: dict[str, Any]) -> list[float] | None:
@@ -157,7 +169,8 @@ class Evaluations:
     def record(self, verdict: Verdict) -> str | None:
         """Count ``verdict``; the reason to abort, or None to go on."""
         at = datetime.now(UTC).isoformat(timespec="seconds")
-        entry = {"step": self.step, "value": verdict.value, "verdict": verdict.kind, "at": at}
+        value = None if verdict.value is None else finite_or_text(verdict.value)  # +Inf: the string
+        entry = {"step": self.step, "value": value, "verdict": verdict.kind, "at": at}
         self.entries.append({**entry, "max": self.maximum})
         if verdict.kind == ERROR:
             self.errors_in_a_row += 1
