@@ -3,7 +3,8 @@
 # per part and version, so a second run costs nothing:
 #   ${RELEASEGATE_REAL_CACHE:-~/.cache/releasegate/real}/<part>-<version>/bin/
 # and links every binary into $CACHE/bin (the folder the tests put first on PATH). Prometheus
-# comes from Debian's package; the Gateway API and Istio CRDs from their own Go modules.
+# is Debian's package, unpacked into the cache (nothing is installed on the machine); the Gateway
+# API and Istio CRDs come from their own Go modules.
 #
 #   bash cluster/build.sh            # everything missing
 #   bash cluster/build.sh etcd kwok  # only these parts
@@ -77,17 +78,32 @@ copy_crds() {
   echo "  CRDs: Gateway API $GATEWAY_API (standard channel), Istio $ISTIO_API, kwok $KWOK Stage"
 }
 
+# Debian's Prometheus, unpacked into the cache like every other part: `apt-get download` and
+# `dpkg-deb -x`, never `apt-get install` (which would enable and start a system service that
+# comes back after every reboot). Only its binary is used: the tests start their own process.
 install_prometheus() {
-  if command -v prometheus >/dev/null; then
-    echo "  prometheus: $(prometheus --version 2>&1 | head -n 1)"
-    return
-  fi
-  echo "  prometheus: installing Debian's package"
   [ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -print -quit 2>/dev/null)" ] || apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  # The package starts a Prometheus of its own where a service manager runs; the tests start theirs.
-  pkill -x prometheus 2>/dev/null || true
-  echo "  prometheus: $(prometheus --version 2>&1 | head -n 1)"
+  local version dest
+  version=$(apt-cache policy prometheus | awk '/Candidate:/ {print $2}')
+  [ -n "$version" ] && [ "$version" != "(none)" ] || { echo "  prometheus: Debian offers no package" >&2; return 1; }
+  dest="$cache/prometheus-${version//[^A-Za-z0-9.-]/_}"
+  if [ -f "$dest/.built" ]; then
+    echo "  prometheus $version: cached in $dest"
+  else
+    local download
+    download=$(mktemp -d)
+    chmod 0755 "$download"  # apt's download sandbox user writes here
+    (cd "$download" && apt-get download -qq "prometheus=$version" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+    rm -rf "$dest.tmp" && mkdir -p "$dest.tmp/bin"
+    dpkg-deb -x "$download"/prometheus_*.deb "$dest.tmp/root"
+    ln -s ../root/usr/bin/prometheus "$dest.tmp/bin/prometheus"
+    rm -rf "$download"
+    touch "$dest.tmp/.built"
+    rm -rf "$dest" && mv "$dest.tmp" "$dest"
+    echo "  prometheus $version: unpacked into $dest"
+  fi
+  ln -sf "$dest/bin/prometheus" "$cache/bin/prometheus"
+  echo "  prometheus: $("$cache/bin/prometheus" --version 2>&1 | head -n 1)"
 }
 
 parts=("$@")

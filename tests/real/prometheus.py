@@ -16,7 +16,6 @@ the scraper (its discovery manager batches updates); then it scrapes every secon
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .controlplane import NotBuilt
+from .controlplane import NotBuilt, binaries
 
 if TYPE_CHECKING:
     from .controlplane import ControlPlane
@@ -59,9 +58,9 @@ class RealPrometheus:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> RealPrometheus:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            raise NotBuilt("prometheus is not installed (cluster/build.sh prometheus)")
+        binary = binaries() / "prometheus"  # the cache's, never a Prometheus of the machine's
+        if not binary.exists():
+            raise NotBuilt("prometheus is not in the real tier's cache (bash cluster/build.sh prometheus)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.discovery.start()
         config = self.workdir / "prometheus.yml"
