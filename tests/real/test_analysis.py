@@ -40,11 +40,13 @@ def prometheus(real_cluster: RealCluster) -> Iterator[RealPrometheus]:
     server.stop()
 
 
-def analysed_canary(real: RealStack, prometheus: RealPrometheus, smoke_predict: bool = True) -> None:
+def analysed_canary(
+    real: RealStack, prometheus: RealPrometheus, smoke_predict: bool = True, query: str = ""
+) -> None:
     namespace = real.namespaces["nonprod"]
     analysis = (
         f"{{interval: {INTERVAL}, prometheus: {{url: '{prometheus.url}', "
-        f"query: '{contract_query(namespace)}', max: 0.01}}}}"
+        f"query: '{query or contract_query(namespace)}', max: 0.01}}}}"
     )
     strategy(
         real, f"{{type: canary, traffic: gateway, route: model-api, steps: [{{weight: 50, pause: 1}}], "
@@ -113,3 +115,31 @@ def test_an_idle_canary_is_no_data_never_a_pass(real: RealStack, prometheus: Rea
     assert "returned no data (no series matched): not a pass" in run.stderr, run.stderr
     assert [e["verdict"] for e in json.loads(run.stdout)["analysis"]] == ["no-data"]
     assert prometheus.scraped(real.namespaces["nonprod"])  # Prometheus did see the pods
+
+
+def test_a_ratio_over_zero_stable_errors_is_real_infinity_and_fails_in_valid_json(
+    real: RealStack, prometheus: RealPrometheus
+) -> None:
+    """The canary's 5xx rate over the stable's: with no stable error, real PromQL answers +Inf
+    (Prometheus writes it as the string "+Inf"); it is above any max, and the JSON stays JSON."""
+    namespace = real.namespaces["nonprod"]
+
+    def errors(track: str) -> str:
+        where = f'namespace="{namespace}",track="{track}",code=~"5.."'
+        return f"(sum(rate(http_requests_total{{{where}}}[6s])) or vector(0))"
+
+    analysed_canary(real, prometheus, smoke_predict=False, query=f"{errors('canary')} / {errors('stable')}")
+    bad = real.publish("v1.1.0")
+    real.network.apps.behaviours[bad] = "broken_predict"
+    with Users(real.plane, real.network, namespace):
+        assert deploy(real, "v1.0.0").exit_code == 0
+        run = real.releasegate("--json", "deploy", "--env", "nonprod", "--tag", "v1.1.0")
+    assert run.exit_code == 4, run.stderr
+    assert "canary step 1 (50 %): analysis +Inf is above max 0.01" in run.stderr, run.stderr
+
+    def refuse(token: str) -> object:
+        raise AssertionError(f"{token} in the --json output")
+
+    failed = json.loads(run.stdout, parse_constant=refuse)
+    assert [(e["verdict"], e["value"]) for e in failed["analysis"]] == [("fail", "+Inf")]
+    assert backend_weights(read_route(real, "gateway")) == {f"{APP}-stable": 100, f"{APP}-canary": 0}
