@@ -213,3 +213,68 @@ def test_an_interrupted_run_gives_a_hanging_receiver_only_a_few_seconds(stack: S
     # About 2 s of canary and restore, then at most 3 s of notifying (with the 10 s a finished run
     # gets it took 11.7 s)
     assert took < 9, took
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("status", [307, 308, 301, 302, 303])
+def test_a_receiver_that_redirects_gets_the_post_only_where_the_redirect_keeps_it(
+    stack: Stack, receiver: WebhookReceiver, status: int
+) -> None:
+    """307/308 keep the method and body; after 301/302/303 an HTTP client sends a bodiless GET
+    (CPython's urllib does), so those are not delivered, and the warning says so."""
+    urls = notified(stack, receiver, text="notify:\n  - webhook_env: DEPLOY_WEBHOOK_URL\n")
+    old_path = urls["DEPLOY_WEBHOOK_URL"].removeprefix(receiver.url)
+    receiver.moved[old_path] = (status, "/hooks/deploys/moved-here")
+    run = deploy(stack, "v1.4.2", urls)
+    assert run.exit_code == 0, run.stderr
+    if status in (307, 308):
+        assert [(d.path, d.status) for d in receiver.received] == [
+            (old_path, status), ("/hooks/deploys/moved-here", 204)
+        ]  # fmt: skip
+        assert receiver.received[1].body == json.loads(run.stdout) and "not delivered" not in run.stderr
+    else:
+        assert [(d.method, d.path) for d in receiver.received] == [("POST", old_path)]  # no GET follows
+        assert (
+            f"! webhook notification (DEPLOY_WEBHOOK_URL) not delivered: the receiver answered {status} "
+            "(a redirect that would turn the POST into a bodiless GET)" in run.stderr
+        ), run.stderr
+    assert_no_url(run, urls, stack)
+
+
+@pytest.mark.e2e
+def test_retry_after_is_honoured_within_the_budget(stack: Stack, receiver: WebhookReceiver) -> None:
+    urls = notified(stack, receiver, text="notify:\n  - webhook_env: DEPLOY_WEBHOOK_URL\n")
+    receiver.fail_next = [(429, "2")]
+    run = deploy(stack, "v1.4.2", urls)
+    assert run.exit_code == 0 and "not delivered" not in run.stderr, run.stderr
+    first, second = receiver.received
+    assert (first.status, second.status) == (429, 204) and second.at - first.at >= 2.0
+
+
+@pytest.mark.e2e
+def test_retry_after_beyond_the_budget_is_not_waited_for(stack: Stack, receiver: WebhookReceiver) -> None:
+    urls = notified(stack, receiver, text="notify:\n  - webhook_env: DEPLOY_WEBHOOK_URL\n")
+    receiver.fail_next = [(503, "120")]
+    started = time.monotonic()
+    run = deploy(stack, "v1.4.2", urls)
+    assert run.exit_code == 0, run.stderr
+    assert time.monotonic() - started < 20
+    assert (
+        "! webhook notification (DEPLOY_WEBHOOK_URL) not delivered: the receiver answered 503 and asked "
+        "to be tried again in 120 s, beyond the 10 s a notification may take" in run.stderr
+    ), run.stderr
+    assert [d.status for d in receiver.received] == [503]
+
+
+@pytest.mark.e2e
+def test_slack_control_characters_in_a_failure_show_as_text(stack: Stack, receiver: WebhookReceiver) -> None:
+    """A check quoting an HTML error page: `<` `>` `&` are Slack's markup (links, mentions), escaped."""
+    quick_checks(stack)
+    urls = notified(stack, receiver)
+    assert deploy(stack, "v1.0.0", urls).exit_code == 0
+    stack.kube.proxy.apps.behaviours["v1.1.0"] = "garbage"  # 200 with <html>502 Bad Gateway</html>
+    run = deploy(stack, "v1.1.0", urls)
+    assert run.exit_code == 4, run.stderr
+    text = slack_texts(receiver)[-1]
+    assert "&lt;html&gt;502 Bad Gateway&lt;/html&gt;" in text, text
+    assert "<html>" not in text and "<!" not in text

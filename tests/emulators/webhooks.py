@@ -7,8 +7,10 @@ Slack's incoming webhooks live at ``/services/T…/B…/<secret>`` and take a JS
 non-empty ``text`` (or ``blocks``); they answer ``200 ok`` as text/plain, ``400
 invalid_payload`` for a body they cannot read, ``404 no_service`` for a hook that does not
 exist. Any other path is a plain webhook: it takes any JSON object and answers 204. Tests
-script trouble with ``fail_next`` (statuses answered before the normal answer, e.g. three 500s)
-and read what arrived in ``received``.
+script trouble with ``fail_next`` (statuses answered before the normal answer, e.g. three 500s;
+a ``(status, seconds)`` pair also sends ``Retry-After``, as Slack's rate limit does with 429)
+and ``moved`` (a path answered with a redirect to another, as a hook moved from http to https
+or to a new host is), and read what arrived in ``received``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +33,14 @@ class Delivery:
     body: Any
     content_type: str
     status: int
+    method: str = "POST"
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class WebhookReceiver(EmulatorServer):
-    fail_next: list[int] = field(default_factory=list)
+    fail_next: list[int | tuple[int, str]] = field(default_factory=list)
+    moved: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (3xx status, new path)
     received: list[Delivery] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -59,16 +65,20 @@ class WebhookReceiver(EmulatorServer):
         except ValueError:
             body = None
         answer = self._answer(request, body)
-        self.received.append(
-            Delivery(request.path, body, request.headers.get("content-type", ""), answer.status)
-        )
+        content_type = request.headers.get("content-type", "")
+        self.received.append(Delivery(request.path, body, content_type, answer.status, request.method))
         return answer
 
     def _answer(self, request: Request, body: Any) -> Response:
+        if request.path in self.moved:  # whatever the method, as a moved hook answers
+            status, new_path = self.moved[request.path]
+            return Response(status, b"moved", {"Location": f"{self.url}{new_path}"})
         if request.method != "POST":
             return Response(405, b"method not allowed")
         if self.fail_next:
-            return Response(self.fail_next.pop(0), b"upstream trouble")
+            trouble = self.fail_next.pop(0)
+            status, after = trouble if isinstance(trouble, tuple) else (trouble, "")
+            return Response(status, b"upstream trouble", {"Retry-After": after} if after else None)
         if request.path.startswith("/services/"):
             if not SLACK_HOOK.fullmatch(request.path):
                 return Response(404, b"no_service")
