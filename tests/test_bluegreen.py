@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -272,13 +273,30 @@ def test_leaving_bluegreen_keeps_a_ready_pod_behind_the_service_throughout(stack
     text = re.sub(r"(?m)^strategy: .*\n", "", path.read_text())
     if to == "canary":
         steps = "[{weight: 50, pause: 0.2}]"
-        text += f"strategy: {{type: canary, traffic: replicas, steps: {steps}, scale_down_delay: 0}}\n"
+        text += f"strategy: {{type: canary, traffic: replicas, steps: {steps}, scale_down_delay: 1.5}}\n"
+    else:
+        text += "strategy: {type: rolling, scale_down_delay: 1.5}\n"
     path.write_text(text)
     stack.kube.controller.scenarios["v1.2.0"] = "slow"  # the new pods take a while to start
     lapses = watch_for_lapses(stack)
+    moments: dict[str, float] = {}
+
+    def when(event: str, obj: dict[str, Any]) -> None:  # the selector's move, the slots' deletion
+        if (
+            obj["kind"] == "Service"
+            and obj["metadata"]["name"] == APP
+            and SLOT not in obj["spec"]["selector"]
+        ):
+            moments.setdefault("left", time.monotonic())
+        if event == "DELETED" and obj["kind"] == "Deployment" and obj["metadata"]["name"] == f"{APP}-blue":
+            moments.setdefault("deleted", time.monotonic())
+
+    stack.kube.observers.append(when)
     run = deploy(stack, "v1.2.0")
     assert run.exit_code == 0, run.stderr
     assert lapses == [], lapses[:3]
+    # an ALB in IP mode still sends to the old targets for seconds: the slots drain first
+    assert moments["deleted"] - moments["left"] >= 1.5, moments
     assert SLOT not in selector(stack)
     for slot in ("blue", "green"):  # the slots' objects are gone once <app> selects the new pods
         assert stack.kube.get("Deployment", NS, f"{APP}-{slot}") is None

@@ -217,9 +217,8 @@ def test_bluegreen_reads_its_settings_with_their_defaults(project_dir: Path) -> 
     path.write_text(text + "strategy: {type: bluegreen, scale_down_delay: -1}\n")
     with pytest.raises(BadInput, match=r"scale_down_delay"):
         load_environment(load_project(project_dir), "nonprod")
-    path.write_text(text + "strategy: {type: rolling, scale_down_delay: 5}\n")
-    with pytest.raises(BadInput, match=r"scale_down_delay"):  # nothing is drained in a rolling update
-        load_environment(load_project(project_dir), "nonprod")
+    path.write_text(text + "strategy: {type: rolling, scale_down_delay: 5}\n")  # leaving blue/green
+    assert load_environment(load_project(project_dir), "nonprod").strategy.scale_down_delay == 5.0
 
 
 CANARY = (

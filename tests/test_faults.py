@@ -487,19 +487,22 @@ def interrupted(
     )  # fmt: skip
     assert process.stderr is not None and process.stdout is not None
     seen = []
+    signalled = time.monotonic()
     for line in process.stderr:
         seen.append(line)
         if when(line):
             process.send_signal(sent)
+            signalled = time.monotonic()
             break
     last_line = time.monotonic()
     for line in process.stderr:
         seen.append(line)
         last_line = time.monotonic()
     process.wait(timeout=60)
-    lingered = time.monotonic() - last_line  # an interrupted run ends with its last line
+    ended = time.monotonic()
+    lingered = ended - last_line  # an interrupted run ends with its last line
     assert lingered < 5, f"releasegate exited {lingered:.1f} s after its last line"
-    return Run(args, process.returncode, process.stdout.read(), "".join(seen))
+    return Run(args, process.returncode, process.stdout.read(), "".join(seen), after_signal=ended - signalled)
 
 
 def test_sigint_after_the_switch_switches_back_and_exits_130(stack: Stack) -> None:

@@ -278,3 +278,29 @@ def test_slack_control_characters_in_a_failure_show_as_text(stack: Stack, receiv
     text = slack_texts(receiver)[-1]
     assert "&lt;html&gt;502 Bad Gateway&lt;/html&gt;" in text, text
     assert "<html>" not in text and "<!" not in text
+
+
+@pytest.mark.e2e
+def test_recover_tells_the_team_what_it_put_back(stack: Stack, receiver: WebhookReceiver) -> None:
+    """A cancelled run's `recover` step restores the last good release: that is a rolled_back
+    to announce; a recover with nothing to do tells nobody."""
+    from tests.test_faults import SAME_RUN, killed_deploy
+
+    urls = notified(stack, receiver)
+    assert deploy(stack, "v1.0.0", urls).exit_code == 0
+    stack.kube.controller.scenarios["v1.1.0"] = "slow"
+    stack.kube.controller.slow_seconds = 30
+    stack.publish("v1.1.0")
+    killed_deploy(stack, "v1.1.0")
+    before = len(receiver.received)
+    run = stack.releasegate("--json", "recover", "--env", "nonprod", **SAME_RUN, **urls)
+    assert run.exit_code == 0, run.stderr
+    text = slack_texts(receiver)[-1]
+    assert "*rolled_back*" in text and "v1.0.0 was restored and verified" in text, text
+    assert "tag `v1.1.0`" in text  # the release that did not finish
+    body = receiver.bodies("webhook")[-1]
+    assert body == json.loads(run.stdout) and body["outcome"] == "recovered"
+    assert len(receiver.received) == before + 2
+    again = stack.releasegate("recover", "--env", "nonprod", **SAME_RUN, **urls)
+    assert again.exit_code == 0 and len(receiver.received) == before + 2  # nothing to recover: silent
+    assert_no_url(run, urls, stack)

@@ -183,6 +183,16 @@ def test_the_deploy_workflow_installs_from_the_hash_pinned_lock() -> None:
         assert re.search(rf"^{name}==\S+ \\\n    --hash=sha256:", lock, re.MULTILINE | re.IGNORECASE), name
 
 
+def test_every_recover_step_can_announce_what_it_put_back() -> None:
+    for name in ("deploy.yml", "canary.yml"):
+        steps = [s for job in workflow(name)["jobs"].values() for s in job["steps"]]
+        recovers = [s for s in steps if "releasegate recover" in s.get("run", "")]
+        assert recovers, name
+        for step in recovers:
+            assert step["env"]["SLACK_WEBHOOK_URL"] == "${{ secrets.SLACK_WEBHOOK_URL }}", name
+            assert step["env"]["DEPLOY_WEBHOOK_URL"] == "${{ secrets.DEPLOY_WEBHOOK_URL }}", name
+
+
 def test_a_paused_release_is_promoted_behind_the_environment_gate_and_aborted_without_one() -> None:
     canary = workflow("canary.yml")
     inputs = canary[True]["workflow_dispatch"]["inputs"]
@@ -191,9 +201,10 @@ def test_a_paused_release_is_promoted_behind_the_environment_gate_and_aborted_wi
     promote, abort = canary["jobs"]["promote"], canary["jobs"]["abort"]
     assert promote["environment"] == "${{ inputs.environment }}"  # required reviewers approve the step
     assert "environment" not in abort  # an incident's abort waits for no reviewer
+    assert promote["concurrency"]["group"] == "deploy-${{ inputs.environment }}"  # as deploy.yml's
+    assert "concurrency" not in abort  # never queued behind the running canary it must stop
     for action, job in (("promote", promote), ("abort", abort)):
         assert job["if"] == f"inputs.action == '{action}'"
-        assert job["concurrency"]["group"] == "deploy-${{ inputs.environment }}"  # as deploy.yml's
         assert job["permissions"] == {"contents": "read", "deployments": "write", "id-token": "write"}
         uses = [s.get("uses") for s in job["steps"]]
         assert "./.github/actions/deploy-tools" in uses

@@ -278,16 +278,28 @@ def promote(
 
 
 @app.command()
-def abort(ctx: typer.Context, env: EnvOption, allow_local_prod: LocalProdOption = False) -> None:
+def abort(
+    ctx: typer.Context,
+    env: EnvOption,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=1, help="Seconds to wait for a running deploy to abort at this request."
+        ),
+    ] = 600,
+    allow_local_prod: LocalProdOption = False,
+) -> None:
     """Discard the release paused in ENV: what served before the deploy serves (canary: all
-    traffic back on stable, the canary deleted). Exits 4: the release did not go live."""
+    traffic back on stable, the canary deleted); exits 4, the release did not go live. While a
+    deploy of ENV is running, ask it to abort at its next check round and wait until what
+    served before serves again (exit 0)."""
 
     def run(console: Console) -> Result:
         from releasegate.commands.paused import abort
 
         project, environment = load(ctx.obj, env)
         outside_ci_allowed(environment, allow_local_prod)
-        return abort(project, environment, console)
+        return abort(project, environment, console, timeout)
 
     run_command(ctx.obj, "abort", run)
 

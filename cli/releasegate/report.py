@@ -144,16 +144,17 @@ class Console:
         print(self._masked(text), file=stream, flush=True)
 
 
-NOTIFIED_COMMANDS = ("deploy", "rollback", "promote", "abort")
+NOTIFIED_COMMANDS = ("deploy", "rollback", "promote", "abort", "recover")
 
 
 def notify_event(result: Result, exit_code: int) -> str | None:
     """What a command's end is, in ``notify.on``'s words (None: nothing to tell)."""
     if result.command not in NOTIFIED_COMMANDS:
         return None
-    if exit_code == 0:
+    if exit_code == 0:  # a recover that put a release back is a rollback; with nothing to do, silent
         return {"deployed": "deployed", "promoted": "deployed", "paused": "paused",
-                "rolled-back": "rolled_back", "aborted": "aborted"}.get(result.outcome)  # fmt: skip
+                "rolled-back": "rolled_back", "aborted": "aborted",
+                "recovered": "rolled_back"}.get(result.outcome)  # fmt: skip
     if result.outcome == "aborted" or (exit_code == 4 and result.strategy == "canary"):
         return "aborted"  # a canary that failed is put back to stable: an abort
     return "rolled_back" if exit_code == 4 else "failed"

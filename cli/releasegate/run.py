@@ -149,6 +149,9 @@ class Run:
     # --timeout, once a strategy knows it: what each wait for pods may take (a rollout, a
     # canary scaled for its step, a promotion, a restore); a canary's pauses come on top.
     pod_timeout: float | None = None
+    # The command must end as soon as traffic is where it belongs (an interrupt, `rollback`,
+    # `abort`): what traffic left is taken down by the next run (strategies/draining.py).
+    must_end_now: bool = False
 
     @classmethod
     def start(cls, command: str, project: Project, env: Environment, progress: Progress) -> Run:
@@ -194,6 +197,10 @@ class Run:
 
     def ledger(self) -> Ledger:
         return Ledger(self.clients.cluster, self.env.namespace, self.project.app, self.ensure_lock)
+
+    def abort_requested(self) -> str | None:
+        """Who ran `releasegate abort` while this run holds the lock (None: nobody)."""
+        return self.lock.abort_requested_by() if self.lock is not None else None
 
     def ensure_lock(self) -> None:
         """Before a change while the lock is held: stop if another deploy took it over."""

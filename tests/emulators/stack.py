@@ -37,6 +37,7 @@ class Run:
     exit_code: int
     stdout: str
     stderr: str
+    after_signal: float = 0.0  # an interrupted run: seconds from the signal to its exit
 
     @property
     def last_line(self) -> str:

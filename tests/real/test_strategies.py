@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -185,10 +186,33 @@ def test_leaving_bluegreen_for_rolling_retires_the_slots_once_app_selects_the_ne
     assert deploy(real, "v1.0.0").exit_code == 0
     assert deploy(real, "v1.1.0").exit_code == 0  # green live
     path = real.project / "k8s" / "environments" / "nonprod.yaml"
-    path.write_text(re.sub(r"(?m)^strategy: .*\n", "", path.read_text()))
+    path.write_text(
+        re.sub(r"(?m)^strategy: .*\n", "strategy: {type: rolling, scale_down_delay: 3}\n", path.read_text())
+    )
     run = deploy(real, "v1.2.0")
     assert run.exit_code == 0, run.stderr
     assert SLOT not in service(real)["spec"]["selector"]
+    # The slots leave scale_down_delay after <app> left them (an ALB in IP mode still sends to the
+    # old targets for seconds): read from the real API server's audit log.
+    namespace = real.namespaces["nonprod"]
+    done = [
+        e
+        for e in real.plane.deployer_requests()
+        if (e.get("objectRef") or {}).get("namespace") == namespace and e.get("stage") == "ResponseComplete"
+    ]
+
+    def times(verb: str, resource: str, name: str) -> list[datetime]:
+        return [
+            datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00"))
+            for e in done
+            if e["verb"] == verb
+            and e["objectRef"].get("resource") == resource
+            and e["objectRef"].get("name") == name
+        ]
+
+    deleted = min(times("delete", "deployments", f"{APP}-blue"))
+    moved = max(t for t in times("patch", "services", APP) if t < deleted)  # the move off the slots
+    assert (deleted - moved).total_seconds() >= 3, (moved, deleted)
     plain = real.deployment("nonprod")
     assert plain is not None and plain["metadata"]["labels"]["app.kubernetes.io/version"] == "v1.2.0"
     assert endpoint_ips(real) == pod_ips(real, **{"app.kubernetes.io/version": "v1.2.0"}) != set()

@@ -6,7 +6,8 @@ GitHub deployment's id, releases the lock and exits 0. While it waits, ``deploy`
 ``rollback`` are refused. ``promote`` continues from the recorded step through the same
 ``go_live`` path as a deploy (a failure restores what served before, exit 4); ``abort`` asks the
 strategy to discard it, so what served before the deploy goes on serving, and exits 4 like every
-way a release ends without going live while what served before serves.
+way a release ends without going live while what served before serves. An ``abort`` while a
+deploy holds the lock asks that deploy to abort instead (``abort_request.py``).
 
 Layer: commands (above the strategies; the CLI calls them).
 """
@@ -17,11 +18,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
+from releasegate.commands.abort_request import abort_running
 from releasegate.commands.pipeline import Attempt, go_live, outcome_of
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import BadInput, Refused, RolledBack
 from releasegate.github.deployments import DeploymentRecord
 from releasegate.kube.ledger import ABORTED, PENDING, Record, paused, serving, step_value
+from releasegate.kube.lock import LockHeld
 from releasegate.run import DeployOptions, Progress, Result, Run, describe
 from releasegate.strategies import strategy_of
 
@@ -37,8 +40,17 @@ def promote(project: Project, env: Environment, options: DeployOptions, progress
     return outcome_of(run, waiting.tag)
 
 
-def abort(project: Project, env: Environment, progress: Progress) -> NoReturn:
+def abort(project: Project, env: Environment, progress: Progress, timeout: float = 600.0) -> Result:
+    """Discard the paused release; or, while a deploy holds the lock, ask it to abort."""
+    try:
+        _abort_paused(project, env, progress)
+    except LockHeld as held:
+        return abort_running(project, env, progress, held.holder, timeout)
+
+
+def _abort_paused(project: Project, env: Environment, progress: Progress) -> NoReturn:
     with _paused_release("abort", project, env, progress) as (run, waiting, previous):
+        run.must_end_now = True  # an operator's command: done once traffic is back where it was
         with run.stages.run("abort") as done:
             strategy_of(run).abort(run, waiting)
             where = f" from slot {waiting.slot}" if waiting.slot else ""

@@ -46,7 +46,7 @@ from releasegate.kube.ledger import (
 )
 from releasegate.kube.lock import LockLost
 from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
-from releasegate.strategies import strategy_of
+from releasegate.strategies import draining, strategy_of
 from releasegate.strategies.base import InService
 
 
@@ -163,6 +163,7 @@ def deploy(
                 )
             current = serving(records)
             guard_downgrade(plan.tag, current, options.allow_downgrade, env, progress)
+            draining.carry_out_pending(run, wait=True)  # what an earlier run left draining
             record = ledger.append(
                 tag=plan.tag.text,
                 image=plan.image,

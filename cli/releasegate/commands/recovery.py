@@ -31,7 +31,7 @@ from releasegate.kube.ledger import (
     step_value,
 )
 from releasegate.run import DeployOptions, Progress, Result, Run, describe
-from releasegate.strategies import strategy_of
+from releasegate.strategies import draining, strategy_of
 
 
 def recover(
@@ -51,6 +51,7 @@ def recover(
         )
     run.progress.warning(f"restoring {current.tag}, the last good release of {env}")
     run.result.failed_tag = failed.tag
+    run.must_end_now = failure is None  # interrupted: the runner kills the run seconds later
     try:
         with _interrupts_deferred(run.progress) if failure is None else nullcontext():
             restore(
@@ -98,10 +99,12 @@ def rollback(
     if to_tag is not None:
         parse_tag(to_tag, project.tag_prefix)  # bad input is exit 2 before anything else
     run = Run.start("rollback", project, env, progress)
+    run.must_end_now = True  # an operator's command in an incident: done once traffic is back
     with run.reporting_failures():
         run.check_cluster()
         _rollback_target(run.ledger().records(), to_tag, env)  # refuse before taking the lock
         with run.locked():
+            draining.carry_out_pending(run, wait=False)  # only what is due: nothing to wait for
             records = run.ledger().records()
             if (waiting := paused(records)) is not None:
                 raise Refused(
@@ -128,10 +131,11 @@ def recover_unfinished(
     with run.reporting_failures():
         # Nothing unfinished: done, without needing skaffold (the run may have been cancelled
         # before it was even installed).
-        if _unfinished(run.ledger().records()) is None:
+        if _unfinished(run.ledger().records()) is None and not draining.pending(run).read():
             return _nothing_to_recover(run)
         run.check_cluster()
         with run.locked(take_over_this_run=True):
+            draining.carry_out_pending(run, wait=True)  # what the killed run left draining
             records = run.ledger().records()  # again, under the lock: it may have finished
             unfinished, good = _unfinished(records), serving(records)
             if unfinished is None:
@@ -149,6 +153,7 @@ def recover_unfinished(
                              f"({unfinished.tag}) did not finish")  # fmt: skip
         run.result.revision = record.revision
         run.result.outcome = "recovered"
+        run.result.failed_tag = unfinished.tag  # the notification names the release that did not finish
         run.result.message = (
             f"{unfinished.tag} did not finish; {good.tag} was restored and verified in {env.name} "
             f"({run.result.pods_ready} pods Ready)"
@@ -200,6 +205,7 @@ def status(project: Project, env: Environment, progress: Progress) -> Result:
     lines = [f"{env.name} ({env.namespace}): " + (f"{current.tag}, deployed {current.at} by {current.actor}"
                                                    if current else "no release recorded")]  # fmt: skip
     lines += strategy_of(run).status_lines(run)
+    lines += draining.status_lines(run)
     if deployment is not None:
         live = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         ready = sum(1 for p in pods if is_ready(p) and _image(p) == live)

@@ -18,7 +18,7 @@ from releasegate.core.errors import BadInput
 # How a release is put in service (strategies/).
 STRATEGIES = ("rolling", "bluegreen", "canary")
 STRATEGY_KEYS = {
-    "rolling": ("type",),
+    "rolling": ("type", "scale_down_delay"),  # the delay applies when leaving blue/green
     "bluegreen": ("type", "keep_previous", "pause_before_switch", "scale_down_delay"),
     "canary": ("type", "traffic", "route", "steps", "analysis", "scale_down_delay", "header"),
 }
@@ -52,8 +52,9 @@ class StrategySettings:
     route: str = ""
     steps: tuple[CanaryStep, ...] = ()
     analysis: Analysis | None = None
-    # bluegreen, canary: seconds traffic has been away from a Deployment before it is deleted or
-    # scaled to 0 (gateways, meshes and load balancers apply a change seconds to minutes late)
+    # seconds traffic has been away from a Deployment before it is deleted or scaled to 0
+    # (gateways, meshes and load balancers apply a change seconds to minutes late); rolling: the
+    # blue/green slots an environment leaves
     scale_down_delay: float = 30.0
     # canary (gateway, istio): requests carrying this header reach the canary at any weight
     header: Header | None = None

@@ -14,6 +14,11 @@ Held once, never twice:
 - ``ensure_held`` (called before every change) reads the Lease: a deploy that lost it stops
   before its next change with ``LockLost`` (exit 5: someone else may be changing things).
 
+An abort during an incident must reach a deploy that holds the lock (a canary pausing at 50 %):
+``request_abort`` annotates the holder's Lease with who asks and for which holder (renewals
+keep the annotations: they write back the Lease they read), and the holder's check rounds ask
+``abort_requested_by``. A request names its holder, so a later deploy never sees a stale one.
+
 Layer: adapter for the Kubernetes API (imports only core and kube/).
 """
 
@@ -36,10 +41,20 @@ if TYPE_CHECKING:
     from releasegate.kube.api import Cluster
 
 DURATION_SECONDS = 30
+ABORT_BY = "releasegate.dev/abort-requested-by"  # who ran `releasegate abort`, and when
+ABORT_FOR = "releasegate.dev/abort-requested-for"  # the holder the request is for
 
 
 class LockLost(NeedsAttention):
     """Another deploy holds the lock now: stop before changing anything more."""
+
+
+class LockHeld(Refused):
+    """Another deploy holds the lock: refused before any change."""
+
+    def __init__(self, cause: str, hint: str, holder: str) -> None:
+        super().__init__(cause, hint)
+        self.holder = holder
 
 
 def holder_identity() -> str:
@@ -186,6 +201,11 @@ class DeployLock:
                 "another deploy may be changing this environment: a person must look (`releasegate status`)",
             )
 
+    def abort_requested_by(self) -> str | None:
+        """Who asked this holder to abort (``releasegate abort`` while it holds the lock)."""
+        annotations = ((self._read() or {}).get("metadata") or {}).get("annotations") or {}
+        return annotations.get(ABORT_BY) if annotations.get(ABORT_FOR) == self.identity else None
+
     def release(self) -> None:
         """Delete the Lease if it is still the one this holder wrote (a precondition, so a
         Lease someone else took over in the meantime is never deleted)."""
@@ -252,13 +272,47 @@ class DeployLock:
             },
         }
 
-    def _held(self, spec: dict[str, Any]) -> Refused:
+    def _held(self, spec: dict[str, Any]) -> LockHeld:
         holder = spec.get("holderIdentity") or "another deploy"
         since = spec.get("acquireTime") or "an unknown time"
-        return Refused(
+        return LockHeld(
             f"another deploy holds the {self.namespace} lock: {holder}, since {since}",
             f"wait for it to finish; if it died, the lock expires {_duration(spec)}s after its last renewal",
+            holder,
         )
+
+
+def request_abort(cluster: Cluster, namespace: str, name: str, by: str) -> str | None:
+    """Ask the deploy holding lock ``name`` to abort; the holder asked (None: nobody holds it).
+    The Lease is written back whole with the resourceVersion read (the verb renewals use), so
+    a renewal in between is read again."""
+    from kubernetes.client.exceptions import ApiException
+
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
+    for _ in range(5):
+        lease = cluster.get_or_none(path)
+        holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+        if lease is None or not holder:
+            return None
+        lease["metadata"]["annotations"] = {**(lease["metadata"].get("annotations") or {}),
+                                            ABORT_BY: by, ABORT_FOR: holder}  # fmt: skip
+        try:
+            cluster.call("PUT", path, body=lease)
+            return str(holder)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            if exc.status != 409:
+                raise
+    raise NeedsAttention(
+        f"could not record the abort request on the {namespace} deploy lock: it changed at every try",
+        "try again, or wait for the running deploy to end and run `releasegate rollback`",
+    )
+
+
+def holder_of(cluster: Cluster, namespace: str, name: str) -> str | None:
+    lease = cluster.get_or_none(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}")
+    return ((lease or {}).get("spec") or {}).get("holderIdentity") or None
 
 
 def _duration(spec: dict[str, Any]) -> int:

@@ -20,7 +20,6 @@ traffic (``traffic.py``: route weights or the pods' ratio).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -53,20 +52,6 @@ class InService:
     step: int | None = None  # canary: the step reached
     weight: int | None = None  # canary: the share of traffic the release has
     status: str = ""  # what the GitHub deployment says while it is paused (default: the step)
-
-
-def after_traffic_left(run: Run, seconds: float, what: str) -> None:
-    """Wait ``scale_down_delay`` before deleting or scaling down ``what``, which traffic has
-    just left: gateways, meshes and load balancers apply the change seconds to minutes after
-    the API write, and until then they still send requests to its pods."""
-    if seconds <= 0:
-        return
-    with run.stages.run("drain") as done:
-        ends = time.monotonic() + seconds
-        while (left := ends - time.monotonic()) > 0:
-            run.progress.detail("drain", f"{what} keeps its pods {left:.0f} s more (scale_down_delay)")
-            time.sleep(min(left, 10.0))
-        done.append(f"{what} kept its pods {seconds:g} s after traffic left it")
 
 
 class Strategy(Protocol):

@@ -16,17 +16,18 @@ Layer: strategies (above run and the adapters, below the commands).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from releasegate.core.errors import NeedsAttention, Refused
 from releasegate.core.placement import SLOT_LABEL, SLOTS, Slots
-from releasegate.core.rollout import is_ready
 from releasegate.kube.api import DEPLOYMENTS, SERVICES, translated_errors
+from releasegate.kube.drains import DELETE, SCALE_TO_ZERO, Leave
 from releasegate.kube.lock import LockLost
 from releasegate.kube.verify import wait_for_endpoints, workload
-from releasegate.strategies.base import InService, Serving, after_traffic_left
+from releasegate.strategies import draining, slots
+from releasegate.strategies.base import InService, Serving
 from releasegate.strategies.comparing import compare_with_serving
+from releasegate.strategies.slots import Home, live_slot, preview_service
 
 if TYPE_CHECKING:
     from releasegate.core.strategy_config import StrategySettings
@@ -37,38 +38,6 @@ AUTOSCALERS = "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscal
 DISRUPTION_BUDGETS = "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
 MERGE_PATCH = "application/merge-patch+json"
 BEFORE_SWITCH = "before-switch"  # the one step a blue/green release pauses at
-TAG_ANNOTATION = "releasegate.dev/tag"
-
-
-@dataclass(frozen=True)
-class Home:
-    """A Deployment a release can serve from, and the selector that sends ``<app>`` to it."""
-
-    name: str
-    slot: str  # "" for the plain Deployment of an environment that was rolling
-    deployment: dict[str, Any]
-    pods: list[dict[str, Any]]
-    selector: dict[str, str]
-
-    @property
-    def image(self) -> str:
-        return str(self.deployment["spec"]["template"]["spec"]["containers"][0]["image"])
-
-    @property
-    def tag(self) -> str:
-        return str((self.deployment["metadata"].get("annotations") or {}).get(TAG_ANNOTATION, "?"))
-
-    @property
-    def desired(self) -> int:
-        return int(self.deployment["spec"].get("replicas", 1))
-
-    @property
-    def ready(self) -> int:
-        return sum(1 for p in self.pods if is_ready(p) and p["spec"]["containers"][0]["image"] == self.image)
-
-    def serves(self, image: str) -> bool:
-        """Runs ``image`` with every desired pod Ready: traffic can be sent here at once."""
-        return self.image == image and self.desired > 0 and self.ready >= self.desired
 
 
 class BlueGreen:
@@ -109,7 +78,7 @@ class BlueGreen:
         return self._switch_to(run, slot, plan.image, pods_ready, timeout)
 
     def promote(self, run: Run, paused: Record, timeout: float) -> InService:
-        home = _home(run, paused.slot)
+        home = slots.home(run, paused.slot)
         if home is None or not home.serves(paused.image):
             raise NeedsAttention(
                 f"slot {paused.slot} no longer runs {paused.tag} with every pod Ready",
@@ -126,7 +95,7 @@ class BlueGreen:
     def _compare_with_live(self, run: Run) -> None:
         if run.env.compare is None:
             return
-        if not _selector(run):  # a first deploy; a rolling <app> moving to blue/green still serves
+        if not slots.selector(run):  # a first deploy; a rolling <app> moving to blue/green still serves
             run.progress.warning("compare: nothing is live yet to compare the release with; it goes on")
             return
         self.compare(run)
@@ -141,23 +110,25 @@ class BlueGreen:
     def put_back(self, run: Run, record: Record, timeout: float) -> InService:
         """Switch to a slot (or the rolling Deployment) still running ``record`` Ready, or
         deploy it into the idle slot first; then stop whatever else runs."""
-        home = next((h for h in _homes(run) if h.serves(record.image)), None)
+        home = next((h for h in slots.homes(run) if h.serves(record.image)), None)
         if home is None:
             plan = run.plan_from_record(record, Slots.after(live_slot(run)))
             pods_ready = run.apply(plan, timeout, stage="restore")
-            home = _home(run, plan.slots.target if isinstance(plan.slots, Slots) else SLOTS[0])
+            home = slots.home(run, plan.slots.target if isinstance(plan.slots, Slots) else SLOTS[0])
             assert home is not None, "verified just now"
         else:
             pods_ready = f"{home.ready}/{home.desired}"
-        switched = _selector(run) != home.selector
+        switched = slots.selector(run) != home.selector
         if switched:
             self._switch(run, home, timeout)
-        others = [o for o in _homes(run) if o.slot and o.name != home.name and o.desired > 0]
-        if switched and others:  # traffic just left them: the data plane follows late
-            after_traffic_left(run, self.settings.scale_down_delay, ", ".join(o.name for o in others))
-        for other in others:
-            _scale(run, other.name, 0)
-            run.progress.warning(f"scaled slot {other.slot} ({other.tag}) to 0")
+        others = [o for o in slots.homes(run) if o.slot and o.name != home.name and o.desired > 0]
+        if run.result.command == "rollback" and self.settings.keep_previous:
+            return InService(pods_ready, home.slot)  # the slot it left is kept, as a deploy keeps it
+        delay = self.settings.scale_down_delay if switched else 0  # the data plane follows late
+        leaves = [Leave(SCALE_TO_ZERO, _path(run, o.name), o.slot) for o in others]
+        if others and draining.leave(run, delay, ", ".join(o.name for o in others), leaves):
+            for other in others:
+                run.progress.warning(f"scaled slot {other.slot} ({other.tag}) to 0")
         return InService(pods_ready, home.slot)
 
     def serving(self, run: Run) -> Serving:
@@ -170,12 +141,12 @@ class BlueGreen:
         kept = "the old slot keeps running" if self.settings.keep_previous else "the old slot is scaled to 0"
         lines = [f"strategy: bluegreen ({kept})"]
         live = live_slot(run)
-        homes = {h.slot: h for h in _homes(run)}
-        if "" in homes and not live:
-            lines.append(f"live: the rolling Deployment {homes[''].name} (not moved to a slot yet)")
+        by_slot = {h.slot: h for h in slots.homes(run)}
+        if "" in by_slot and not live:
+            lines.append(f"live: the rolling Deployment {by_slot[''].name} (not moved to a slot yet)")
         for slot in SLOTS:
             role = "live slot" if slot == live else "preview slot"
-            home = homes.get(slot)
+            home = by_slot.get(slot)
             if home is None:
                 lines.append(f"{role}: {slot}, nothing deployed")
             elif home.desired == 0:
@@ -185,7 +156,7 @@ class BlueGreen:
         return lines
 
     def _switch_to(self, run: Run, slot: str, image: str, pods_ready: str, timeout: float) -> InService:
-        home = _home(run, slot)
+        home = slots.home(run, slot)
         assert home is not None, "verified just now"
         self._switch(run, home, timeout)
         run.milestone(f"switched to {slot}")
@@ -200,7 +171,7 @@ class BlueGreen:
         app = run.project.app
         _size_like_live(run, home, timeout)
         with run.stages.run("switch") as done:
-            before = _selector(run)
+            before = slots.selector(run)
             _set_selector(run, home.selector)
             where = f"slot {home.slot}" if home.slot else f"the rolling Deployment {home.name}"
             done.append(f"Service {app} selects {where} ({home.tag}) instead of {_describe(before)}")
@@ -216,24 +187,30 @@ class BlueGreen:
 
     def _retire(self, run: Run, home: Home) -> None:
         """After a good switch: delete a rolling Deployment left from before blue/green, and
-        scale the old slot to 0 unless it is kept for rollback. Best effort: the release is
-        live and good either way."""
+        scale the old slot to 0 unless it is kept for rollback, ``scale_down_delay`` after
+        traffic left them. Best effort: the release is live and good either way."""
         try:
             left = [
                 o
-                for o in _homes(run)
-                if o.name != home.name and (not o.slot or not self.settings.keep_previous)
+                for o in slots.homes(run)
+                if o.name != home.name and (not o.slot or (not self.settings.keep_previous and o.desired > 0))
             ]
-            if any(not o.slot or o.desired > 0 for o in left):
-                after_traffic_left(run, self.settings.scale_down_delay, ", ".join(o.name for o in left))
-            for other in _homes(run):
-                if other.name == home.name:
-                    continue
+            leaves = [
+                leave
+                for o in left
+                for leave in (
+                    [Leave(SCALE_TO_ZERO, _path(run, o.name), o.slot)]
+                    if o.slot
+                    else _rolling_leaves(run, o.name)
+                )
+            ]
+            if not left or not draining.leave(
+                run, self.settings.scale_down_delay, ", ".join(o.name for o in left), leaves
+            ):
+                return
+            for other in left:
                 if not other.slot:
-                    _delete_rolling(run, other.name)
                     run.progress.warning(f"moved to blue/green: deleted the rolling Deployment {other.name}")
-                elif not self.settings.keep_previous and other.desired > 0:
-                    _scale(run, other.name, 0)
         except LockLost:
             raise
         except Exception as error:  # reported: the release stays live either way
@@ -246,8 +223,8 @@ def _size_like_live(run: Run, home: Home, timeout: float) -> None:
     its minimum while idle; switching to it as it is would meet the whole load with those."""
     from releasegate.kube.verify import wait_for_rollout
 
-    serving = _selector(run)  # read once: each home's check would read the Service again
-    live = next((h for h in _homes(run) if h.selector == serving), None)
+    serving = slots.selector(run)  # read once: each home's check would read the Service again
+    live = next((h for h in slots.homes(run) if h.selector == serving), None)
     if live is None or live.name == home.name or live.desired <= home.desired:
         return
     with run.stages.run("size") as done:
@@ -266,59 +243,12 @@ def _size_like_live(run: Run, home: Home, timeout: float) -> None:
         done.append(f"{home.name} at {live.desired} pods Ready, as many as {live.name} serves with")
 
 
-def preview_service(run: Run) -> str:
-    return f"{run.project.app}-preview"
-
-
-def live_slot(run: Run) -> str | None:
-    """The slot Service ``<app>`` selects now (None: no Service, or a rolling one)."""
-    slot = (_selector(run) or {}).get(SLOT_LABEL)
-    return slot if slot in SLOTS else None
-
-
-def _service(run: Run, name: str) -> dict[str, Any] | None:
-    path = f"{SERVICES.format(namespace=run.env.namespace)}/{name}"
-    with translated_errors("cannot read the Services in", run.env.namespace, Refused):
-        return run.clients.cluster.get_or_none(path)
-
-
-def _selector(run: Run) -> dict[str, str] | None:
-    service = _service(run, run.project.app)
-    return dict(service["spec"].get("selector") or {}) if service else None
-
-
-def _homes(run: Run) -> list[Home]:
-    """Every Deployment a release of this app can serve from: the two slots, and the plain
-    Deployment of an environment that was rolling."""
-    homes = (_home(run, slot) for slot in ("", *SLOTS))
-    return [home for home in homes if home is not None]
-
-
-def _home(run: Run, slot: str) -> Home | None:
-    name = f"{run.project.app}-{slot}" if slot else run.project.app
-    deployment, pods = workload(run.clients.cluster, run.env.namespace, name)
-    if deployment is None:
-        return None
-    return Home(name, slot, deployment, pods, _selector_for(run, slot, deployment))
-
-
-def _selector_for(run: Run, slot: str, deployment: dict[str, Any]) -> dict[str, str]:
-    """What ``<app>`` selects to send traffic to this Deployment: a slot's every pod (the
-    preview Service's selector, for that slot), or the rolling Deployment's own selector."""
-    if not slot:
-        return dict(deployment["spec"]["selector"]["matchLabels"])
-    preview = _service(run, preview_service(run))
-    base = dict(preview["spec"].get("selector") or {}) if preview else {}
-    base = base or {"app.kubernetes.io/name": run.project.app}
-    return {**base, SLOT_LABEL: slot}
-
-
 def _set_selector(run: Run, selector: dict[str, str]) -> None:
     """Point Service ``<app>`` at ``selector``: one merge patch (keys it no longer has are
     removed), or, on a first deploy, the Service created like the preview one."""
     run.ensure_lock()
     namespace, app = run.env.namespace, run.project.app
-    current = _service(run, app)
+    current = slots.service(run, app)
     with translated_errors("cannot switch the Service in", namespace, NeedsAttention):
         if current is None:
             run.clients.cluster.call(
@@ -334,7 +264,7 @@ def _set_selector(run: Run, selector: dict[str, str]) -> None:
 def _point_preview_at(run: Run, slot: str) -> None:
     """``<app>-preview`` selects ``slot`` (the one traffic just left), as the README's table
     says: the preview Service always shows the slot that is not live."""
-    preview = _service(run, preview_service(run))
+    preview = slots.service(run, preview_service(run))
     if preview is None or (preview["spec"].get("selector") or {}).get(SLOT_LABEL) == slot:
         return
     run.ensure_lock()
@@ -345,7 +275,7 @@ def _point_preview_at(run: Run, slot: str) -> None:
 
 
 def _like_preview(run: Run, selector: dict[str, str]) -> dict[str, Any]:
-    preview = _service(run, preview_service(run))
+    preview = slots.service(run, preview_service(run))
     if preview is None:
         raise NeedsAttention(f"Service {preview_service(run)} is missing", "deploy again")
     return {
@@ -379,18 +309,17 @@ def _scale(run: Run, name: str, replicas: int) -> None:
                 raise
 
 
-def _delete_rolling(run: Run, name: str) -> None:
+def _rolling_leaves(run: Run, name: str) -> list[Leave]:
     """The rolling Deployment and the autoscaler and disruption budget that went with it."""
-    from kubernetes.client.exceptions import ApiException
-
     namespace = run.env.namespace
-    for collection in (DEPLOYMENTS, AUTOSCALERS, DISRUPTION_BUDGETS):
-        run.ensure_lock()
-        try:
-            run.clients.cluster.call("DELETE", f"{collection.format(namespace=namespace)}/{name}", retry=True)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+    return [
+        Leave(DELETE, f"{c.format(namespace=namespace)}/{name}")
+        for c in (DEPLOYMENTS, AUTOSCALERS, DISRUPTION_BUDGETS)
+    ]
+
+
+def _path(run: Run, deployment: str) -> str:
+    return f"{DEPLOYMENTS.format(namespace=run.env.namespace)}/{deployment}"
 
 
 def _describe(selector: dict[str, str] | None) -> str:

@@ -32,12 +32,13 @@ from typing import TYPE_CHECKING
 from releasegate.core.errors import NeedsAttention, Refused
 from releasegate.core.placement import Track
 from releasegate.deploy import render as renderer
-from releasegate.kube.api import DEPLOYMENTS, translated_errors
+from releasegate.kube.api import DEPLOYMENTS
+from releasegate.kube.drains import DELETE, Leave
 from releasegate.kube.verify import workload
-from releasegate.strategies import leaving
+from releasegate.strategies import draining, leaving
 from releasegate.strategies.acceptance import ACCEPT_SECONDS
 from releasegate.strategies.analysis import ERROR, Evaluations, evaluate
-from releasegate.strategies.base import InService, Serving, after_traffic_left
+from releasegate.strategies.base import InService, Serving
 from releasegate.strategies.comparing import compare_with_serving
 from releasegate.strategies.rolling import put_in_service_leaving_bluegreen
 from releasegate.strategies.sizing import CanarySizing, let_go_of_stable
@@ -102,11 +103,12 @@ class Canary:
         run.pod_timeout = timeout
         assert isinstance(plan.slots, Track), "a canary plan names its track"
         if plan.slots.name == "stable":  # nothing to compare with: straight to stable
+            leaving_now = leaving.serving_slot(run) is not None  # the slots drain from the switch on
             pods_ready = put_in_service_leaving_bluegreen(run, plan, timeout)
             self._weigh(run, 0)
             self.traffic.route_header(run, None)  # none left from an earlier canary
             run.smoke_check(plan.image)
-            leaving.retire_slots(run)
+            leaving.retire_slots(run, self.settings.scale_down_delay if leaving_now else 0)
             return InService(pods_ready)
         self.sizing.hold_stable(run)
         # Applied at the size of its first share (one pod at 0 %), never at the stable's size.
@@ -257,8 +259,13 @@ class Canary:
         return self.evaluations
 
     def _check(self, run: Run, image: str, where: str = "", analyse: bool = True) -> str:
-        """One round: every smoke check once against the canary, then (with ``analyse``) the
-        analysis query; raise when either says abort."""
+        """One round: an abort someone asked for, every smoke check once against the canary,
+        then (with ``analyse``) the analysis query; raise when any says abort."""
+        if (asker := run.abort_requested()) is not None:  # `releasegate abort` while this runs
+            next_step = "deploy again when the incident is over"
+            raise NeedsAttention(
+                f"canary {where}aborted at the request of {asker}", next_step, after_restore=next_step
+            )
         self._route_still_served(run, where)
         said = [self._smoke_round(run, image, where)] if run.env.smoke is not None else []
         if self.settings.analysis is not None and analyse:
@@ -338,21 +345,14 @@ def _steps_text(steps: tuple[CanaryStep, ...]) -> str:
 
 def _delete_canary(run: Run, delay: float) -> None:
     """The canary Deployment and its disruption budget (its Service stays: the route's
-    weight-0 backend), ``delay`` seconds after traffic left it."""
-    from kubernetes.client.exceptions import ApiException
-
+    weight-0 backend), ``delay`` seconds after traffic left it, or by the next run when this
+    one must end now."""
     namespace, name = run.env.namespace, canary_name(run)
-    if canary_track(run) is not None:
-        after_traffic_left(run, delay, f"Deployment {name}")
-    with run.stages.run("retire") as done:
-        for collection in (DEPLOYMENTS, DISRUPTION_BUDGETS):
-            run.ensure_lock()
-            with translated_errors(f"cannot delete {name} in", namespace, NeedsAttention):
-                try:
-                    run.clients.cluster.call(
-                        "DELETE", f"{collection.format(namespace=namespace)}/{name}", retry=True
-                    )
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
-        done.append(f"Deployment {name} and its disruption budget deleted")
+    leaves = [
+        Leave(DELETE, f"{c.format(namespace=namespace)}/{name}") for c in (DEPLOYMENTS, DISRUPTION_BUDGETS)
+    ]
+    if canary_track(run) is None:  # nothing serves there: only leftovers to delete, at once
+        delay = 0
+    draining.leave(
+        run, delay, f"Deployment {name}", leaves, f"Deployment {name} and its disruption budget deleted"
+    )

@@ -8,7 +8,7 @@ select no Ready pod. So while ``<app>`` still selects a slot, the apply leaves `
 once the new Deployment is verified Ready, ``<app>`` gets the rendered selector in one PATCH
 and its EndpointSlices are awaited. The slots' objects (their Deployments, autoscalers and
 disruption budgets, and ``<app>-preview``) are deleted only after the new release passed its
-checks, so a failed move still has them.
+checks, so a failed move still has them, and ``scale_down_delay`` after ``<app>`` left them.
 
 A chart environment renders its Services inside skaffold, out of releasegate's hands: there
 the move is what kubectl apply does.
@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 from releasegate.core.errors import NeedsAttention
 from releasegate.core.placement import SLOT_LABEL, SLOTS
 from releasegate.kube.api import DEPLOYMENTS, SERVICES, translated_errors
+from releasegate.kube.drains import DELETE, Leave
 from releasegate.kube.verify import wait_for_endpoints
+from releasegate.strategies import draining
 
 if TYPE_CHECKING:
     from releasegate.run import Plan, Run
@@ -94,28 +96,35 @@ def slot_still_serving(run: Run, image: str) -> tuple[str, str] | None:
 
 def drop_unswitched(run: Run) -> None:
     """Delete the Deployment (and its autoscaler and budget) a failed move created: ``<app>``
-    never selected it."""
-    for _, path in _plain_paths(run):
-        _delete(run, path)
+    never selected it, so nothing is drained."""
+    draining.carry_out(run, [Leave(DELETE, path) for _, path in _plain_paths(run)])
 
 
-def retire_slots(run: Run) -> None:
-    """Delete what blue/green left, once ``<app>`` selects no slot. Best effort: the release
-    is live and good either way, and the next deploy tries again."""
+def retire_slots(run: Run, delay: float) -> None:
+    """Delete what blue/green left, once ``<app>`` selects no slot, ``delay`` seconds after it
+    moved off them (an ALB in IP mode still sends requests to the old targets for seconds).
+    Best effort: the release is live and good either way, and the next deploy tries again."""
     if serving_slot(run) is not None:
         return
-    deleted = []
     try:
-        for slot in SLOTS:
-            name = f"{run.project.app}-{slot}"
-            deleted += [f"{kind} {name}" for kind, path in _slot_paths(run, name) if _delete(run, path)]
-        preview = f"{run.project.app}-preview"
-        if _delete(run, f"{SERVICES.format(namespace=run.env.namespace)}/{preview}"):
-            deleted.append(f"Service {preview}")
+        present = _slot_objects(run)
+        if not present:
+            return
+        leaves = [Leave(DELETE, path) for _, path in present]
+        if draining.leave(run, delay, "the blue/green slots", leaves):
+            run.progress.warning(f"left blue/green: deleted {', '.join(what for what, _ in present)}")
     except Exception as error:  # reported: the release stays live either way
         run.progress.warning(f"could not delete what blue/green left: {error}")
-    if deleted:
-        run.progress.warning(f"left blue/green: deleted {', '.join(deleted)}")
+
+
+def _slot_objects(run: Run) -> list[tuple[str, str]]:
+    """(what, path) of each object blue/green left that is still there: read first, since most
+    deploys have nothing to retire, and a DELETE of nothing would still need the verb."""
+    found = [(f"{kind} {run.project.app}-{slot}", path) for slot in SLOTS
+             for kind, path in _slot_paths(run, f"{run.project.app}-{slot}")]  # fmt: skip
+    preview = f"{run.project.app}-preview"
+    found.append((f"Service {preview}", f"{SERVICES.format(namespace=run.env.namespace)}/{preview}"))
+    return [(what, path) for what, path in found if run.clients.cluster.get_or_none(path) is not None]
 
 
 def _plain_paths(run: Run) -> list[tuple[str, str]]:
@@ -128,23 +137,6 @@ def _slot_paths(run: Run, name: str) -> list[tuple[str, str]]:
         (kind, f"{base.format(namespace=run.env.namespace)}/{name}")
         for kind, base in zip(kinds, SLOT_OBJECTS, strict=True)
     ]
-
-
-def _delete(run: Run, path: str) -> bool:
-    """Delete one object; False when it was not there (read first: most deploys have nothing
-    to retire, and a DELETE of nothing would still need the verb)."""
-    from kubernetes.client.exceptions import ApiException
-
-    if run.clients.cluster.get_or_none(path) is None:
-        return False
-    run.ensure_lock()
-    try:
-        run.clients.cluster.call("DELETE", path, retry=True)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
 
 
 def _service(run: Run, name: str) -> dict[str, Any] | None:

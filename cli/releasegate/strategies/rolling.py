@@ -29,9 +29,10 @@ class Rolling:
         return f"would roll {plan.tag} out"
 
     def put_in_service(self, run: Run, plan: Plan, timeout: float) -> InService:
+        leaving_now = leaving.serving_slot(run) is not None  # the slots drain from the switch on
         pods_ready = put_in_service_leaving_bluegreen(run, plan, timeout)
         run.smoke_check(plan.image)
-        leaving.retire_slots(run)
+        leaving.retire_slots(run, run.env.strategy.scale_down_delay if leaving_now else 0)
         return InService(pods_ready)
 
     def promote(self, run: Run, paused: Record, timeout: float) -> InService:
