@@ -15,10 +15,13 @@ from releasegate.deploy.process import ProgramFailed, run_program
 
 
 def live_timers(within: float = 3.0) -> list[threading.Thread]:
-    """Timer threads still alive after ``within`` s (sh drains a finished program's output for
-    at most 2 s with one): a non-daemon one would keep the interpreter alive at exit."""
+    """Non-daemon Timer threads still alive after ``within`` s (sh drains a finished program's
+    output for at most 2 s with one): such a one would keep the interpreter alive at exit.
+    Daemon ones (the emulators' pod timers, left by other tests in this worker) cannot."""
     ends = time.monotonic() + within
-    while alive := [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()]:
+    while alive := [
+        t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive() and not t.daemon
+    ]:
         if time.monotonic() > ends:
             break
         time.sleep(0.05)
