@@ -14,7 +14,7 @@ import pytest
 
 from releasegate.core.config import load_environment, load_project
 from releasegate.kube.permissions import needed
-from tests.emulators.stack import Stack
+from tests.emulators.stack import Stack, ledger_records
 
 pytestmark = pytest.mark.e2e
 NONPROD, PROD = "model-api-nonprod", "model-api-prod"
@@ -213,7 +213,7 @@ def test_dry_run_makes_no_write_request_to_the_cluster(stack: Stack) -> None:
     run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.4.2", "--dry-run")
     assert run.exit_code == 0, run.stderr
     assert "would run: skaffold deploy" in run.stdout and "--profile nonprod" in run.stdout
-    assert stack.kube.requests == []
+    assert stack.kube.writes() == []  # it reads, to say what pruning would delete; it changes nothing
 
 
 def test_prod_from_a_laptop_is_refused_unless_allowed(stack: Stack) -> None:
@@ -285,7 +285,7 @@ def test_a_failure_after_the_first_write_ends_in_recovery_not_a_pending_record(s
     run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0")
     assert run.exit_code == 5, run.stderr
     assert_one_line_failure(run, "restoring v1.0.0 failed too", "a person must look")
-    ledger = [c for c in stack.kube.list("ConfigMap", NONPROD) if c["data"]["tag"] == "v1.1.0"]
+    ledger = [c for c in ledger_records(stack, NONPROD) if c["data"]["tag"] == "v1.1.0"]
     assert [c["data"]["outcome"] for c in ledger] == ["failed"]
     assert stack.kube.get("Lease", NONPROD, "releasegate-model-api") is None
     (deployment,) = [d for d in stack.github.deployments if d["ref"] == "v1.1.0"]
@@ -456,7 +456,7 @@ def test_a_restore_renders_the_previous_release_with_the_values_it_was_deployed_
     ]
     assert {"name": "LOG_LEVEL", "value": "debug"} in container["env"], container["env"]
     # The restore's own record keeps those values too, for any later restore of it.
-    records = [c["data"] for c in stack.kube.list("ConfigMap", NONPROD) if c["data"]["tag"] == "v1.0.0"]
+    records = [c["data"] for c in ledger_records(stack, NONPROD) if c["data"]["tag"] == "v1.0.0"]
     assert len(records) == 2 and all(json.loads(r["values"])["env"]["LOG_LEVEL"] == "debug" for r in records)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.emulators.ecr import CREDENTIALS
-from tests.emulators.stack import Project, Run, Stack
+from tests.emulators.stack import Project, Run, Stack, ledger_records
 from tests.test_smoke import quick_checks
 
 pytestmark = pytest.mark.e2e
@@ -351,7 +351,7 @@ def test_a_deploy_that_loses_its_lock_stops_before_its_next_change(stack: Stack,
     last = rest.strip().splitlines()[-1]
     assert "lost the model-api-nonprod deploy lock to intruder (run 7/1)" in last and "Next: " in last
     # It stopped: no ledger outcome written after losing the lock, the new holder's Lease kept.
-    records = {c["data"]["tag"]: c["data"]["outcome"] for c in stack.kube.list("ConfigMap", NS)}
+    records = {c["data"]["tag"]: c["data"]["outcome"] for c in ledger_records(stack, NS)}
     assert records["v1.1.0"] == "pending"
     assert stack.kube.get("Lease", NS, LEASE)["spec"]["holderIdentity"] == "intruder (run 7/1)"
     # Its GitHub deployment is not left in_progress: it says the run stopped, and why.
@@ -409,7 +409,7 @@ def test_a_healthy_release_survives(
     run = stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.1.0", "--timeout", "30")
     assert run.exit_code == 0, run.stderr
     assert time.monotonic() - started < 20  # not the whole --timeout
-    records = {c["data"]["tag"]: c["data"]["outcome"] for c in stack.kube.list("ConfigMap", NS)}
+    records = {c["data"]["tag"]: c["data"]["outcome"] for c in ledger_records(stack, NS)}
     assert records == {"v1.0.0": "deployed", "v1.1.0": "deployed"}
     assert stack.kube.get("Lease", NS, LEASE) is None
 
@@ -442,7 +442,7 @@ def test_recover_puts_back_the_last_good_release_after_a_killed_deploy(
     assert run.exit_code == 0, run.stderr
     assert "v1.0.0 was restored and verified" in run.stdout
     assert_still_serving(stack, baseline)
-    records = {c["data"]["tag"]: c["data"]["outcome"] for c in stack.kube.list("ConfigMap", NS)}
+    records = {c["data"]["tag"]: c["data"]["outcome"] for c in ledger_records(stack, NS)}
     assert records["v1.1.0"] == "interrupted"
     assert stack.kube.get("Lease", NS, LEASE) is None
     again = stack.releasegate("recover", "--env", "nonprod", **SAME_RUN)

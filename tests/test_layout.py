@@ -2,7 +2,7 @@
 and nothing imports in a circle. Every import counts, those inside functions and under
 ``TYPE_CHECKING`` too: a circle of type references is still a circle to a reader.
 
-    core (pure)  <  adapters: aws, github, kube, deploy  <  run  <  strategies, report
+    core (pure)  <  adapters: aws, github, kube, deploy  <  deployers  <  run  <  strategies, report
                  <  commands  <  the CLI (invocation, app)
 """
 
@@ -12,9 +12,10 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cli" / "releasegate"
-LAYERS = {
+LAYERS: dict[str, float] = {
     "core": 0,
     "aws": 1, "github": 1, "kube": 1, "deploy": 1, "notify": 1,
+    "deployers": 1.5,  # the two deployers (deploy/skaffold, kube/serverside) behind one interface
     "run": 2,
     "strategies": 3, "report": 3,
     "commands": 4,

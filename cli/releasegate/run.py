@@ -18,19 +18,20 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from releasegate import deployers
 from releasegate.aws.registry import Registry
 from releasegate.core import placement
+from releasegate.core.applyset import members
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import NeedsAttention, Refused, ReleasegateError
 from releasegate.core.notify_config import NotifyTarget
 from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.deploy import render as renderer
-from releasegate.deploy.process import require_program
-from releasegate.deploy.skaffold import SkaffoldDeploy
-from releasegate.deploy.skaffold import deploy as skaffold_deploy
+from releasegate.deployers import Deployer, Rendered
 from releasegate.github.releases import Release, ReleaseSource
 from releasegate.kube import autoscaling, permissions
 from releasegate.kube.api import SERVICES, Cluster, translated_errors
+from releasegate.kube.applyset import ApplySet
 from releasegate.kube.ledger import Ledger, Record
 from releasegate.kube.lock import DeployLock, holder_identity
 from releasegate.kube.verify import diagnose, wait_for_endpoints, wait_for_rollout
@@ -74,6 +75,7 @@ class Result:
     weight: int | None = None  # canary: the share of traffic the release has
     weights: list[int] = field(default_factory=list)  # canary: the weight of each step this run took
     stages: list[dict[str, Any]] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)  # Kind/name deleted (or, --dry-run, to delete)
     message: str = ""
     failed_tag: str | None = None  # a failure restored: the release that failed (tag: the one restored)
 
@@ -179,7 +181,7 @@ class Run:
         when the environment says so), and skaffold is there to deploy with."""
         namespace, cluster = self.env.namespace, self.clients.cluster
         with self.stages.run("cluster") as done:
-            require_program("skaffold")
+            self.deployer().require()
             exists = cluster.namespace_exists(namespace)
             if exists is False and not self.env.create_namespace:
                 raise Refused(
@@ -194,6 +196,10 @@ class Run:
             with translated_errors("cannot ask the API server what may be done in", namespace, Refused):
                 granted = permissions.require(cluster, self.env)
             done.append(f"Deployments in {namespace} are readable; {granted} permissions granted")
+
+    def deployer(self) -> Deployer:
+        """What puts this environment's objects in the cluster (``deployer:``)."""
+        return deployers.for_environment(self.project, self.env, self.clients.cluster)
 
     def ledger(self) -> Ledger:
         return Ledger(self.clients.cluster, self.env.namespace, self.project.app, self.ensure_lock)
@@ -230,24 +236,15 @@ class Run:
             finally:
                 self.lock = None
 
-    def _leave_replicas_to_the_autoscaler(self, plan: Plan, workload: str) -> int | None:
-        """When an autoscaler owns the count: make sure the apply cannot reset it, and return
-        the count to set once the apply has created the Deployment, or started a blue/green
-        slot that was scaled to 0 (None: nothing to set)."""
+    def _count_to_set(self, plan: Plan, workload: str) -> int | None:
+        """When an autoscaler owns the count: the count to set once the deployer has created the
+        Deployment, or started a blue/green slot that was scaled to 0 (None: nothing to set)."""
         initial = autoscaling.initial_replicas(_deployment(plan, workload))
         if initial is None:
             return None
-        cluster, namespace = self.clients.cluster, self.env.namespace
-        with translated_errors("cannot read the Deployment in", namespace, NeedsAttention):
-            live = autoscaling.live_deployment(cluster, namespace, workload)
-            if live is None or live["spec"].get("replicas") == 0:
-                return initial
-            if autoscaling.forget_applied_replicas(cluster, live):
-                self.progress.warning(
-                    "spec.replicas is now the autoscaler's: removed it from kubectl's "
-                    "last-applied-configuration, so this apply keeps the live count"
-                )
-        return None
+        with translated_errors("cannot read the Deployment in", self.env.namespace, NeedsAttention):
+            live = autoscaling.live_deployment(self.clients.cluster, self.env.namespace, workload)
+        return initial if live is None or live["spec"].get("replicas") == 0 else None
 
     def smoke_check(
         self, image: str, service: str | None = None, stage: str = "smoke", just_changed: bool = True
@@ -297,16 +294,19 @@ class Run:
     def plan_from_record(self, record: Record, slots: placement.Placement = None) -> Plan:
         """A recorded release rendered again as it was: with the template values it was
         deployed with, so a restore also undoes a values change that broke the release."""
-        env = self.env
-        if record.values and self.env.renderer == "templates":
-            then = json.loads(record.values)
-            if then != self.env.values:
-                self.progress.warning(
-                    f"{record.tag} is rendered with the values it was deployed with; "
-                    f"the environment's values have changed since"
-                )
-            env = dataclasses.replace(self.env, values=then)
+        env = self.recorded_env(record)
+        if env.values != self.env.values:
+            self.progress.warning(
+                f"{record.tag} is rendered with the values it was deployed with; "
+                f"the environment's values have changed since"
+            )
         return self.plan_for(record.tag, record.image, slots, env)
+
+    def recorded_env(self, record: Record) -> Environment:
+        """The environment with the template values ``record`` was deployed with."""
+        if record.values and self.env.renderer == "templates":
+            return dataclasses.replace(self.env, values=json.loads(record.values))
+        return self.env
 
     def plan_for(
         self, tag_text: str, image: str, slots: placement.Placement = None, env: Environment | None = None
@@ -317,28 +317,29 @@ class Run:
         return Plan(tag, None, image, manifests, slots)
 
     def apply(self, plan: Plan, timeout: float, stage: str = "deploy") -> str:
-        """Write, skaffold deploy and verify one release; NeedsAttention when it is not Ready."""
+        """Deploy (the environment's deployer) and verify one release; NeedsAttention when it
+        is not Ready."""
         started = time.monotonic()
         self.ensure_lock()
-        renderer.write_for_deploy(self.project, self.env, plan.tag, plan.image, plan.manifests, plan.slots)
-        spec = skaffold_spec(self.project, self.env, plan.image)
         workload = placement.workload_name(self.project.app, plan.slots)
+        deployer = self.deployer()
         with self.stages.run(stage) as done:
-            initial = self._leave_replicas_to_the_autoscaler(plan, workload)
-            skaffold_deploy(
-                spec,
-                timeout=timeout,
-                on_line=lambda line: self.progress.detail("skaffold", line),
-                cwd=self.project.root,
+            # The ApplySet covers every kind applied before anything is: an interrupted run
+            # leaves no member the next prune would not look for.
+            with translated_errors("cannot write the ApplySet parent in", self.env.namespace, NeedsAttention):
+                ApplySet(self.clients.cluster, self.env.namespace, self.project.app).cover(
+                    {m.group_kind for m in members(m.obj for m in plan.manifests)}
+                )
+            initial = self._count_to_set(plan, workload)
+            rendered = Rendered(plan.tag, plan.image, plan.manifests, plan.slots)
+            done.append(
+                deployer.put(rendered, timeout, lambda line: self.progress.detail(deployer.name, line))
             )
             if initial is not None:  # created just now, with the API server's default of 1
                 self.ensure_lock()
                 namespace = self.env.namespace
                 with translated_errors("cannot set the initial replica count in", namespace, NeedsAttention):
                     autoscaling.set_replicas(self.clients.cluster, namespace, workload, initial)
-            done.append(
-                f"skaffold applied {len(plan.manifests)} objects for {plan.tag} to {self.env.namespace}"
-            )
         remaining = max(timeout - (time.monotonic() - started), 1.0)
         with self.stages.run("verify") as done:
             verdict = wait_for_rollout(
@@ -362,17 +363,6 @@ class Run:
 
 def _deployment(plan: Plan, app: str) -> placement.Manifest:
     return next(m for m in plan.manifests if m.kind == "Deployment" and m.name == app)
-
-
-def skaffold_spec(project: Project, env: Environment, image: str) -> SkaffoldDeploy:
-    return SkaffoldDeploy(
-        skaffold_file=project.skaffold_file,
-        profile=env.skaffold_profile,
-        namespace=env.namespace,
-        image=image,
-        kube_context=env.kube_context,
-        run_id=f"releasegate-{env.name}",
-    )
 
 
 def describe(result: Result, tag: str, image: str) -> None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import fieldmanager
 from .authorization import REVIEWS, Authorizer
 from .autoscalers import Autoscalers
 from .endpoints import EndpointSliceController
@@ -202,6 +203,8 @@ class KubeEmulator(EmulatorServer):
             return self._namespace(namespace_match["name"], request)
         if proxied := PROXY.fullmatch(request.path):
             return self.proxy.handle(proxied, request)
+        if request.method == "GET" and (found := self._discovery(request.path)):
+            return found
         match = PATH.fullmatch(request.path)
         if not match or (match["prefix"], match["plural"]) not in BY_PATH:
             return _status(
@@ -215,11 +218,34 @@ class KubeEmulator(EmulatorServer):
             return self._log(namespace, name, request)
         if name is None:
             if request.method == "POST":
-                return self._create(kind, namespace, request.json())
+                return self._create(kind, namespace, request.json(), _manager(request))
             if request.method == "GET":
                 return self._list_or_watch(kind, namespace, request)
             return _status(405, "MethodNotAllowed", f"{request.method} is not allowed on a collection")
         return self._one(kind, namespace, name, request)
+
+    def _discovery(self, path: str) -> Response | None:
+        """``/api/v1``, ``/apis/GROUP/VERSION``: the APIResourceList of what is served there;
+        ``/apis/GROUP``: the APIGroup, with its preferred version."""
+        served = [(kind, plural) for kind, (prefix, plural) in KINDS.items()
+                  if prefix == path and kind not in self.uninstalled]  # fmt: skip
+        installed = [prefix for kind, (prefix, _) in KINDS.items() if kind not in self.uninstalled]
+        versions = sorted({prefix for prefix in installed if prefix.rpartition("/")[0] == path})
+        if versions and path.startswith("/apis/"):
+            group = path.removeprefix("/apis/")
+            listed = [
+                {"groupVersion": v.removeprefix("/apis/"), "version": v.rpartition("/")[2]} for v in versions
+            ]
+            return Response(200, {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": listed,
+                                  "preferredVersion": listed[0]})  # fmt: skip
+        if not served:
+            return None
+        resources = [{"name": plural, "singularName": kind.lower(), "namespaced": True, "kind": kind,
+                      "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}
+                     for kind, plural in served]  # fmt: skip
+        group_version = path.removeprefix("/apis/").removeprefix("/api/")
+        return Response(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                              "resources": resources})  # fmt: skip
 
     def _injected(self, request: Request) -> Response | None:
         for fault in self.faults.errors:
@@ -260,14 +286,19 @@ class KubeEmulator(EmulatorServer):
                 self.controller.deleted(namespace, name)
             return Response(200, _status_body(200, "", f"{name} deleted", "Success"))
         if request.method == "PUT":
-            return self._replace(kind, namespace, name, request.json(), current)
+            return self._replace(kind, namespace, name, request.json(), current, _manager(request))
         if request.method == "PATCH":
             return self._patch(kind, namespace, name, request, current)
         return _status(405, "MethodNotAllowed", f"{request.method} is not allowed")
 
-    def _create(self, kind: str, namespace: str, body: dict[str, Any]) -> Response:
+    def _create(
+        self, kind: str, namespace: str, body: dict[str, Any], manager: str, dry_run: bool = False
+    ) -> Response:
         if namespace not in self.namespaces:
             return _status(404, "NotFound", f'namespaces "{namespace}" not found')
+        if "managedFields" not in (body.get("metadata") or {}):  # an apply has recorded its own already
+            # What the request set is its manager's; what defaulting adds next is nobody's.
+            fieldmanager.update(None, body, manager, api_version(kind))
         body = _normalise(kind, namespace, body)
         try:
             body = admit(kind, body, self.route_rule_names)
@@ -278,15 +309,28 @@ class KubeEmulator(EmulatorServer):
                 409, "AlreadyExists", f'{KINDS[kind][1]} "{body["metadata"]["name"]}" already exists'
             )
         body["metadata"]["generation"] = 1
+        if dry_run:
+            return Response(201, body)
         stored = self.put(body)
         self.controller.changed(stored)
         return Response(201, stored)
 
     def _replace(
-        self, kind: str, namespace: str, name: str, body: dict[str, Any], current: dict[str, Any] | None
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        current: dict[str, Any] | None,
+        manager: str | None,
+        dry_run: bool = False,
     ) -> Response:
+        """``manager`` None: the body's managedFields are already what they should be (an apply)."""
         assert current is not None
         body = _normalise(kind, namespace, body)
+        written = body["metadata"].get("managedFields")
+        if manager is not None and (written is None or written == current["metadata"].get("managedFields")):
+            fieldmanager.update(current, body, manager, api_version(kind))  # else: as the request set them
         try:
             body = admit(kind, body, self.route_rule_names)
         except Invalid as refused:
@@ -297,11 +341,17 @@ class KubeEmulator(EmulatorServer):
                 409, "Conflict", f'the object "{name}" has been modified; please apply your changes'
             )
         spec_changed = body.get("spec") != current.get("spec")
+        if kind == "Deployment":  # apps/v1's update strategy: annotations count as a change too
+            spec_changed = spec_changed or body["metadata"].get("annotations") != current["metadata"].get(
+                "annotations"
+            )
         body["metadata"]["uid"] = current["metadata"]["uid"]
         body["metadata"]["creationTimestamp"] = current["metadata"]["creationTimestamp"]
         body["metadata"]["generation"] = current["metadata"].get("generation", 1) + (1 if spec_changed else 0)
         if "status" in current and kind != "Lease":
             body["status"] = current["status"]
+        if dry_run:
+            return Response(200, body)
         stored = self.put(body)
         self.controller.changed(stored)
         return Response(200, stored)
@@ -310,10 +360,11 @@ class KubeEmulator(EmulatorServer):
         self, kind: str, namespace: str, name: str, request: Request, current: dict[str, Any] | None
     ) -> Response:
         patch = request.json()
-        if current is None:  # server-side apply creates
-            if "apply-patch" not in request.headers.get("content-type", ""):
-                return _not_found(kind, name)
-            return self._create(kind, namespace, patch)
+        manager, dry_run = _manager(request), request.query.get("dryRun") == "All"
+        if "apply-patch" in request.headers.get("content-type", ""):
+            return self._apply(kind, namespace, name, patch, current, manager, request, dry_run)
+        if current is None:
+            return _not_found(kind, name)
         if "json-patch" in request.headers.get("content-type", ""):
             try:
                 merged = _json_patch(copy.deepcopy(current), patch)
@@ -322,8 +373,49 @@ class KubeEmulator(EmulatorServer):
                 return _status(422, "Invalid", message)
         else:
             merged = _merge(copy.deepcopy(current), patch)
+        given = (
+            patch[-1].get("value")
+            if isinstance(patch, list) and patch and patch[-1].get("path") == "/metadata/resourceVersion"
+            else None
+        )
+        if given is not None and given != current["metadata"]["resourceVersion"]:  # csaupgrade's guard
+            return _status(
+                409, "Conflict", f'the object "{name}" has been modified; please apply your changes'
+            )
         merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return self._replace(kind, namespace, name, merged, current)
+        return self._replace(kind, namespace, name, merged, current, manager, dry_run)
+
+    def _apply(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        config: dict[str, Any],
+        current: dict[str, Any] | None,
+        manager: str,
+        request: Request,
+        dry_run: bool,
+    ) -> Response:
+        """Server-side apply (fieldmanager.py): create, or merge with conflicts and removals."""
+        if request.query.get("fieldManager") is None:
+            return _status(
+                422,
+                "Invalid",
+                "metadata.managedFields.fieldManager: Required value: is required for apply patch",
+            )
+        try:
+            merged = fieldmanager.apply(
+                current, config, manager, request.query.get("force") == "true", api_version(kind)
+            )
+        except fieldmanager.Conflict as conflict:
+            return _status(409, "Conflict", conflict.message())
+        merged.setdefault("apiVersion", api_version(kind))
+        merged.setdefault("kind", kind)
+        merged["metadata"].setdefault("name", name)
+        if current is None:
+            return self._create(kind, namespace, merged, manager, dry_run)
+        merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self._replace(kind, namespace, name, merged, current, None, dry_run)
 
     def _list_or_watch(self, kind: str, namespace: str, request: Request) -> Response:
         matches = _selector(request.query)
@@ -402,6 +494,10 @@ class KubeEmulator(EmulatorServer):
         lines = self.logs[key].splitlines()
         tail = int(request.query.get("tailLines") or len(lines))
         return Response(200, ("\n".join(lines[-tail:]) + "\n").encode())
+
+
+def _manager(request: Request) -> str:
+    return fieldmanager.manager_of(request.query, request.headers.get("user-agent", ""))
 
 
 def _normalise(kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,8 @@ Behaviours of the real Skaffold v2.19 it keeps (read from its source):
 - manifests are read with go-yaml, which refuses ``\\uD800``–``\\uDFFF`` escapes in
   double-quoted scalars ("found invalid Unicode character escape code");
 - ``kubectl apply`` is a three-way merge through the ``last-applied-configuration`` annotation:
-  a field that neither the last applied nor the new manifest sets keeps its live value.
+  a field that neither the last applied nor the new manifest sets keeps its live value; its
+  writes name the field manager ``kubectl-client-side-apply``.
 """
 
 from __future__ import annotations
@@ -274,8 +275,10 @@ class Cluster:
         return cls(cluster["server"], user.get("token", ""))
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
+        # kubectl's client-side apply names its field manager on every write
+        query = "?fieldManager=kubectl-client-side-apply" if method in ("POST", "PUT", "PATCH") else ""
         request = urllib.request.Request(
-            self.server + path,
+            self.server + path + query,
             method=method,
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},

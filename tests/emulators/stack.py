@@ -45,6 +45,15 @@ class Run:
         return lines[-1] if lines else ""
 
 
+def ledger_records(stack: Stack, namespace: str) -> list[dict[str, Any]]:
+    """The ledger's ConfigMaps (by its label: the ApplySet's parent and the drains are others)."""
+    return [
+        c
+        for c in stack.kube.list("ConfigMap", namespace)
+        if "releasegate.dev/ledger" in c["metadata"].get("labels", {})
+    ]
+
+
 class Project:
     """What every stack shares: GitHub's emulator, a scratch copy of the project, a HOME and
     TMPDIR of its own, and the real CLI process. Subclasses bring the cluster."""

@@ -56,11 +56,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
-@pytest.fixture
-def real(real_cluster: RealCluster, ecr: EcrEmulator, tmp_path: Path) -> Iterator[RealStack]:
+@pytest.fixture(params=["skaffold", "apply"])
+def real(
+    real_cluster: RealCluster, ecr: EcrEmulator, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[RealStack]:
+    """A stack per test, once with each deployer: every scenario runs through `skaffold deploy`
+    (the real skaffold and kubectl) and through releasegate's own server-side apply."""
     plane, network, kubelets, gateway = real_cluster
     gateway.behaviour = "accepted"
-    stack = RealStack(ecr, tmp_path, plane, network, kubelets)
+    stack = RealStack(ecr, tmp_path, plane, network, kubelets, deployer=request.param)
     stack.gateway = gateway
     yield stack
     stack.stop()

@@ -31,9 +31,16 @@ _numbers = itertools.count(1)
 
 class RealStack(Project):
     def __init__(
-        self, ecr: EcrEmulator, workdir: Path, plane: ControlPlane, network: PodNetwork, kubelets: Kubelets
+        self,
+        ecr: EcrEmulator,
+        workdir: Path,
+        plane: ControlPlane,
+        network: PodNetwork,
+        kubelets: Kubelets,
+        deployer: str = "skaffold",
     ) -> None:
         super().__init__(ecr, workdir)
+        self.deployer = deployer
         self.plane, self.network, self.kubelets = plane, network, kubelets
         self.gateway: RealGateway | None = None  # the run's gateway controller stand-in
         network.apps = Applications()  # this test's own scripted app, and its own record of calls
@@ -43,6 +50,7 @@ class RealStack(Project):
             path = self.project / "k8s" / "environments" / f"{env}.yaml"
             path.write_text(
                 path.read_text().replace(f"namespace: model-api-{env}\n", f"namespace: {namespace}\n")
+                + f"deployer: {deployer}\n"
             )
             self._prepare(namespace)
         skaffold = self.project / "skaffold.yaml"  # the chart profiles name their namespace too

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from releasegate.aws.registry import Image
+from releasegate.commands import pruning
 from releasegate.commands.recovery import recover
 from releasegate.core import placement
 from releasegate.core.config import Environment, Project
@@ -30,6 +31,7 @@ from releasegate.core.errors import (
 )
 from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.deploy import render as renderer
+from releasegate.deployers import Rendered, skaffold_spec
 from releasegate.github.deployments import DeploymentRecord
 from releasegate.github.releases import ReleaseSource, list_releases, validate_release
 from releasegate.kube.ledger import (
@@ -45,7 +47,7 @@ from releasegate.kube.ledger import (
     serving,
 )
 from releasegate.kube.lock import LockLost
-from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe, skaffold_spec
+from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe
 from releasegate.strategies import draining, strategy_of
 from releasegate.strategies.base import InService
 
@@ -87,6 +89,21 @@ def preflight(run: Run, tag_text: str) -> Plan:
     describe(run.result, tag.text, image.pinned)
     run.result.slot = slots.target if isinstance(slots, placement.Slots) else None
     return Plan(tag=tag, release=release, image=image.pinned, manifests=manifests, slots=slots)
+
+
+def _would_prune(run: Run, plan: Plan) -> None:
+    """--dry-run: what pruning would delete once this release is good (JSON ``pruned``)."""
+    with run.stages.run("prune") as done:
+        keep = pruning.wanted(run, plan.tag.text, plan.image)
+        try:
+            run.result.pruned = pruning.prunable(run, keep)
+        except Exception as error:  # a dry run from where the cluster cannot be read still plans
+            run.progress.warning(f"what pruning would delete is not known: {error.__class__.__name__}")
+            done.append("not previewed (the cluster could not be read)")
+            return
+        done.append(
+            f"would delete {', '.join(run.result.pruned)}" if run.result.pruned else "nothing to prune"
+        )
 
 
 def _placement(slots: placement.Placement) -> str:
@@ -143,11 +160,18 @@ def deploy(
     with run.reporting_failures():
         plan = preflight(run, tag_text)
         promotion(run, plan, options.skip_promotion_check)
-        run.result.skaffold = ["skaffold", *skaffold_spec(project, env, plan.image).argv()]
+        if env.deployer == "skaffold":
+            run.result.skaffold = ["skaffold", *skaffold_spec(project, env, plan.image).argv()]
         if options.dry_run:
             written = renderer.write_for_deploy(project, env, plan.tag, plan.image, plan.manifests)
             run.result.files = [str(p) for p in written]
             run.result.outcome = "planned"
+            if env.deployer == "apply":  # the API server's admission and validation answer now
+                run.check_cluster(create_namespace=False)
+                with run.stages.run("dry run") as done:
+                    rendered = Rendered(plan.tag, plan.image, plan.manifests, plan.slots)
+                    done.append(run.deployer().dry_run(rendered, lambda line: progress.detail("apply", line)))
+            _would_prune(run, plan)
             described = strategy_of(run).describe(plan)
             run.result.message = f"dry run: {described} in {env.name}{_smoke_plan(env)}; nothing was changed"
             return run.result
@@ -237,6 +261,7 @@ def _go_live(run: Run, attempt: Attempt, options: DeployOptions, put: Callable[[
         attempt.github.status("in_progress", waiting)
         return
     ledger.mark(attempt.record, DEPLOYED, slot=placed.slot, step="")
+    pruning.prune(run, pruning.wanted(run, tag, attempt.record.image))  # good: what it dropped goes
     attempt.github.status("success", f"{tag} is live{where} ({placed.pods_ready} pods Ready)")
 
 

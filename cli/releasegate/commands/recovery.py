@@ -16,6 +16,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from typing import Any, NoReturn
 
+from releasegate.commands import pruning
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import Interrupted, NeedsAttention, Refused, RolledBack, needs_attention
 from releasegate.core.rollout import is_ready
@@ -80,6 +81,11 @@ def restore(run: Run, record: Record, timeout: float, note: str) -> Record:
     describe(run.result, record.tag, record.image)
     placed = strategy_of(run).put_back(run, record, timeout)
     run.result.pods_ready, run.result.slot = placed.pods_ready, placed.slot or None
+    if not run.must_end_now:  # what the failed release added goes (an interrupted run: the next one)
+        keep = pruning.wanted(
+            run, record.tag, record.image, run.recorded_env(record), also=record.strategy or "rolling"
+        )
+        pruning.prune(run, keep)
     return run.ledger().append(
         tag=record.tag,
         image=record.image,

@@ -30,6 +30,8 @@ GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 # How an environment's objects are described: Jinja templates in k8s/templates, or the Helm
 # chart in helm/ (through the Skaffold profile's manifests.helm release).
 RENDERERS = ("templates", "chart")
+# What puts them in the cluster: `skaffold deploy`, or releasegate's own server-side apply.
+DEPLOYERS = ("skaffold", "apply")
 
 # Every key the files may hold: anything else is a typo that would otherwise be ignored
 # silently (`protectd: true` leaving prod unprotected).
@@ -40,6 +42,7 @@ ENVIRONMENT_KEYS = (
     "protected",
     "aws",
     "renderer",
+    "deployer",
     "skaffold_profile",
     "kube_context",
     "allow_prerelease",
@@ -129,6 +132,7 @@ class Environment:
     compare: Compare | None = None  # blue/green, canary: the release's answers against the serving one's
     # releasegate.yaml's notifications, then the environment file's own
     notify: tuple[NotifyTarget, ...] = ()
+    deployer: str = DEPLOYERS[0]  # one of DEPLOYERS
 
 
 def load_project(root: Path) -> Project:
@@ -180,7 +184,11 @@ def load_environment(project: Project, name: str) -> Environment:
         namespace=reader.matching("namespace", DNS_LABEL, "a DNS label such as model-api-prod"),
         aws_region=aws.matching("region", AWS_REGION, "an AWS region such as eu-west-1"),
         ecr_repository=aws.matching("ecr_repository", ECR_REPOSITORY, "an ECR repository name"),
-        skaffold_profile=reader.name("skaffold_profile"),
+        # Only skaffold reads its profile; releasegate renders the templates itself for `apply`.
+        skaffold_profile=reader.name("skaffold_profile")
+        if (deployer := reader.one_of("deployer", DEPLOYERS)) == "skaffold"
+        or reader.data.get("renderer") == "chart"
+        else reader.optional_str("skaffold_profile") or "",
         kube_context=reader.optional_str("kube_context"),
         create_namespace=reader.boolean("create_namespace", default=False),
         allow_prerelease=reader.boolean("allow_prerelease", default=False),
@@ -195,6 +203,7 @@ def load_environment(project: Project, name: str) -> Environment:
         compare=read_compare(project.root, reader, strategy.type),
         unschedulable_timeout=reader.seconds("unschedulable_timeout", 300.0),
         notify=project.notify + read_notify(reader),
+        deployer=deployer,
     )
 
 

@@ -55,6 +55,16 @@ class Track:
 Placement = Slots | Track | None
 
 
+def every_placement(strategy: str, traffic: str = "") -> list[Placement]:
+    """Every place a strategy puts objects (both slots, with the other one live; both tracks):
+    together, everything an environment renders, which pruning must leave alone."""
+    if strategy == "bluegreen":
+        return [Slots(target=slot, live=other_slot(slot)) for slot in SLOTS]
+    if strategy == "canary":
+        return [Track(name, traffic) for name in TRACKS]
+    return [None]
+
+
 def workload_name(app: str, placement: Placement) -> str:
     """The Deployment a release is verified in: ``<app>``, ``<app>-<slot>`` for blue/green,
     ``<app>-canary`` for a canary."""

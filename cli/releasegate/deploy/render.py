@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from releasegate.core.applyset import applyset_id, labelled
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import BadInput
 from releasegate.core.placement import INITIAL_REPLICAS, Manifest, Placement, Slots, Track, workload_name
@@ -86,10 +87,13 @@ def render(
     if env.renderer == "chart":
         manifests = _render_chart(project, env, tag, image, slots)
     else:
-        _require_profile_renders("rawYaml", project, env)
+        if env.deployer == "skaffold":  # `apply` sends what is rendered here: no profile is read
+            _require_profile_renders("rawYaml", project, env)
         manifests = _render_templates(project, env, tag, image, slots)
     for manifest in manifests:
         _check(manifest, env, image)
+    set_id = applyset_id(project.app, env.namespace)  # every object rendered is a member
+    manifests = [_in_applyset(m, set_id) for m in manifests]
     workload = workload_name(project.app, slots)
     if not any(m.kind == "Deployment" and m.name == workload for m in manifests):
         raise BadInput(
@@ -224,6 +228,12 @@ def _documents(text: str, where: str) -> list[Any]:
         return [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise BadInput(f"{where} does not render to valid YAML", "fix the template") from exc
+
+
+def _in_applyset(manifest: Manifest, set_id: str) -> Manifest:
+    """``manifest`` with the ApplySet's part-of label on the object (its text written again)."""
+    obj = labelled(manifest.obj, set_id)
+    return Manifest(manifest.filename, yaml.safe_dump(obj, sort_keys=False), obj)
 
 
 def _parse(filename: str, text: str, where: str) -> Manifest:

@@ -56,17 +56,18 @@ def _all(group: str, resource: str, *verbs: str) -> list[Permission]:
 
 
 # Every deploy: follow the rollout and say why it failed, apply (kubectl apply: get, create,
-# patch) and retire objects, keep the ledger and hold the lock.
+# patch; server-side apply: get, patch) and retire objects, keep the ledger and hold the lock,
+# and prune the ApplySet's members a good release no longer renders (list them, delete them).
 ALWAYS = [
     *_all("", "pods", "list", "watch"),
     *_all("", "pods/log", "get"),
     *_all("", "events", "list"),
     *_all("discovery.k8s.io", "endpointslices", "list"),
-    *_all("", "services", "get", "create", "patch", "delete"),  # delete: <app>-preview, leaving blue/green
-    *_all("", "serviceaccounts", "get", "create", "patch"),
+    *_all("", "services", "get", "list", "create", "patch", "delete"),  # delete: <app>-preview, pruning
+    *_all("", "serviceaccounts", "get", "list", "create", "patch", "delete"),
     *_all("apps", "deployments", "get", "list", "watch", "create", "patch", "delete"),
-    *_all("autoscaling", "horizontalpodautoscalers", "get", "create", "patch", "delete"),
-    *_all("policy", "poddisruptionbudgets", "get", "create", "patch", "delete"),
+    *_all("autoscaling", "horizontalpodautoscalers", "get", "list", "create", "patch", "delete"),
+    *_all("policy", "poddisruptionbudgets", "get", "list", "create", "patch", "delete"),
     *_all("", "configmaps", "get", "list", "create", "update", "delete"),
     *_all("coordination.k8s.io", "leases", "get", "create", "update", "delete"),
 ]
