@@ -1,7 +1,9 @@
 """`make bench-real`: releasegate beside the plain tools, on the real control plane, in one run.
 
-1. a whole deploy: `releasegate deploy` (validate, ECR, render, real skaffold, verify, smoke)
-   beside `kubectl apply` + `kubectl rollout status` of the same rendered manifests;
+1. a whole deploy, with each deployer: `releasegate deploy` (validate, ECR, render, permissions,
+   lock, apply (`deployer: apply`: its own server-side apply; `deployer: skaffold`: the real
+   skaffold), verify, smoke, prune) beside `kubectl apply` + `kubectl rollout status` of the same
+   rendered manifests;
 2. a crash-looping release: `releasegate deploy` (detect, restore the previous release, verify)
    beside `helm upgrade --install --rollback-on-failure --wait` of the same release from helm/.
 
@@ -11,12 +13,14 @@ Ready 0.3 s after they start); rounds alternate so that machine noise hits both 
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,6 +36,10 @@ TIMEOUT = 60  # seconds, for releasegate's --timeout and helm's --timeout alike
 
 
 def timed(argv: list[str], expect: int = 0, env: dict[str, str] | None = None) -> float:
+    return run_timed(argv, expect, env)[0]
+
+
+def run_timed(argv: list[str], expect: int = 0, env: dict[str, str] | None = None) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     took = time.perf_counter() - started
@@ -39,18 +47,35 @@ def timed(argv: list[str], expect: int = 0, env: dict[str, str] | None = None) -
         raise SystemExit(
             f"{' '.join(argv[:3])}… exited {done.returncode}, not {expect}:\n{done.stderr[-2000:]}"
         )
-    return took
+    return took, done.stdout
 
 
-def deploys(stack: RealStack) -> None:
+def where_the_time_goes(results: list[dict[str, Any]], total: float) -> str:
+    """The median of each stage's seconds over the runs (the --json result's stages), the rest
+    being the process's start (imports) and what no stage times."""
+    names = list(dict.fromkeys(s["name"] for r in results for s in r["stages"]))
+    medians = {n: statistics.median(s["seconds"] for r in results for s in r["stages"] if s["name"] == n)
+               for n in names}  # fmt: skip
+    shown = ", ".join(f"{n} {v:.2f}" for n, v in medians.items())
+    return f"{shown}; outside stages (start-up, imports) {total - sum(medians.values()):.2f} s"
+
+
+def deploys(stack: RealStack, deployer: str, first: int) -> None:
     kubectl = [str(stack.plane.bin / "kubectl"), "--kubeconfig", str(stack.kubeconfig)]
     namespace = stack.namespaces["nonprod"]
-    ours, theirs = [], []
-    for n in range(1, 2 * ROUNDS + 1):
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text().replace(f"deployer: {stack.deployer}\n", f"deployer: {deployer}\n"))
+    stack.deployer = deployer
+    ours, theirs, results = [], [], []
+    for n in range(first, first + 2 * ROUNDS):
         tag = f"v2.0.{n}"
         stack.publish(tag)
         if n % 2:
-            ours.append(timed(stack.argv("deploy", "--env", "nonprod", "--tag", tag), env=stack.env()))
+            took, out = run_timed(
+                stack.argv("--json", "deploy", "--env", "nonprod", "--tag", tag), env=stack.env()
+            )
+            ours.append(took)
+            results.append(json.loads(out))
             continue
         out = stack.workdir / f"render-{n}"
         timed(stack.argv("render", "--env", "nonprod", "--tag", tag, "--out", str(out)), env=stack.env())
@@ -62,12 +87,18 @@ def deploys(stack: RealStack) -> None:
         )  # fmt: skip
         theirs.append(time.perf_counter() - started)
     ratio = statistics.median(ours) / statistics.median(theirs)
-    print(f"a whole deploy on the real control plane ({ROUNDS} rounds each, interleaved):")
-    print(f"  releasegate deploy (validate, ECR, render, skaffold, verify, 2 smoke checks): "
-          f"median {statistics.median(ours):.2f} s")  # fmt: skip
-    print(f"  kubectl apply + kubectl rollout status of the same manifests:                  "
-          f"median {statistics.median(theirs):.2f} s")  # fmt: skip
-    print(f"  ratio releasegate/kubectl: {ratio:.2f}x")
+    print(
+        f"a whole deploy on the real control plane, deployer: {deployer} ({ROUNDS} rounds each, interleaved):"
+    )
+    print(f"  releasegate deploy (validate, ECR, render, permissions, lock, {deployer}, verify, 2 smoke "
+          f"checks, prune): median {statistics.median(ours):.2f} s")  # fmt: skip
+    print(
+        f"  kubectl apply + kubectl rollout status, same manifests: median {statistics.median(theirs):.2f} s"
+    )
+    print(f"  ratio releasegate deploy (deployer: {deployer}) / kubectl apply + rollout status: {ratio:.2f}x")
+    print(
+        f"  where releasegate's time goes (median s): {where_the_time_goes(results, statistics.median(ours))}"
+    )
 
 
 def crash_loop_restores(stack: RealStack) -> None:
@@ -114,7 +145,8 @@ def main() -> int:
             with tempfile.TemporaryDirectory(prefix="releasegate-bench-real-") as workdir:
                 stack = RealStack(ecr, Path(workdir), plane, network, kubelets)
                 try:
-                    deploys(stack)
+                    deploys(stack, "apply", first=1)
+                    deploys(stack, "skaffold", first=1 + 2 * ROUNDS)
                     crash_loop_restores(stack)
                 finally:
                     stack.stop()

@@ -35,8 +35,8 @@ class Part:
     module: str
     version_key: str
     tools: tuple[str, ...]
-    # The checksum database this machine reaches has no entry for skaffold v2.19.0 (its lookup
-    # answers 404), so its hash is taken from the proxy once and kept in the committed go.sum.
+    # The checksum database this machine reaches has no entry for skaffold (v2.19.0 and v2.24.0:
+    # its lookup answers 404), so its hash is taken from the proxy once and kept in go.sum.
     unchecked: bool = False
 
 

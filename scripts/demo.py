@@ -1,5 +1,7 @@
 """`make demo`: the whole pipeline against local emulators, then a broken release caught;
-then nonprod moves to blue/green: a release goes to the idle slot, is tested there and switched
+then nonprod moves to releasegate's own server-side apply (`deployer: apply`, no skaffold) and
+drops its PodDisruptionBudget, which is pruned once the release is good; then nonprod moves to
+blue/green: a release goes to the idle slot, is tested there and switched
 to, and a bad one is caught in preview while the live slot keeps serving; each release's
 answers are compared with the live one's on k8s/smoke/compare-requests.jsonl before the switch
 (one within the tolerance passes, a retrained model whose answers differ is blocked), and every
@@ -48,6 +50,16 @@ STEPS = [
     ),
     ("What is serving now, from the ledger in the cluster", ["status", "--env", "nonprod"], 0),
     ("Every attempt, newest first", ["history", "--env", "nonprod"], 0),
+]
+
+APPLY_STEPS = [
+    (
+        "nonprod moves to `deployer: apply` and drops its PodDisruptionBudget: v1.4.2 again, applied "
+        "server-side (taken over from skaffold's client-side apply, no pod restarted), and the "
+        "budget pruned once the release is good",
+        ["deploy", "--env", "nonprod", "--tag", "v1.4.2"],
+        0,
+    ),
 ]
 
 BLUEGREEN_STEPS = [
@@ -118,6 +130,16 @@ def step(stack: Stack, title: str, *args: str, expect: int) -> bool:
     code = stack.releasegate_live(*args, **WEBHOOK)
     print(f"(exit {code}; expected {expect})", flush=True)
     return code == expect
+
+
+def move_to_apply(stack: Stack) -> None:
+    """One line in the environment's file, and a template the team no longer wants."""
+    (stack.project / "k8s" / "templates" / "poddisruptionbudget.yaml.j2").unlink()
+    path = stack.project / "k8s" / "environments" / "nonprod.yaml"
+    text = path.read_text().replace("  disruption: {max_unavailable: 1}\n", "")
+    path.write_text(text + "deployer: apply\n")
+    print(f"\n{BOLD}k8s/environments/nonprod.yaml now says `deployer: apply`; "
+          f"k8s/templates/poddisruptionbudget.yaml.j2 is deleted{RESET}")  # fmt: skip
 
 
 def move_to_bluegreen(stack: Stack) -> None:
@@ -200,6 +222,11 @@ def main() -> int:
                         prometheus.answers["canary"] = 0.2
                     results.append(step(stack, title, *args, expect=expect))
             else:
+                if not chart:  # the chart is rendered inside skaffold: its objects are not pruned
+                    move_to_apply(stack)
+                    results += [
+                        step(stack, title, *args, expect=expect) for title, args, expect in APPLY_STEPS
+                    ]
                 move_to_bluegreen(stack)
                 results += [
                     step(stack, title, *args, expect=expect) for title, args, expect in BLUEGREEN_STEPS

@@ -11,7 +11,7 @@ registries DOCKER_CONFIG names;
 ``STANDIN_SKAFFOLD_FAULT_IMAGE=TEXT`` limits the faults to images containing TEXT;
 ``STANDIN_SKAFFOLD_PID_FILE=FILE`` records its process id (to check it was stopped).
 
-Behaviours of the real Skaffold v2.19 it keeps (read from its source):
+Behaviours of the real Skaffold v2.24 it keeps (read from its source):
 - every run stamps ``skaffold.dev/run-id`` (a new UUID unless ``--label skaffold.dev/run-id=…``
   fixes it) into every ``metadata.labels`` of workload kinds, pod templates included
   (``pkg/skaffold/kubernetes/manifest/labels.go``; selectors are left alone);
@@ -88,7 +88,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.command == "version":
-        print("v2.19.0-standin")
+        print("v2.24.0-standin")
         return 0
     if record := os.environ.get("STANDIN_SKAFFOLD_PID_FILE"):
         Path(record).write_text(str(os.getpid()))

@@ -18,7 +18,8 @@ from .prometheus import RealPrometheus, Users
 from .stack import RealStack
 from .test_strategies import deploy, read_route, real_route, strategy
 
-pytestmark = pytest.mark.real
+# What Prometheus answers does not depend on how the objects were applied: one deployer here.
+pytestmark = [pytest.mark.real, pytest.mark.parametrize("real", ["apply"], indirect=True)]
 APP = "model-api"
 INTERVAL = 8  # seconds: Prometheus needs up to 5 s to scrape a new pod, and rate() two scrapes
 

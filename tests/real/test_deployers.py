@@ -141,6 +141,12 @@ def test_pruning_deletes_only_what_a_good_release_no_longer_renders(real: RealSt
     extra = real.project / "k8s" / "templates" / "service-metrics.yaml.j2"
     service = real.project / "k8s" / "templates" / "service.yaml.j2"
     extra.write_text(service.read_text().replace("name: {{ app | q }}", "name: {{ (app ~ '-metrics') | q }}"))
+    account = real.project / "k8s" / "templates" / "serviceaccount-scraper.yaml.j2"
+    account.write_text(
+        (real.project / "k8s" / "templates" / "serviceaccount.yaml.j2")
+        .read_text()
+        .replace("name: {{ app | q }}", "name: {{ (app ~ '-scraper') | q }}")
+    )
     assert deploy(real, "v1.0.0").exit_code == 0
     namespace = real.namespaces["nonprod"]
     theirs = real.plane.kubectl(
@@ -157,9 +163,10 @@ def test_pruning_deletes_only_what_a_good_release_no_longer_renders(real: RealSt
     assert the_set() == [
         "deployment.apps/model-api", "horizontalpodautoscaler.autoscaling/model-api",
         "poddisruptionbudget.policy/model-api", "service/model-api", "service/model-api-metrics",
-        "serviceaccount/model-api",
+        "serviceaccount/model-api", "serviceaccount/model-api-scraper",
     ]  # fmt: skip
     use_deployer(real, "apply")
+    account.unlink()  # a ServiceAccount no longer wanted
     (real.project / "k8s" / "templates" / "poddisruptionbudget.yaml.j2").unlink()
     edit_values(real, DISRUPTION, "")
     edit_values(real, AUTOSCALING, "")
@@ -168,6 +175,7 @@ def test_pruning_deletes_only_what_a_good_release_no_longer_renders(real: RealSt
     assert run.exit_code == 0, run.stderr
     assert json.loads(run.stdout)["pruned"] == [
         "HorizontalPodAutoscaler/model-api", "PodDisruptionBudget/model-api", "Service/model-api-metrics",
+        "ServiceAccount/model-api-scraper",
     ]  # fmt: skip
     assert the_set() == [
         "deployment.apps/model-api", "service/model-api", "service/model-api-telemetry",

@@ -38,7 +38,8 @@ def wanted(run: Run, tag: str, image: str, env: Environment | None = None, also:
         placements += every_placement(also, env.strategy.traffic or "replicas")
     found: set[Member] = set()
     for placement in placements:
-        found |= members(m.obj for m in renderer.render(run.project, env, release, image, placement))
+        rendered = renderer.render(run.project, env, release, image, placement, validate=False)
+        found |= members(m.obj for m in rendered)
     return found
 
 

@@ -31,6 +31,11 @@ from releasegate.core.version import ReleaseTag
 from releasegate.deploy import chart
 from releasegate.deploy.skaffold import profile_manifests
 
+# libyaml's C parser and emitter where PyYAML has them (the same safe subset): a render reads
+# and writes a dozen objects, twice per deploy.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 # The Kubernetes version whose schemas rendered objects must satisfy (EKS standard support).
 KUBERNETES_VERSION = "1.33.0"
 PINNED_IMAGE = re.compile(r"[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+@sha256:[a-f0-9]{64}")
@@ -78,10 +83,16 @@ def version_label(tag: ReleaseTag) -> str:
 
 
 def render(
-    project: Project, env: Environment, tag: ReleaseTag, image: str, slots: Placement = None
+    project: Project,
+    env: Environment,
+    tag: ReleaseTag,
+    image: str,
+    slots: Placement = None,
+    validate: bool = True,
 ) -> list[Manifest]:
     """The release's objects; for blue/green and canary, ``slots`` says which slot or track
-    they are for."""
+    they are for. ``validate`` False skips the schema check: what is only asked for its kinds
+    and names (pruning's), never applied."""
     if not PINNED_IMAGE.fullmatch(image):
         raise BadInput(f"image {image!r} is not pinned by digest", "pass REPOSITORY@sha256:<64 hex>")
     if env.renderer == "chart":
@@ -90,7 +101,7 @@ def render(
         if env.deployer == "skaffold":  # `apply` sends what is rendered here: no profile is read
             _require_profile_renders("rawYaml", project, env)
         manifests = _render_templates(project, env, tag, image, slots)
-    for manifest in manifests:
+    for manifest in manifests if validate else ():
         _check(manifest, env, image)
     set_id = applyset_id(project.app, env.namespace)  # every object rendered is a member
     manifests = [_in_applyset(m, set_id) for m in manifests]
@@ -225,7 +236,7 @@ def _render_one(templates: jinja2.Environment, name: str, context: dict[str, Any
 
 def _documents(text: str, where: str) -> list[Any]:
     try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+        return [d for d in yaml.load_all(text, Loader=SAFE_LOADER) if d is not None]
     except yaml.YAMLError as exc:
         raise BadInput(f"{where} does not render to valid YAML", "fix the template") from exc
 
@@ -233,7 +244,7 @@ def _documents(text: str, where: str) -> list[Any]:
 def _in_applyset(manifest: Manifest, set_id: str) -> Manifest:
     """``manifest`` with the ApplySet's part-of label on the object (its text written again)."""
     obj = labelled(manifest.obj, set_id)
-    return Manifest(manifest.filename, yaml.safe_dump(obj, sort_keys=False), obj)
+    return Manifest(manifest.filename, yaml.dump(obj, Dumper=SAFE_DUMPER, sort_keys=False), obj)
 
 
 def _parse(filename: str, text: str, where: str) -> Manifest:
