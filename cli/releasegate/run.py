@@ -14,6 +14,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from releasegate.kube.api import SERVICES, Cluster, translated_errors
 from releasegate.kube.applyset import ApplySet
 from releasegate.kube.ledger import Ledger, Record
 from releasegate.kube.lock import DeployLock, holder_identity
+from releasegate.kube.permissions import Permission
 from releasegate.kube.verify import diagnose, wait_for_endpoints, wait_for_rollout
 
 # Seconds, at least, for a Service's endpoints to follow a change before the smoke checks.
@@ -154,6 +156,7 @@ class Run:
     # The command must end as soon as traffic is where it belongs (an interrupt, `rollback`,
     # `abort`): what traffic left is taken down by the next run (strategies/draining.py).
     must_end_now: bool = False
+    _reviews: Future[list[Permission]] | None = None  # access reviews started ahead (start_cluster_checks)
 
     @classmethod
     def start(cls, command: str, project: Project, env: Environment, progress: Progress) -> Run:
@@ -176,6 +179,21 @@ class Run:
             error.result = self.result
             raise
 
+    def start_cluster_checks(self) -> None:
+        """Ask the API server the access reviews in the background while the pre-flight talks to
+        GitHub and ECR and renders (they wait on the network; `check_cluster` collects them)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        cluster, env = self.clients.cluster, self.env
+        # Every import the reviews need happens here, in this thread: two threads importing the
+        # same packages at once can see one half-initialised (requests, under both SDKs).
+        cluster.prepare()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-checks")
+        self._reviews = pool.submit(
+            lambda: permissions.missing(cluster, env.namespace, permissions.needed(env))
+        )
+        pool.shutdown(wait=False)
+
     def check_cluster(self, create_namespace: bool = True) -> None:
         """Before the first change: the cluster answers, the namespace is there (or is created
         when the environment says so), and skaffold is there to deploy with."""
@@ -194,7 +212,8 @@ class Run:
                 self.progress.warning(f"created namespace {namespace} (create_namespace: true)")
             cluster.check_access(namespace)
             with translated_errors("cannot ask the API server what may be done in", namespace, Refused):
-                granted = permissions.require(cluster, self.env)
+                lacking = self._reviews.result() if self._reviews is not None else None
+                granted = permissions.require(cluster, self.env, lacking)
             done.append(f"Deployments in {namespace} are readable; {granted} permissions granted")
 
     def deployer(self) -> Deployer:

@@ -66,8 +66,10 @@ def releases(project: Project, progress: Progress) -> Result:
     )
 
 
-def preflight(run: Run, tag_text: str) -> Plan:
-    """Every check that needs no change: the tag, the release, the image, the manifests."""
+def preflight(run: Run, tag_text: str, early_cluster_checks: bool = False) -> Plan:
+    """Every check that needs no change: the tag, the release, the image, the manifests.
+    ``early_cluster_checks``: once the release and its image are known good (a refused release
+    asks the cluster nothing), the access reviews start in the background, beside the render."""
     project, env, clients = run.project, run.env, run.clients
     with run.stages.run("validate") as done:
         tag, release = validate_release(
@@ -78,6 +80,8 @@ def preflight(run: Run, tag_text: str) -> Plan:
     with run.stages.run("image") as done:
         image: Image = clients.registry.find_image(env.ecr_repository, tag.text)
         done.append(f"{image.repository_uri}:{tag} is {image.digest}")
+    if early_cluster_checks:
+        run.start_cluster_checks()
     with run.stages.run("render") as done:
         slots = strategy_of(run).target(run)  # blue/green, canary: reads what serves (no write)
         manifests = renderer.render(project, env, tag, image.pinned, slots)
@@ -158,7 +162,7 @@ def deploy(
     run = Run.start("deploy", project, env, progress)
     run.result.tag = tag_text
     with run.reporting_failures():
-        plan = preflight(run, tag_text)
+        plan = preflight(run, tag_text, early_cluster_checks=not options.dry_run)
         promotion(run, plan, options.skip_promotion_check)
         if env.deployer == "skaffold":
             run.result.skaffold = ["skaffold", *skaffold_spec(project, env, plan.image).argv()]

@@ -52,8 +52,24 @@ class Cluster:
     def __init__(self, context: str | None) -> None:
         self.context = context
         self._client: Any = None
+        self._creating = threading.Lock()  # checks run in a thread beside the pre-flight
 
     def _api(self) -> Any:
+        with self._creating:
+            return self._created()
+
+    def prepare(self) -> None:
+        """Create the client (and import what every request needs) now, in this thread."""
+        import concurrent.futures  # noqa: F401 (permissions.missing's pool)
+
+        from kubernetes.client.exceptions import ApiException  # noqa: F401 (every call's errors)
+
+        try:
+            self._api()
+        except Refused:
+            return  # no configuration: the checks that need it say so themselves
+
+    def _created(self) -> Any:
         if self._client is None:
             from kubernetes import config
             from kubernetes.config.config_exception import ConfigException

@@ -79,6 +79,8 @@ class ApplySet:
         annotations = {TOOLING: f"releasegate/{_version()}", GROUP_KINDS: ",".join(sorted(kinds))}
         for _ in range(3):
             current = self.cluster.get_or_none(self.path)
+            if current is not None and _says(current, self.id, annotations):
+                return  # already so: no write
             parent: dict[str, Any] = copy.deepcopy(current) if current else self._new_parent()
             meta = parent["metadata"]
             meta["labels"] = {**(meta.get("labels") or {}), ID_LABEL: self.id}
@@ -97,6 +99,14 @@ class ApplySet:
     def _new_parent(self) -> dict[str, Any]:
         meta = {"name": parent_name(self.app), "namespace": self.namespace}
         return {"apiVersion": "v1", "kind": PARENT_KIND, "metadata": meta}
+
+
+def _says(parent: dict[str, Any], set_id: str, annotations: dict[str, str]) -> bool:
+    meta = parent.get("metadata") or {}
+    have = meta.get("annotations") or {}
+    return (meta.get("labels") or {}).get(ID_LABEL) == set_id and all(
+        have.get(k) == v for k, v in annotations.items()
+    )
 
 
 def _api_version(group: str, wanted: Member | None, resources: Resources) -> str:

@@ -60,6 +60,7 @@ ORDER = (
 )  # fmt: skip
 SCALED = ("Deployment", "StatefulSet")
 TAKE_OVER_TRIES = 5
+READS_AT_ONCE = 8  # below the Kubernetes client's pool of 10 connections
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,12 @@ def apply_objects(
     resources = Resources(cluster)
     applied = Applied()
     ordered = sorted(objects, key=_rank)
+    paths = [resources.path(o["apiVersion"], o["kind"], namespace, o["metadata"]["name"]) for o in ordered]
+    lives = _read_all(cluster, paths)  # one concurrent round, not a read before each apply
     autoscaled = _live_autoscaled(cluster, namespace, resources, ordered)
-    for obj in ordered:
+    for obj, path, live in zip(ordered, paths, lives, strict=True):
         obj = _stamped(obj, run_id)
-        path = resources.path(obj["apiVersion"], obj["kind"], namespace, obj["metadata"]["name"])
         name = f"{obj['kind']}/{obj['metadata']['name']}"
-        live = _read(cluster, path)
         if live is not None and not dry_run:
             if take_over_client_side(cluster, path, live):
                 applied.taken_over.append(name)
@@ -274,6 +275,13 @@ def _content(obj: dict[str, Any]) -> dict[str, Any]:
     keeps the old resourceVersion: the content tells whether it would change)."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in BOOKKEEPING}
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+def _read_all(cluster: Cluster, paths: list[str]) -> list[dict[str, Any] | None]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(paths), READS_AT_ONCE) or 1) as pool:
+        return list(pool.map(lambda path: _read(cluster, path), paths))
 
 
 def _read(cluster: Cluster, path: str) -> dict[str, Any] | None:
