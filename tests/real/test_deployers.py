@@ -171,12 +171,21 @@ def test_pruning_deletes_only_what_a_good_release_no_longer_renders(real: RealSt
     edit_values(real, DISRUPTION, "")
     edit_values(real, AUTOSCALING, "")
     extra.write_text(extra.read_text().replace("-metrics'", "-telemetry'"))  # the Service renamed
-    run = deploy(real, "v1.1.0")
-    assert run.exit_code == 0, run.stderr
-    assert json.loads(run.stdout)["pruned"] == [
+    dry = deploy(real, "v1.1.0", "--dry-run")  # the real API server's admission answers; nothing changes
+    assert dry.exit_code == 0, dry.stderr
+    assert (
+        "in a server-side dry run" in dry.stderr
+        and "Service/model-api-telemetry created (server dry run)" in dry.stderr
+    )
+    expected = [
         "HorizontalPodAutoscaler/model-api", "PodDisruptionBudget/model-api", "Service/model-api-metrics",
         "ServiceAccount/model-api-scraper",
     ]  # fmt: skip
+    assert json.loads(dry.stdout)["pruned"] == expected
+    assert "service/model-api-metrics" in the_set() and "service/model-api-telemetry" not in the_set()
+    run = deploy(real, "v1.1.0")
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(run.stdout)["pruned"] == expected
     assert the_set() == [
         "deployment.apps/model-api", "service/model-api", "service/model-api-telemetry",
         "serviceaccount/model-api",
