@@ -28,14 +28,6 @@ KEYS = {
 }
 
 
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    server = KubeEmulator().start()
-    assert isinstance(server, KubeEmulator)
-    yield server
-    server.stop()
-
-
 def call(
     kube: KubeEmulator, method: str, path: str, body: Any = None, content_type: str = ""
 ) -> requests.Response:

@@ -4,22 +4,12 @@ against a real kube-apiserver (tests/real/test_server_side_apply.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 
 from tests.emulators.kube import KubeEmulator
 from tests.server_side_apply import run_scenario
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    server = KubeEmulator().start()
-    assert isinstance(server, KubeEmulator)
-    yield server
-    server.stop()
 
 
 def test_server_side_apply_keeps_ownership_as_the_api_server_does(kube: KubeEmulator) -> None:
