@@ -183,7 +183,7 @@ def test_pruning_deletes_only_what_a_good_release_no_longer_renders(real: RealSt
     ]  # fmt: skip
     assert json.loads(dry.stdout)["pruned"] == expected
     assert "service/model-api-metrics" in the_set() and "service/model-api-telemetry" not in the_set()
-    run = deploy(real, "v1.1.0")
+    run = real.releasegate("--json", "deploy", "--env", "nonprod", "--tag", "v1.1.0")  # published above
     assert run.exit_code == 0, run.stderr
     assert json.loads(run.stdout)["pruned"] == expected
     assert the_set() == [
