@@ -174,6 +174,10 @@ def deploy(
             allow_downgrade=allow_downgrade,
             skip_promotion_check=skip_promotion_check,
         )
+        if environment.clusters:  # several clusters, in waves
+            from releasegate.commands.waves import deploy_in_waves
+
+            return deploy_in_waves(project, environment, tag_text, options, console)
         return pipeline.deploy(project, environment, tag_text, options, console)
 
     run_command(ctx.obj, "deploy", run)

@@ -9,6 +9,7 @@ Layer: between the adapters it chooses from and run.py, which uses it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -52,6 +53,12 @@ class Deployer(Protocol):
         ...
 
 
+# Skaffold reads an environment's manifests from one build folder (skaffold.yaml's profile names
+# it): several clusters of one environment take turns writing it and running skaffold deploy on it
+# (a few seconds each); the rollouts they verify afterwards still run side by side.
+BUILD_FOLDER_TURN = threading.Lock()
+
+
 @dataclass(frozen=True)
 class Skaffold:
     project: Project
@@ -63,12 +70,13 @@ class Skaffold:
         require_program("skaffold")
 
     def put(self, release: Rendered, timeout: float, on_line: Callable[[str], None]) -> str:
-        renderer.write_for_deploy(
-            self.project, self.env, release.tag, release.image, release.manifests, release.slots
-        )
         self._leave_replicas_to_the_autoscaler(release, on_line)
-        skaffold_deploy(skaffold_spec(self.project, self.env, release.image), timeout=timeout,
-                        on_line=on_line, cwd=self.project.root)  # fmt: skip
+        with BUILD_FOLDER_TURN:
+            renderer.write_for_deploy(
+                self.project, self.env, release.tag, release.image, release.manifests, release.slots
+            )
+            skaffold_deploy(skaffold_spec(self.project, self.env, release.image), timeout=timeout,
+                            on_line=on_line, cwd=self.project.root)  # fmt: skip
         return f"skaffold applied {len(release.manifests)} objects for {release.tag} to {self.env.namespace}"
 
     def dry_run(self, release: Rendered, on_line: Callable[[str], None]) -> str:

@@ -141,7 +141,9 @@ class Console:
         return text
 
     def _print(self, stream: TextIO, text: str) -> None:
-        print(self._masked(text), file=stream, flush=True)
+        # One write per line: several clusters' threads print at once.
+        stream.write(self._masked(text) + "\n")
+        stream.flush()
 
 
 NOTIFIED_COMMANDS = ("deploy", "rollback", "promote", "abort", "recover")
@@ -229,5 +231,5 @@ def _strategy_fields(result: Result) -> dict[str, Any]:
     """What a failed result still says: its smoke checks, and where its strategy got to."""
     fields = {"smoke": result.smoke, "compare": result.compare, "analysis": result.analysis,
               "strategy": result.strategy, "slot": result.slot, "step": result.step,
-              "weight": result.weight}  # fmt: skip
+              "weight": result.weight, "clusters": result.clusters}  # fmt: skip
     return {key: value for key, value in fields.items() if value not in (None, [])}

@@ -78,6 +78,7 @@ class Result:
     weights: list[int] = field(default_factory=list)  # canary: the weight of each step this run took
     stages: list[dict[str, Any]] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)  # Kind/name deleted (or, --dry-run, to delete)
+    clusters: list[dict[str, Any]] = field(default_factory=list)  # several clusters: one entry each
     message: str = ""
     failed_tag: str | None = None  # a failure restored: the release that failed (tag: the one restored)
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from typing import Any
 
 import boto3
@@ -31,6 +32,8 @@ class EcrEmulator:
     def __init__(self, region: str = "eu-west-1") -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         self.region = region
+        # boto3's default session is not thread-safe: several clusters' controllers ask at once.
+        self._clients_lock = threading.Lock()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 
     def start(self) -> EcrEmulator:
@@ -49,12 +52,16 @@ class EcrEmulator:
         requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
 
     def client(self, region: str | None = None) -> Any:
-        return boto3.client("ecr", region_name=region or self.region, endpoint_url=self.url, **CREDENTIALS)
+        with self._clients_lock:
+            return boto3.client(
+                "ecr", region_name=region or self.region, endpoint_url=self.url, **CREDENTIALS
+            )
 
-    def create_repository(self, name: str) -> str:
-        return str(self.client().create_repository(repositoryName=name)["repository"]["repositoryUri"])
+    def create_repository(self, name: str, region: str | None = None) -> str:
+        created = self.client(region).create_repository(repositoryName=name)
+        return str(created["repository"]["repositoryUri"])
 
-    def push(self, repository: str, tag: str) -> str:
+    def push(self, repository: str, tag: str, region: str | None = None) -> str:
         """Push a (tiny) image under ``tag``; returns its digest."""
         manifest = json.dumps(
             {
@@ -70,7 +77,7 @@ class EcrEmulator:
             sort_keys=True,
         )
         digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
-        self.client().put_image(
+        self.client(region).put_image(
             repositoryName=repository, imageManifest=manifest, imageTag=tag, imageDigest=digest
         )
         return digest

@@ -11,7 +11,8 @@ Layer: adapter for AWS (imports only core).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,11 @@ CREDENTIAL_ERRORS = {
     "RequestExpired",
 }
 MISSING_ERRORS = {"ImageNotFoundException", "RepositoryNotFoundException"}
+REPLICATION_POLL_SECONDS = 3.0
+
+
+class ImageMissing(Refused):
+    """The tag's image is not in this region's repository (yet: replication takes a while)."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,29 @@ class Registry:
             self._client = boto3.session.Session().client("ecr", region_name=self.region, config=config)
         return self._client
 
-    def find_image(self, repository: str, tag: str) -> Image:
-        """The image pushed to ``repository`` under ``tag``, with its digest."""
+    def prepare(self) -> None:
+        """Create the client (importing boto3) now, in this thread: several threads importing it
+        at once can see it half-initialised."""
+        self._ecr()
+
+    def find_image(
+        self, repository: str, tag: str, wait: float = 0.0, on_wait: Callable[[str], None] | None = None
+    ) -> Image:
+        """The image pushed to ``repository`` under ``tag``, with its digest. ``wait``: seconds
+        an image not found yet is asked for again (ECR replicating it to this region)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._find_image(repository, tag)
+            except ImageMissing:
+                if time.monotonic() >= deadline:
+                    raise
+                left = deadline - time.monotonic()
+                if on_wait is not None:
+                    on_wait(f"{repository}:{tag} not in {self.region} yet (replicating?); {left:.0f}s left")
+                time.sleep(min(REPLICATION_POLL_SECONDS, max(left, 0.1)))  # ECR sends no event to wait for
+
+    def _find_image(self, repository: str, tag: str) -> Image:
         with self._translated_errors(repository, tag):
             details = self._ecr().describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
             digest = details["imageDetails"][0]["imageDigest"]
@@ -102,9 +129,10 @@ class Registry:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in MISSING_ERRORS and repository:
                 where = f"{repository}:{tag}" if tag else repository
-                raise Refused(
+                raise ImageMissing(
                     f"image {where} not found in ECR ({self.region})",
-                    "push the image for this tag first, or check aws.ecr_repository and aws.region",
+                    "push the image for this tag first, or check aws.ecr_repository and aws.region "
+                    "(and, with several clusters, that ECR replicates to every cluster's aws_region)",
                 ) from exc
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in CREDENTIAL_ERRORS or status in (401, 403):

@@ -33,7 +33,7 @@ from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.deploy import render as renderer
 from releasegate.deployers import Rendered, skaffold_spec
 from releasegate.github.deployments import DeploymentRecord
-from releasegate.github.releases import ReleaseSource, list_releases, validate_release
+from releasegate.github.releases import Release, ReleaseSource, list_releases, validate_release
 from releasegate.kube.ledger import (
     DEPLOYED,
     FAILED,
@@ -66,19 +66,35 @@ def releases(project: Project, progress: Progress) -> Result:
     )
 
 
-def preflight(run: Run, tag_text: str, early_cluster_checks: bool = False) -> Plan:
-    """Every check that needs no change: the tag, the release, the image, the manifests.
-    ``early_cluster_checks``: once the release and its image are known good (a refused release
-    asks the cluster nothing), the access reviews start in the background, beside the render."""
-    project, env, clients = run.project, run.env, run.clients
+def validate(run: Run, tag_text: str) -> tuple[ReleaseTag, Release]:
+    """The tag is strict semver and a published GitHub release (a prerelease only where allowed)."""
+    project, env = run.project, run.env
     with run.stages.run("validate") as done:
         tag, release = validate_release(
-            clients.releases, tag_text, project.tag_prefix, env.allow_prerelease, env.name
+            run.clients.releases, tag_text, project.tag_prefix, env.allow_prerelease, env.name
         )
         kind = "prerelease" if release.prerelease else "release"
         done.append(f"{tag} is a published {kind} of {project.github_repository}")
+    return tag, release
+
+
+def preflight(
+    run: Run,
+    tag_text: str,
+    early_cluster_checks: bool = False,
+    validated: tuple[ReleaseTag, Release] | None = None,
+    image_wait: float = 0.0,
+) -> Plan:
+    """Every check that needs no change: the tag, the release, the image, the manifests.
+    ``early_cluster_checks``: once the release and its image are known good (a refused release
+    asks the cluster nothing), the access reviews start in the background, beside the render.
+    ``validated``: the tag and release already checked (one check for several clusters);
+    ``image_wait``: seconds to wait for an image ECR is still replicating to this region."""
+    project, env, clients = run.project, run.env, run.clients
+    tag, release = validated or validate(run, tag_text)
     with run.stages.run("image") as done:
-        image: Image = clients.registry.find_image(env.ecr_repository, tag.text)
+        waiting = lambda text: run.progress.detail("image", text)  # noqa: E731
+        image: Image = clients.registry.find_image(env.ecr_repository, tag.text, image_wait, waiting)
         done.append(f"{image.repository_uri}:{tag} is {image.digest}")
     if early_cluster_checks:
         run.start_cluster_checks()
@@ -182,35 +198,47 @@ def deploy(
 
         run.check_cluster()
         with run.locked():
-            ledger = run.ledger()
-            records = ledger.records()
-            refuse_while_paused(records, env)
-            if strategy_of(run).target(run) != plan.slots:
-                raise Refused(
-                    f"the live slot of {env.name} changed since the pre-flight checks", "deploy again"
-                )
-            current = serving(records)
-            guard_downgrade(plan.tag, current, options.allow_downgrade, env, progress)
+            current = admit(run, plan, options)
             draining.carry_out_pending(run, wait=True)  # what an earlier run left draining
-            record = ledger.append(
-                tag=plan.tag.text,
-                image=plan.image,
-                commit=os.environ.get("GITHUB_SHA", ""),
-                outcome=PENDING,
-                manifest_hash=manifest_hash(plan.manifests),
-                strategy=strategy_of(run).name,
-                slot=plan.slots.target if isinstance(plan.slots, placement.Slots) else "",
-                values=recorded_values(env),
-            )
-            run.result.revision = record.revision
-            github = DeploymentRecord(run.clients.releases, progress.warning)
-            if run.clients.releases.has_token:
-                github.start(plan.tag.text, env.name, production=env.protected)
-            attempt = Attempt(record, current, github)
+            attempt = begin(run, plan, current)
             go_live(
                 run, attempt, options, lambda: strategy_of(run).put_in_service(run, plan, options.timeout)
             )
         return outcome_of(run, plan.tag.text)
+
+
+def admit(run: Run, plan: Plan, options: DeployOptions) -> Record | None:
+    """With the lock held, before the first change: nothing paused, the live slot as planned,
+    no downgrade. Returns what serves now."""
+    env = run.env
+    records = run.ledger().records()
+    refuse_while_paused(records, env)
+    if strategy_of(run).target(run) != plan.slots:
+        raise Refused(f"the live slot of {env.name} changed since the pre-flight checks", "deploy again")
+    current = serving(records)
+    guard_downgrade(plan.tag, current, options.allow_downgrade, env, run.progress)
+    return current
+
+
+def begin(run: Run, plan: Plan, current: Record | None, rollout: str = "") -> Attempt:
+    """The first change: the ledger's pending record, and the GitHub deployment started."""
+    env = run.env
+    record = run.ledger().append(
+        tag=plan.tag.text,
+        image=plan.image,
+        commit=os.environ.get("GITHUB_SHA", ""),
+        outcome=PENDING,
+        manifest_hash=manifest_hash(plan.manifests),
+        strategy=strategy_of(run).name,
+        slot=plan.slots.target if isinstance(plan.slots, placement.Slots) else "",
+        values=recorded_values(env),
+        rollout=rollout,
+    )
+    run.result.revision = record.revision
+    github = DeploymentRecord(run.clients.releases, run.progress.warning)
+    if run.clients.releases.has_token:
+        github.start(plan.tag.text, env.github_environment, production=env.protected)
+    return Attempt(record, current, github)
 
 
 @dataclass(frozen=True)

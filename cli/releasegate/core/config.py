@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
+from releasegate.core.clusters_config import ClusterTarget, Waves, read_clusters, read_waves
 from releasegate.core.compare_config import Compare, read_compare
 from releasegate.core.config_reader import DNS_LABEL, Reader, read_mapping
 from releasegate.core.errors import BadInput
@@ -55,6 +56,8 @@ ENVIRONMENT_KEYS = (
     "compare",
     "notify",
     "values",
+    "clusters",
+    "waves",
 )
 AWS_KEYS = ("region", "ecr_repository")
 SMOKE_KEYS = ("service_port", "attempts", "interval", "each_pod", "checks")
@@ -133,6 +136,20 @@ class Environment:
     # releasegate.yaml's notifications, then the environment file's own
     notify: tuple[NotifyTarget, ...] = ()
     deployer: str = DEPLOYERS[0]  # one of DEPLOYERS
+    # Several clusters released to in waves (empty: the one kube_context)
+    clusters: tuple[ClusterTarget, ...] = ()
+    waves: Waves = field(default_factory=Waves)
+    cluster: str = ""  # the one cluster of `clusters` this view of the environment is for
+
+    @property
+    def github_environment(self) -> str:
+        """The GitHub deployment's environment: ``<env>``, or ``<env>/<cluster>`` for one of several."""
+        return f"{self.name}/{self.cluster}" if self.cluster else self.name
+
+    def for_cluster(self, target: ClusterTarget) -> Environment:
+        """The environment as one of its clusters sees it: its context, its region's ECR."""
+        return replace(self, kube_context=target.kube_context, aws_region=target.aws_region,
+                       cluster=target.name, clusters=())  # fmt: skip
 
 
 def load_project(root: Path) -> Project:
@@ -179,10 +196,21 @@ def load_environment(project: Project, name: str) -> Environment:
     reader.only(ENVIRONMENT_KEYS)
     aws = Reader(path, reader.mapping("aws"), prefix="aws.")
     aws.only(AWS_KEYS)
+    region = aws.matching("region", AWS_REGION, "an AWS region such as eu-west-1")
+    clusters = read_clusters(reader, region, AWS_REGION)
+    strategy = read_strategy(reader)
+    waves = read_waves(reader, clusters)
+    if waves.bake and "smoke" not in reader.data:  # a bake that checks nothing would pass
+        raise reader.fail("waves.bake", "0 without smoke: checks (baking runs them)")
+    if len(clusters) > 1 and _has_approval(strategy):
+        raise reader.fail(
+            "strategy", "without approval pauses when there are several clusters (use waves.bake, and a "
+            "GitHub environment per wave)",
+        )  # fmt: skip
     return Environment(
         name=name,
         namespace=reader.matching("namespace", DNS_LABEL, "a DNS label such as model-api-prod"),
-        aws_region=aws.matching("region", AWS_REGION, "an AWS region such as eu-west-1"),
+        aws_region=region,
         ecr_repository=aws.matching("ecr_repository", ECR_REPOSITORY, "an ECR repository name"),
         # Only skaffold reads its profile; releasegate renders the templates itself for `apply`.
         skaffold_profile=reader.name("skaffold_profile")
@@ -199,12 +227,18 @@ def load_environment(project: Project, name: str) -> Environment:
         renderer=(renderer := reader.one_of("renderer", RENDERERS)),
         values=reader.mapping("values") if renderer == "templates" else reader.optional_mapping("values"),
         smoke=_smoke(project, reader) if "smoke" in reader.data else None,
-        strategy=(strategy := read_strategy(reader)),
+        strategy=strategy,
         compare=read_compare(project.root, reader, strategy.type),
         unschedulable_timeout=reader.seconds("unschedulable_timeout", 300.0),
         notify=project.notify + read_notify(reader),
         deployer=deployer,
+        clusters=clusters,
+        waves=waves,
     )
+
+
+def _has_approval(strategy: StrategySettings) -> bool:
+    return strategy.pause_before_switch or any(step.approval for step in strategy.steps)
 
 
 def _smoke(project: Project, reader: Reader) -> Smoke:

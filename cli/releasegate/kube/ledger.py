@@ -57,6 +57,7 @@ class Record:
     # The template values it was rendered with (JSON; empty for a chart, or a record from before
     # they were kept): a restore renders the release as it was, not with today's values.
     values: str = ""
+    rollout: str = ""  # one deploy across several clusters: the id its records share
 
     @property
     def digest(self) -> str:

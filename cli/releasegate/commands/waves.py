@@ -1,0 +1,319 @@
+"""One release across several clusters, in waves (``clusters:`` and ``waves:``).
+
+Every cluster passes its pre-flight and has its deploy lock taken before any cluster changes
+(all at once: N clusters cost about one pre-flight). Then the waves go in order, the clusters
+of a wave in parallel (up to ``max_parallel``), each with the environment's whole pipeline and
+strategy (``pipeline.go_live``, which restores the cluster it failed in). A failure stops the
+run: no later wave starts, the failed wave's other clusters are put back, and with
+``on_failure: rollback`` the earlier waves' too, last wave first.
+
+Layer: commands (above the strategies; the CLI calls them).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any
+
+from releasegate.commands.pipeline import (
+    Attempt,
+    admit,
+    begin,
+    go_live,
+    outcome_of,
+    preflight,
+    promotion,
+    validate,
+)
+from releasegate.commands.recovery import restore
+from releasegate.core.clusters_config import ClusterTarget, require_contexts
+from releasegate.core.config import Environment, Project
+from releasegate.core.errors import Interrupted, NeedsAttention, ReleasegateError, RolledBack, needs_attention
+from releasegate.core.notify_config import NotifyTarget
+from releasegate.kube.ledger import Record
+from releasegate.run import DeployOptions, Plan, Progress, Result, Run
+from releasegate.strategies import draining, strategy_of
+
+# Seconds an image may still be replicating to a cluster's region before the deploy is refused.
+REPLICATION_SECONDS = 120.0
+# A cluster's outcome: the release verified there; failed there (and its earlier release restored);
+# put back after a failure elsewhere; never changed; not known-good.
+DEPLOYED, FAILED, ROLLED_BACK = "deployed", "failed", "rolled_back"
+UNTOUCHED, UNKNOWN = "untouched", "unknown"
+
+
+@dataclass
+class ClusterProgress:
+    """A cluster's progress lines, each naming the cluster (several run at once)."""
+
+    inner: Progress
+    cluster: str
+
+    def stage(self, name: str, message: str, seconds: float) -> None:
+        self.inner.stage(f"[{self.cluster}] {name}", message, seconds)
+
+    def detail(self, source: str, text: str) -> None:
+        self.inner.detail(f"[{self.cluster}] {source}", text)
+
+    def warning(self, text: str) -> None:
+        self.inner.warning(f"[{self.cluster}] {text}")
+
+    def secret(self, value: str) -> None:
+        self.inner.secret(value)
+
+    def notify_with(self, targets: tuple[NotifyTarget, ...]) -> None:
+        self.inner.notify_with(targets)
+
+
+@dataclass
+class Member:
+    """One cluster of the deploy, and how far the release got in it."""
+
+    target: ClusterTarget
+    run: Run
+    plan: Plan | None = None
+    current: Record | None = None  # what served before: what putting it back restores
+    attempt: Attempt | None = None  # set once this cluster has been changed
+    outcome: str = UNTOUCHED
+    message: str = ""
+    held: ExitStack = field(default_factory=ExitStack)  # its deploy lock, to the end of the run
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    def entry(self) -> dict[str, Any]:
+        revision = self.run.result.revision
+        return {"name": self.name, "wave": self.target.wave, "outcome": self.outcome,
+                "revision": revision, "message": self.message}  # fmt: skip
+
+
+def deploy_in_waves(
+    project: Project, env: Environment, tag_text: str, options: DeployOptions, progress: Progress
+) -> Result:
+    require_contexts(project.environments_dir / f"{env.name}.yaml", env.clusters)
+    result = Result(command="deploy", outcome="failed", env=env.name, namespace=env.namespace, tag=tag_text)
+    result.strategy = env.strategy.type
+    progress.notify_with(env.notify)
+    members = [
+        Member(t, Run.start("deploy", project, env.for_cluster(t), ClusterProgress(progress, t.name)))
+        for t in env.clusters
+    ]
+    try:
+        with ExitStack() as locks:
+            for member in members:
+                locks.callback(member.held.close)
+            _preflight(members, tag_text, options)
+            if options.dry_run:
+                return _planned(result, members, env)
+            _release(members, env, options, progress)
+    except ReleasegateError as error:
+        error.result = _summarised(result, members)
+        raise
+    _summarised(result, members)
+    result.outcome = "deployed"
+    where = ", ".join(f"{m.name} ({m.entry()['revision']})" for m in members)
+    result.message = f"{tag_text} is live in {env.name}: every cluster, wave by wave: {where}"
+    return result
+
+
+def _preflight(members: list[Member], tag_text: str, options: DeployOptions) -> None:
+    """Every cluster's checks and lock, concurrently, before any cluster changes."""
+    first = members[0].run
+    for member in members:  # the SDKs imported here, not by several threads at once
+        member.run.clients.cluster.prepare()
+        member.run.clients.registry.prepare()
+    validated = validate(first, tag_text)  # one release, one answer from GitHub
+
+    def check(member: Member) -> None:
+        run = member.run
+        member.plan = preflight(
+            run, tag_text, early_cluster_checks=not options.dry_run, validated=validated,
+            image_wait=REPLICATION_SECONDS,
+        )  # fmt: skip
+        promotion(run, member.plan, options.skip_promotion_check)
+        run.check_cluster(create_namespace=not options.dry_run)
+        if options.dry_run:
+            return
+        member.held.enter_context(run.locked())
+        member.current = admit(run, member.plan, options)
+
+    _each(members, check, parallel=len(members))
+
+
+def _release(members: list[Member], env: Environment, options: DeployOptions, progress: Progress) -> None:
+    rollout = uuid.uuid4().hex[:12]
+    finished: list[list[Member]] = []
+    waves = [wave for _, wave in _by_wave(members)]
+    for number, wave in enumerate(waves, 1):
+        names = ", ".join(m.name for m in wave)
+        progress.detail("waves", f"wave {wave[0].target.wave} ({number} of {len(waves)}): {names}")
+        try:
+            _each(wave, lambda m: _go(m, options, rollout), parallel=env.waves.max_parallel or len(wave))
+            if env.waves.bake and number < len(waves):
+                _each(wave, lambda m: _bake(m, env.waves.bake), parallel=len(wave))
+        except (ReleasegateError, KeyboardInterrupt) as error:
+            _put_back_after(error, wave, finished, env, options, progress)
+        finished.append(wave)
+
+
+def _go(member: Member, options: DeployOptions, rollout: str) -> None:
+    run, plan = member.run, member.plan
+    assert plan is not None
+    draining.carry_out_pending(run, wait=True)  # what an earlier run left draining
+    member.attempt = begin(run, plan, member.current, rollout)
+    try:
+        put = lambda: strategy_of(run).put_in_service(run, plan, options.timeout)  # noqa: E731
+        go_live(run, member.attempt, options, put)
+    except RolledBack as restored:  # this cluster failed, and was put back by go_live
+        member.outcome, member.message = FAILED, restored.cause
+        raise
+    except KeyboardInterrupt:
+        member.outcome, member.message = UNKNOWN, "interrupted"
+        raise
+    except Exception as error:  # go_live could not put it back: not known-good
+        member.outcome, member.message = UNKNOWN, needs_attention(error).cause
+        raise
+    member.outcome, member.message = DEPLOYED, outcome_of(run, plan.tag.text).message
+
+
+def _bake(member: Member, seconds: float) -> None:
+    """The finished wave keeps passing its smoke checks for ``seconds`` before the next starts."""
+    run, plan = member.run, member.plan
+    assert plan is not None and run.env.smoke is not None
+    deadline = time.monotonic() + seconds
+    rounds = 0
+    while time.monotonic() < deadline or rounds == 0:
+        try:
+            run.smoke_check(plan.image, stage="bake", just_changed=False)
+        except ReleasegateError as failed:
+            member.message = f"bake: {failed.cause}"
+            raise NeedsAttention(f"{failed.cause} while baking", failed.hint, failed.details) from failed
+        rounds += 1
+        # bake is a length of time, not an event to await
+        time.sleep(max(0.0, min(run.env.smoke.interval, deadline - time.monotonic())))
+    member.message += f"; baked {seconds:.0f}s ({rounds} rounds of smoke checks)"
+
+
+def _put_back_after(
+    error: BaseException,
+    wave: list[Member],
+    finished: list[list[Member]],
+    env: Environment,
+    options: DeployOptions,
+    progress: Progress,
+) -> None:
+    """A failure (or an interrupt) in ``wave``: put back its clusters that took the release and,
+    with ``on_failure: rollback``, the earlier waves', last first; then the exit that says
+    whether every changed cluster is known-good again."""
+    interrupted = isinstance(error, KeyboardInterrupt)
+    cause = error.cause if isinstance(error, ReleasegateError) else "interrupted"
+    to_put_back = [wave] + (list(reversed(finished)) if env.waves.on_failure == "rollback" else [])
+    if options.rollback:
+        for group in to_put_back:
+            going = [m for m in group if m.outcome == DEPLOYED]
+            if going:
+                progress.warning(f"putting back {', '.join(m.name for m in going)}: {cause}")
+                _each(going, lambda m: _put_back(m, options, cause), parallel=len(going), collect=False)
+    not_good = [m.name for m in wave + [m for g in finished for m in g] if m.outcome == UNKNOWN]
+    if not options.rollback:
+        not_good += [m.name for m in wave if m.outcome == FAILED]
+    if interrupted:
+        raise Interrupted(f"interrupted in wave {wave[0].target.wave}; the changed clusters were put back",
+                          "deploy again when ready") from None  # fmt: skip
+    if not_good:
+        raise NeedsAttention(
+            f"{cause}; not known-good: {', '.join(not_good)}",
+            f"a person must look: `releasegate status --env {env.name}`",
+            _details(error),
+        ) from None
+    raise RolledBack(
+        f"{cause}; every changed cluster was put back and verified",
+        f"fix the release, then deploy again ({'; '.join(m.name + ': ' + m.outcome for m in wave)})",
+        _details(error),
+    ) from None
+
+
+def _put_back(member: Member, options: DeployOptions, cause: str) -> None:
+    run = member.run
+    if member.current is None:
+        member.outcome, member.message = UNKNOWN, f"{cause}; {member.name} had no earlier good release"
+        return
+    try:
+        restore(run, member.current, options.timeout, f"put back: {cause}")
+    except Exception as error:  # whatever stopped it, this cluster is not known-good
+        why = needs_attention(error).cause
+        member.outcome, member.message = UNKNOWN, f"putting back {member.current.tag} failed: {why}"
+        return
+    member.outcome, member.message = ROLLED_BACK, f"{member.current.tag} put back and verified ({cause})"
+    if member.attempt is not None:
+        member.attempt.github.status("inactive", member.message)
+
+
+def _details(error: BaseException) -> tuple[str, ...]:
+    return error.details if isinstance(error, ReleasegateError) else ()
+
+
+def _each(members: list[Member], work: Callable[[Member], None], parallel: int, collect: bool = True) -> None:
+    """``work`` on every member, ``parallel`` at once; the first failure (in the members'
+    order, naming its cluster) is raised once every one has ended."""
+    errors: dict[str, BaseException] = {}
+    lock = threading.Lock()
+
+    def one(member: Member) -> None:
+        try:
+            work(member)
+        except BaseException as error:  # raised below, in the calling thread
+            with lock:
+                errors[member.name] = error
+
+    with ThreadPoolExecutor(max_workers=max(parallel, 1), thread_name_prefix="cluster") as pool:
+        list(pool.map(one, members))
+    if not collect:
+        return
+    for member in members:
+        if member.name in errors:
+            raise _named(member.name, errors[member.name])
+
+
+def _named(cluster: str, error: BaseException) -> BaseException:
+    """``error`` with the cluster it happened in at the front of its cause."""
+    if isinstance(error, ReleasegateError) and not error.cause.startswith(f"{cluster}:"):
+        error.cause = f"{cluster}: {error.cause}"  # its own class keeps its exit code and fields
+    return error
+
+
+def _planned(result: Result, members: list[Member], env: Environment) -> Result:
+    _summarised(result, members)
+    result.outcome = "planned"
+    plan = members[0].plan
+    described = strategy_of(members[0].run).describe(plan) if plan is not None else ""
+    order = "; ".join(f"wave {w}: {', '.join(m.name for m in ms)}" for w, ms in _by_wave(members))
+    result.message = f"dry run: {described} in {env.name}, {order}; nothing was changed"
+    return result
+
+
+def _by_wave(members: list[Member]) -> Iterator[tuple[int, list[Member]]]:
+    for wave, group in groupby(sorted(members, key=lambda m: m.target.wave), lambda m: m.target.wave):
+        yield wave, list(group)
+
+
+def _summarised(result: Result, members: list[Member]) -> Result:
+    """The run's one result: every cluster's entry and stages; the image as the first wave pins it."""
+    result.clusters = [m.entry() for m in members]
+    for member in members:
+        result.stages += [{**stage, "cluster": member.name} for stage in member.run.result.stages]
+        result.smoke += [{**check, "cluster": member.name} for check in member.run.result.smoke]
+    planned = next((m.plan for m in members if m.plan is not None), None)
+    if planned is not None:
+        result.image, result.digest = planned.image, planned.image.partition("@")[2]
+    ready = [m.run.result.pods_ready for m in members if m.outcome == DEPLOYED and m.run.result.pods_ready]
+    result.pods_ready = ", ".join(ready) or None
+    return result

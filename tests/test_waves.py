@@ -1,0 +1,174 @@
+"""One release across several clusters, in waves: through the real CLI, against one
+Kubernetes emulator per cluster (each its own API server) and ECR in each cluster's region."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.emulators.fleet import Fleet
+from tests.emulators.stack import Stack
+from tests.test_smoke import quick_checks
+
+pytestmark = pytest.mark.e2e
+NS = "model-api-nonprod"
+THREE = [
+    ("eu-west-1", "eu-west-1", 1),
+    ("us-east-1", "us-east-1", 2),
+    ("ap-southeast-1", "ap-southeast-1", 2),
+]
+
+
+@pytest.fixture
+def fleet(stack: Stack) -> Iterator[Fleet]:
+    quick_checks(stack)
+    running = Fleet(stack, THREE, {"max_parallel": 0, "on_failure": "rollback"})
+    yield running
+    running.stop()
+
+
+def deploy(fleet: Fleet, tag: str, *args: str) -> Any:
+    return fleet.stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", tag, *args)
+
+
+def image_in(fleet: Fleet, name: str) -> str:
+    deployment = fleet.member(name).kube.get("Deployment", NS, "model-api")
+    return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def pinned(region: str, digest: str) -> str:
+    return f"123456789012.dkr.ecr.{region}.amazonaws.com/model-api@{digest}"
+
+
+def outcomes(result: dict[str, Any]) -> dict[str, str]:
+    return {c["name"]: c["outcome"] for c in result["clusters"]}
+
+
+def test_a_release_reaches_every_cluster_wave_by_wave_pinned_to_its_region(fleet: Fleet) -> None:
+    digest = fleet.publish("v1.0.0")
+    run = deploy(fleet, "v1.0.0")
+    assert run.exit_code == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert outcomes(result) == dict.fromkeys(("eu-west-1", "us-east-1", "ap-southeast-1"), "deployed")
+    assert [(c["name"], c["wave"], c["revision"]) for c in result["clusters"]] == [
+        ("eu-west-1", 1, 1), ("us-east-1", 2, 1), ("ap-southeast-1", 2, 1),
+    ]  # fmt: skip
+    for member in fleet.members:  # each cluster pulls from its own region's registry, same digest
+        assert image_in(fleet, member.name) == pinned(member.region, digest)
+    rollouts = {r["data"]["rollout"] for m in fleet.members for r in ledger_records_of(m.kube)}
+    assert len(rollouts) == 1 and rollouts != {""}  # one deploy's records share its id
+    environments = sorted(d["environment"] for d in fleet.stack.github.deployments)
+    assert environments == ["nonprod/ap-southeast-1", "nonprod/eu-west-1", "nonprod/us-east-1"]
+    lines = run.stderr.splitlines()
+    assert any(line.startswith("✓ [us-east-1] verify") for line in lines), run.stderr
+    wave_two = next(n for n, line in enumerate(lines) if "wave 2 (2 of 2)" in line)
+    first_in_two = next(n for n, line in enumerate(lines) if line.startswith("✓ [us-east-1] deploy"))
+    last_in_one = max(n for n, line in enumerate(lines) if line.startswith("✓ [eu-west-1] smoke"))
+    assert last_in_one < wave_two < first_in_two  # wave 2 starts once wave 1 is verified
+
+
+def ledger_records_of(kube: Any) -> list[dict[str, Any]]:
+    return [
+        c for c in kube.list("ConfigMap", NS) if "releasegate.dev/ledger" in c["metadata"].get("labels", {})
+    ]
+
+
+def test_a_crash_loop_in_wave_two_puts_back_wave_two_and_wave_one(fleet: Fleet) -> None:
+    old = fleet.publish("v1.0.0")
+    assert deploy(fleet, "v1.0.0").exit_code == 0
+    fleet.publish("v1.1.0")
+    fleet.member("ap-southeast-1").kube.controller.scenarios["v1.1.0"] = "crashloop"
+    run = deploy(fleet, "v1.1.0")
+    assert run.exit_code == 4, run.stderr
+    failure = json.loads(run.stdout)
+    assert outcomes(failure) == {
+        "eu-west-1": "rolled_back",
+        "us-east-1": "rolled_back",
+        "ap-southeast-1": "failed",
+    }
+    assert "ap-southeast-1:" in run.last_line and "every changed cluster was put back" in run.last_line
+    for member in fleet.members:  # each verified again on its own cluster
+        assert image_in(fleet, member.name) == pinned(member.region, old)
+        assert member.kube.get("Lease", NS, "releasegate-model-api") is None
+    put_back = [line for line in run.stderr.splitlines() if "putting back" in line]
+    assert [line.split(":")[0] for line in put_back] == [
+        "! putting back us-east-1",
+        "! putting back eu-west-1",
+    ]
+
+
+def test_on_failure_halt_leaves_the_earlier_waves_on_the_release(fleet: Fleet) -> None:
+    path = fleet.stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text().replace("on_failure: rollback", "on_failure: halt"))
+    fleet.publish("v1.0.0")
+    assert deploy(fleet, "v1.0.0").exit_code == 0
+    new = fleet.publish("v1.1.0")
+    fleet.member("us-east-1").kube.controller.scenarios["v1.1.0"] = "crashloop"
+    run = deploy(fleet, "v1.1.0")
+    assert run.exit_code == 4, run.stderr
+    assert outcomes(json.loads(run.stdout)) == {
+        "eu-west-1": "deployed", "us-east-1": "failed", "ap-southeast-1": "rolled_back",
+    }  # fmt: skip
+    assert image_in(fleet, "eu-west-1") == pinned("eu-west-1", new)
+
+
+def test_a_lock_held_on_one_cluster_refuses_the_whole_run_before_any_change(fleet: Fleet) -> None:
+    fleet.publish("v1.0.0")
+    held = fleet.member("us-east-1").kube
+    held.put({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+              "metadata": {"name": "releasegate-model-api", "namespace": NS},
+              "spec": {"holderIdentity": "someone@elsewhere", "leaseDurationSeconds": 3600,
+                       "renewTime": "2099-01-01T00:00:00.000000Z"}})  # fmt: skip
+    run = deploy(fleet, "v1.0.0")
+    assert run.exit_code == 3, run.stderr
+    assert "us-east-1:" in run.last_line and "someone@elsewhere" in run.last_line
+    for member in fleet.members:
+        assert ledger_records_of(member.kube) == []
+        assert member.kube.get("Deployment", NS, "model-api") is None
+    for name in ("eu-west-1", "ap-southeast-1"):  # the locks it took are given back
+        assert fleet.member(name).kube.get("Lease", NS, "releasegate-model-api") is None
+
+
+def test_a_region_still_replicating_is_waited_for(fleet: Fleet) -> None:
+    digest = fleet.publish("v1.0.0", skip_regions=("ap-southeast-1",))
+    replicated = threading.Timer(2.0, lambda: fleet.stack.ecr.push("model-api", "v1.0.0", "ap-southeast-1"))
+    replicated.start()
+    run = deploy(fleet, "v1.0.0")
+    replicated.join()
+    assert run.exit_code == 0, run.stderr
+    assert "not in ap-southeast-1 yet (replicating?)" in run.stderr
+    assert image_in(fleet, "ap-southeast-1") == pinned("ap-southeast-1", digest)
+
+
+def without_smoke(text: str) -> str:
+    return re.sub(r"\nsmoke:\n(  .*\n)+", "\n", text)
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda t: t.replace("name: ap-southeast-1", "name: us-east-1"), "clusters[2].name"),
+        (
+            lambda t: t.replace("kube_context: eks-us-east-1", "kube_context: eks-nowhere"),
+            "clusters[1].kube_context",
+        ),
+        (lambda t: t.replace("wave: 2", "wave: 0", 1), "clusters[1].wave"),
+        (lambda t: t.replace("max_parallel: 0", "max_parallel: -1"), "waves.max_parallel"),
+        (lambda t: t + "strategy: {type: bluegreen, pause_before_switch: true}\n", "strategy"),
+        (lambda t: without_smoke(t).replace("max_parallel: 0", "max_parallel: 0\n  bake: 60"), "waves.bake"),
+    ],
+)
+def test_a_malformed_cluster_list_is_exit_2_naming_the_key(fleet: Fleet, edit: Any, named: str) -> None:
+    path = fleet.stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(edit(path.read_text()))
+    fleet.publish("v1.0.0")
+    run = deploy(fleet, "v1.0.0")
+    assert run.exit_code == 2, run.stderr
+    assert named in run.last_line, run.last_line
+    for member in fleet.members:
+        assert member.kube.get("Deployment", NS, "model-api") is None
