@@ -13,6 +13,7 @@ import pytest
 
 from tests.emulators.fleet import Fleet
 from tests.emulators.stack import Stack
+from tests.test_faults import interrupted
 from tests.test_smoke import quick_checks
 
 pytestmark = pytest.mark.e2e
@@ -172,3 +173,21 @@ def test_a_malformed_cluster_list_is_exit_2_naming_the_key(fleet: Fleet, edit: A
     assert named in run.last_line, run.last_line
     for member in fleet.members:
         assert member.kube.get("Deployment", NS, "model-api") is None
+
+
+def test_sigint_in_wave_two_puts_back_every_cluster_and_exits_130(fleet: Fleet) -> None:
+    old = fleet.publish("v1.0.0")
+    assert deploy(fleet, "v1.0.0").exit_code == 0
+    fleet.publish("v1.1.0")
+    slow = fleet.member("ap-southeast-1").kube.controller
+    slow.scenarios["v1.1.0"], slow.slow_seconds = "slow", 30.0  # still rolling out when interrupted
+    run = interrupted(
+        fleet.stack, ["--json", "deploy", "--env", "nonprod", "--tag", "v1.1.0"],
+        when=lambda line: line.startswith("  [ap-southeast-1] rollout |"),
+    )  # fmt: skip
+    assert run.exit_code == 130, run.stderr
+    assert run.after_signal < 15, run.after_signal  # not the 30 s the slow rollout would take
+    assert set(outcomes(json.loads(run.stdout)).values()) == {"rolled_back"}
+    for member in fleet.members:
+        assert image_in(fleet, member.name) == pinned(member.region, old)
+        assert member.kube.get("Lease", NS, "releasegate-model-api") is None

@@ -11,6 +11,7 @@ Layer: commands (above the strategies; the CLI calls them).
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
@@ -54,7 +55,7 @@ def recover(
     run.result.failed_tag = failed.tag
     run.must_end_now = failure is None  # interrupted: the runner kills the run seconds later
     try:
-        with _interrupts_deferred(run.progress) if failure is None else nullcontext():
+        with interrupts_deferred(run.progress) if failure is None else nullcontext():
             restore(
                 run,
                 current,
@@ -249,13 +250,16 @@ def _image(pod: dict[str, Any]) -> str:
 
 
 @contextmanager
-def _interrupts_deferred(progress: Progress) -> Iterator[None]:
+def interrupts_deferred(progress: Progress) -> Iterator[None]:
     """While restoring after an interrupt, a second SIGINT/SIGTERM must not leave the cluster
     half-restored: say so and carry on. (A handler, not SIG_IGN, which children would inherit.)"""
 
     def wait(signum: int, frame: object) -> None:
         progress.warning("restoring the last good release; it will finish within --timeout")
 
+    if threading.current_thread() is not threading.main_thread():
+        yield  # a cluster's thread of a deploy in waves: the main thread defers them
+        return
     previous = {s: signal.signal(s, wait) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield

@@ -12,15 +12,16 @@ Layer: commands (above the strategies; the CLI calls them).
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Any
+from typing import Any, TypeVar
 
 from releasegate.commands.pipeline import (
     Attempt,
@@ -32,7 +33,7 @@ from releasegate.commands.pipeline import (
     promotion,
     validate,
 )
-from releasegate.commands.recovery import restore
+from releasegate.commands.recovery import interrupts_deferred, restore
 from releasegate.core.clusters_config import ClusterTarget, require_contexts
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import Interrupted, NeedsAttention, ReleasegateError, RolledBack, needs_attention
@@ -41,6 +42,7 @@ from releasegate.kube.ledger import Record
 from releasegate.run import DeployOptions, Plan, Progress, Result, Run
 from releasegate.strategies import draining, strategy_of
 
+T = TypeVar("T")
 # Seconds an image may still be replicating to a cluster's region before the deploy is refused.
 REPLICATION_SECONDS = 120.0
 # A cluster's outcome: the release verified there; failed there (and its earlier release restored);
@@ -84,6 +86,31 @@ class Member:
     outcome: str = UNTOUCHED
     message: str = ""
     held: ExitStack = field(default_factory=ExitStack)  # its deploy lock, to the end of the run
+    # The thread putting the release in service or baking it (None: none is), and a lock so that
+    # an interrupt reaches it only there, not in the middle of the restore after a failure.
+    worker: int | None = None
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def interruptible(self, work: Callable[[], T]) -> T:
+        """``work``, where an interrupt of the run may stop it (``interrupt``)."""
+        with self.guard:
+            self.worker = threading.get_ident()
+        try:
+            return work()
+        finally:
+            with self.guard:
+                self.worker = None
+
+    def interrupt(self) -> None:
+        """What SIGINT does to a deploy to one cluster, in this cluster's thread: raise
+        KeyboardInterrupt there (at its next check, within the check interval), so that
+        go_live puts the cluster back."""
+        with self.guard:
+            if self.worker is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self.worker), ctypes.py_object(KeyboardInterrupt)
+                )
+                self.worker = None
 
     @property
     def name(self) -> str:
@@ -170,10 +197,13 @@ def _go(member: Member, options: DeployOptions, rollout: str) -> None:
     draining.carry_out_pending(run, wait=True)  # what an earlier run left draining
     member.attempt = begin(run, plan, member.current, rollout)
     try:
-        put = lambda: strategy_of(run).put_in_service(run, plan, options.timeout)  # noqa: E731
-        go_live(run, member.attempt, options, put)
+        go_live(run, member.attempt, options, lambda: member.interruptible(
+            lambda: strategy_of(run).put_in_service(run, plan, options.timeout)))  # fmt: skip
     except RolledBack as restored:  # this cluster failed, and was put back by go_live
         member.outcome, member.message = FAILED, restored.cause
+        raise
+    except Interrupted as restored:  # interrupted, and put back by go_live
+        member.outcome, member.message = ROLLED_BACK, restored.cause
         raise
     except KeyboardInterrupt:
         member.outcome, member.message = UNKNOWN, "interrupted"
@@ -185,7 +215,12 @@ def _go(member: Member, options: DeployOptions, rollout: str) -> None:
 
 
 def _bake(member: Member, seconds: float) -> None:
-    """The finished wave keeps passing its smoke checks for ``seconds`` before the next starts."""
+    """The finished wave keeps passing its smoke checks for ``seconds`` before the next starts
+    (an interrupt stops it: it changes nothing)."""
+    member.interruptible(lambda: _baking(member, seconds))
+
+
+def _baking(member: Member, seconds: float) -> None:
     run, plan = member.run, member.plan
     assert plan is not None and run.env.smoke is not None
     deadline = time.monotonic() + seconds
@@ -217,11 +252,14 @@ def _put_back_after(
     cause = error.cause if isinstance(error, ReleasegateError) else "interrupted"
     to_put_back = [wave] + (list(reversed(finished)) if env.waves.on_failure == "rollback" else [])
     if options.rollback:
-        for group in to_put_back:
-            going = [m for m in group if m.outcome == DEPLOYED]
-            if going:
-                progress.warning(f"putting back {', '.join(m.name for m in going)}: {cause}")
-                _each(going, lambda m: _put_back(m, options, cause), parallel=len(going), collect=False)
+        with interrupts_deferred(progress) if interrupted else nullcontext():
+            for group in to_put_back:
+                going = [m for m in group if m.outcome == DEPLOYED]
+                for member in going:
+                    member.run.must_end_now = interrupted  # done once traffic is back
+                if going:
+                    progress.warning(f"putting back {', '.join(m.name for m in going)}: {cause}")
+                    _each(going, lambda m: _put_back(m, options, cause), parallel=len(going), collect=False)
     not_good = [m.name for m in wave + [m for g in finished for m in g] if m.outcome == UNKNOWN]
     if not options.rollback:
         not_good += [m.name for m in wave if m.outcome == FAILED]
@@ -263,19 +301,29 @@ def _details(error: BaseException) -> tuple[str, ...]:
 
 def _each(members: list[Member], work: Callable[[Member], None], parallel: int, collect: bool = True) -> None:
     """``work`` on every member, ``parallel`` at once; the first failure (in the members'
-    order, naming its cluster) is raised once every one has ended."""
+    order, naming its cluster) is raised once every one has ended. An interrupt (SIGINT,
+    SIGTERM) reaches every cluster putting a release in service, as it would a deploy to one
+    cluster, and is raised here once each has put its cluster back."""
     errors: dict[str, BaseException] = {}
-    lock = threading.Lock()
 
     def one(member: Member) -> None:
         try:
             work(member)
         except BaseException as error:  # raised below, in the calling thread
-            with lock:
-                errors[member.name] = error
+            errors[member.name] = error
 
-    with ThreadPoolExecutor(max_workers=max(parallel, 1), thread_name_prefix="cluster") as pool:
-        list(pool.map(one, members))
+    pool = ThreadPoolExecutor(max_workers=max(parallel, 1), thread_name_prefix="cluster")
+    running = [pool.submit(one, member) for member in members]
+    try:
+        wait(running)
+    except KeyboardInterrupt:
+        with interrupts_deferred(members[0].run.progress):
+            for member in members:
+                member.interrupt()
+            wait(running)
+        raise
+    finally:
+        pool.shutdown(wait=True)
     if not collect:
         return
     for member in members:
