@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from tests.emulators.fleet import Fleet
 from tests.emulators.stack import Stack
-from tests.test_faults import interrupted
+from tests.test_faults import SAME_RUN, interrupted
 from tests.test_smoke import quick_checks
 
 pytestmark = pytest.mark.e2e
@@ -191,3 +192,54 @@ def test_sigint_in_wave_two_puts_back_every_cluster_and_exits_130(fleet: Fleet) 
     for member in fleet.members:
         assert image_in(fleet, member.name) == pinned(member.region, old)
         assert member.kube.get("Lease", NS, "releasegate-model-api") is None
+
+
+def test_status_history_smoke_and_rollback_answer_for_every_cluster_or_one(fleet: Fleet) -> None:
+    old = fleet.publish("v1.0.0")
+    assert deploy(fleet, "v1.0.0").exit_code == 0
+    new = fleet.publish("v1.1.0")
+    assert deploy(fleet, "v1.1.0").exit_code == 0
+    status = fleet.stack.releasegate("--json", "status", "--env", "nonprod")
+    assert status.exit_code == 0, status.stderr
+    answered = json.loads(status.stdout)
+    assert [c["name"] for c in answered["clusters"]] == ["eu-west-1", "ap-southeast-1", "us-east-1"]
+    assert all("v1.1.0" in c["message"] for c in answered["clusters"])
+    history = fleet.stack.releasegate("history", "--env", "nonprod", "--cluster", "us-east-1")
+    assert history.exit_code == 0, history.stderr
+    rows = history.stdout.splitlines()
+    assert rows[0].startswith("CLUSTER") and len([r for r in rows if r.startswith("us-east-1 ")]) == 2
+    assert not any(r.startswith(("eu-west-1", "ap-southeast-1")) for r in rows)
+    smoke = fleet.stack.releasegate("--json", "smoke", "--env", "nonprod")
+    assert smoke.exit_code == 0, smoke.stderr
+    assert {c["cluster"] for c in json.loads(smoke.stdout)["smoke"]} == {m.name for m in fleet.members}
+    fleet.member("us-east-1").kube.proxy.apps.behaviours["v1.1.0"] = "unhealthy"
+    failing = fleet.stack.releasegate("smoke", "--env", "nonprod")
+    assert failing.exit_code == 5 and "us-east-1:" in failing.last_line, failing.stderr
+    back = fleet.stack.releasegate("--json", "rollback", "--env", "nonprod", "--cluster", "eu-west-1")
+    assert back.exit_code == 0, back.stderr
+    assert image_in(fleet, "eu-west-1") == pinned("eu-west-1", old)
+    assert image_in(fleet, "us-east-1") == pinned("us-east-1", new)  # only the one asked for
+    unknown = fleet.stack.releasegate("status", "--env", "nonprod", "--cluster", "mars-1")
+    assert unknown.exit_code == 2 and "use one of: eu-west-1, us-east-1, ap-southeast-1" in unknown.last_line
+
+
+def test_recover_after_sigkill_puts_back_every_cluster_the_killed_run_changed(fleet: Fleet) -> None:
+    old = fleet.publish("v1.0.0")
+    assert deploy(fleet, "v1.0.0").exit_code == 0
+    fleet.publish("v1.1.0")
+    slow = fleet.member("ap-southeast-1").kube.controller
+    slow.scenarios["v1.1.0"], slow.slow_seconds = "slow", 30.0
+    killed = interrupted(  # a cancelled Actions run: its `if: cancelled()` step recovers in the same run
+        fleet.stack, ["deploy", "--env", "nonprod", "--tag", "v1.1.0"],
+        when=lambda line: line.startswith("  [ap-southeast-1] rollout |"), sent=signal.SIGKILL, **SAME_RUN,
+    )  # fmt: skip
+    assert killed.exit_code == -signal.SIGKILL
+    assert image_in(fleet, "eu-west-1") != pinned("eu-west-1", old)  # wave 1 finished on v1.1.0
+    run = fleet.stack.releasegate("--json", "recover", "--env", "nonprod", timeout=180, **SAME_RUN)
+    assert run.exit_code == 0, run.stderr
+    assert set(outcomes(json.loads(run.stdout)).values()) == {"recovered"}
+    for member in fleet.members:
+        assert image_in(fleet, member.name) == pinned(member.region, old)
+        assert member.kube.get("Lease", NS, "releasegate-model-api") is None
+    again = fleet.stack.releasegate("--json", "recover", "--env", "nonprod", **SAME_RUN)
+    assert set(outcomes(json.loads(again.stdout)).values()) == {"nothing-to-recover"}

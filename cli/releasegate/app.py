@@ -8,7 +8,6 @@ Layer: the CLI, the top.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,7 +15,7 @@ import typer
 
 from releasegate.core.errors import BadInput
 from releasegate.invocation import (
-    EXIT_INTERRUPTED,
+    ClusterOption,
     EnvOption,
     EventEnvOption,
     EventTagOption,
@@ -28,6 +27,7 @@ from releasegate.invocation import (
     from_event,
     load,
     outside_ci_allowed,
+    run_app,
     run_command,
 )
 
@@ -205,25 +205,25 @@ def event(ctx: typer.Context) -> None:
 
 
 @app.command()
-def status(ctx: typer.Context, env: EnvOption) -> None:
+def status(ctx: typer.Context, env: EnvOption, cluster: ClusterOption = None) -> None:
     """The release serving ENV (from the ledger), its pods, and any drift from the ledger."""
 
     def run(console: Console) -> Result:
-        from releasegate.commands import recovery
+        from releasegate.commands import fleet, recovery
 
-        return recovery.status(*load(ctx.obj, env), console)
+        return fleet.each_cluster(*load(ctx.obj, env), cluster, console, recovery.status)
 
     run_command(ctx.obj, "status", run)
 
 
 @app.command()
-def history(ctx: typer.Context, env: EnvOption) -> None:
+def history(ctx: typer.Context, env: EnvOption, cluster: ClusterOption = None) -> None:
     """Every recorded deploy attempt in ENV, newest first (the last 20)."""
 
     def run(console: Console) -> Result:
-        from releasegate.commands import recovery
+        from releasegate.commands import fleet, recovery
 
-        return recovery.history(*load(ctx.obj, env), console)
+        return fleet.each_cluster(*load(ctx.obj, env), cluster, console, recovery.history)
 
     run_command(ctx.obj, "history", run)
 
@@ -238,15 +238,18 @@ def rollback(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds for skaffold and the rollout.")
     ] = 600,
+    cluster: ClusterOption = None,
 ) -> None:
     """Put the previous good release (or --to TAG) back, with the same verification."""
 
     def run(console: Console) -> Result:
-        from releasegate.commands import recovery
+        from releasegate.commands import fleet, recovery
         from releasegate.run import DeployOptions
 
         project, environment = load(ctx.obj, env)
-        return recovery.rollback(project, environment, to, DeployOptions(timeout=timeout), console)
+        options = DeployOptions(timeout=timeout)
+        return fleet.each_cluster(project, environment, cluster, console,
+                                  lambda pr, e, p: recovery.rollback(pr, e, to, options, p))  # fmt: skip
 
     run_command(ctx.obj, "rollback", run)
 
@@ -309,13 +312,13 @@ def abort(
 
 
 @app.command()
-def smoke(ctx: typer.Context, env: EnvOption) -> None:
+def smoke(ctx: typer.Context, env: EnvOption, cluster: ClusterOption = None) -> None:
     """Run ENV's smoke checks against the release serving now (exit 0: all pass, 5: one fails)."""
 
     def run(console: Console) -> Result:
-        from releasegate.commands import pipeline
+        from releasegate.commands import fleet, pipeline
 
-        return pipeline.smoke(*load(ctx.obj, env), console)
+        return fleet.each_cluster(*load(ctx.obj, env), cluster, console, pipeline.smoke)
 
     run_command(ctx.obj, "smoke", run)
 
@@ -361,37 +364,21 @@ def recover(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds for skaffold and the rollout.")
     ] = 600,
+    cluster: ClusterOption = None,
 ) -> None:
     """After a deploy was killed (a cancelled CI run): if the last recorded deploy did not
-    finish, put the last good release back; otherwise do nothing."""
+    finish, put the last good release back; otherwise do nothing. With several clusters, every
+    cluster the killed deploy changed is put back."""
 
     def run(console: Console) -> Result:
-        from releasegate.commands import recovery
+        from releasegate.commands import fleet
         from releasegate.run import DeployOptions
 
         project, environment = load(ctx.obj, env)
-        return recovery.recover_unfinished(project, environment, DeployOptions(timeout=timeout), console)
+        return fleet.recover(project, environment, cluster, DeployOptions(timeout=timeout), console)
 
     run_command(ctx.obj, "recover", run)
 
 
 def main() -> None:
-    # typer carries its own copy of click; its usage errors are not exported under a public name.
-    from typer._click.exceptions import NoArgsIsHelpError, UsageError
-
-    try:
-        # standalone_mode=False: usage errors come back here, to be said in one line.
-        code = app(prog_name="releasegate", standalone_mode=False)
-    except NoArgsIsHelpError as error:
-        print(error.format_message(), file=sys.stderr)
-        print("error: no command given. Next: pick one of the commands above", file=sys.stderr)
-        sys.exit(BadInput.exit_code)
-    except UsageError as error:
-        where = error.ctx.command_path if error.ctx else "releasegate"
-        message = error.format_message().rstrip(".")
-        print(f"error: {message}. Next: see `{where} --help`", file=sys.stderr)
-        sys.exit(BadInput.exit_code)
-    except typer.Abort:  # Ctrl-C or end of input at a prompt
-        print("error: interrupted. Next: run the command again when ready", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    sys.exit(code if isinstance(code, int) else 0)
+    run_app(app)

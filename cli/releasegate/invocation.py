@@ -49,6 +49,12 @@ EventTagOption = Annotated[
         "--tag", envvar="RELEASEGATE_TAG", help="Release tag; in GitHub Actions, default: from the event."
     ),
 ]
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster", help="With several clusters (clusters:): answer for this one only (default: every one)."
+    ),
+]
 LocalProdOption = Annotated[
     bool, typer.Option("--allow-local-prod", help="Allow a protected environment outside CI.")
 ]
@@ -155,3 +161,26 @@ def run_command(options: Globals, command: str, body: Callable[[Console], Result
 
 def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run the command line; a usage error is one line and exit 2, like every other bad input."""
+    # typer carries its own copy of click; its usage errors are not exported under a public name.
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    try:
+        # standalone_mode=False: usage errors come back here, to be said in one line.
+        code = app(prog_name="releasegate", standalone_mode=False)
+    except NoArgsIsHelpError as error:
+        print(error.format_message(), file=sys.stderr)
+        print("error: no command given. Next: pick one of the commands above", file=sys.stderr)
+        sys.exit(BadInput.exit_code)
+    except UsageError as error:
+        where = error.ctx.command_path if error.ctx else "releasegate"
+        message = error.format_message().rstrip(".")
+        print(f"error: {message}. Next: see `{where} --help`", file=sys.stderr)
+        sys.exit(BadInput.exit_code)
+    except typer.Abort:  # Ctrl-C or end of input at a prompt
+        print("error: interrupted. Next: run the command again when ready", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -78,9 +78,11 @@ class Console:
             flag = "  (prerelease)" if row["prerelease"] else ""
             self._print(sys.stdout, f"{row['tag']:<24} {row['published_at'] or '':<22}{flag}")
         if result.history:
-            self._print(sys.stdout, HISTORY_ROW.format(**HISTORY_HEADER))
+            clusters = "cluster" in result.history[0]  # several clusters: a column naming each
+            column = "{cluster:<16} " if clusters else ""
+            self._print(sys.stdout, (column + HISTORY_ROW).format(cluster="CLUSTER", **HISTORY_HEADER))
             for row in result.history:
-                self._print(sys.stdout, HISTORY_ROW.format(**row))
+                self._print(sys.stdout, (column + HISTORY_ROW).format(**row))
         if result.command == "render":
             for path in result.files:
                 self._print(sys.stdout, f"wrote {path}")
