@@ -8,13 +8,17 @@ import re
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.emulators.fleet import Fleet
 from tests.emulators.stack import Stack
+from tests.emulators.webhooks import WebhookReceiver
 from tests.test_faults import SAME_RUN, interrupted
+from tests.test_notify import notified, receiver  # noqa: F401 (fixture)
+from tests.test_pictures import BLOCK, parse
 from tests.test_smoke import quick_checks
 
 pytestmark = pytest.mark.e2e
@@ -34,8 +38,8 @@ def fleet(stack: Stack) -> Iterator[Fleet]:
     running.stop()
 
 
-def deploy(fleet: Fleet, tag: str, *args: str) -> Any:
-    return fleet.stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", tag, *args)
+def deploy(fleet: Fleet, tag: str, *args: str, **env: str) -> Any:
+    return fleet.stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", tag, *args, **env)
 
 
 def image_in(fleet: Fleet, name: str) -> str:
@@ -243,3 +247,34 @@ def test_recover_after_sigkill_puts_back_every_cluster_the_killed_run_changed(fl
         assert member.kube.get("Lease", NS, "releasegate-model-api") is None
     again = fleet.stack.releasegate("--json", "recover", "--env", "nonprod", **SAME_RUN)
     assert set(outcomes(json.loads(again.stdout)).values()) == {"nothing-to-recover"}
+
+
+def test_the_step_summary_draws_a_row_per_cluster_wave_by_wave(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.publish("v1.0.0")
+    summary = tmp_path / "summary.md"
+    actions = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_RUN_ID": "9",
+               "GITHUB_OUTPUT": str(tmp_path / "out"), "GITHUB_REPOSITORY": "acme/model-api"}  # fmt: skip
+    run = fleet.stack.releasegate("deploy", "--env", "nonprod", "--tag", "v1.0.0", **actions)
+    assert run.exit_code == 0, run.stderr
+    [timeline] = BLOCK.findall(summary.read_text())
+    assert "section wave 1" in timeline and "section wave 2" in timeline
+    rows = [line for line in timeline.splitlines() if " : " in line]
+    assert [row.split()[0] for row in rows] == ["eu-west-1", "us-east-1", "ap-southeast-1"]
+    assert all(" deployed (" in row for row in rows)
+    assert [r["ok"] for r in parse([timeline])] == [True], parse([timeline])
+
+
+def test_one_notification_per_run_names_every_cluster(fleet: Fleet, receiver: WebhookReceiver) -> None:  # noqa: F811
+    urls = notified(fleet.stack, receiver)
+    fleet.publish("v1.0.0")
+    assert deploy(fleet, "v1.0.0", **urls).exit_code == 0
+    fleet.publish("v1.1.0")
+    fleet.member("us-east-1").kube.controller.scenarios["v1.1.0"] = "crashloop"
+    assert deploy(fleet, "v1.1.0", **urls).exit_code == 4
+    first, second = receiver.bodies("slack")
+    assert "clusters eu-west-1 deployed, us-east-1 deployed, ap-southeast-1 deployed" in first["text"]
+    assert "us-east-1 failed" in second["text"] and "eu-west-1 rolled_back" in second["text"]
+    webhooks = receiver.bodies("webhook")
+    assert len(webhooks) == 2 and [c["outcome"] for c in webhooks[1]["clusters"]] == [
+        "rolled_back", "failed", "rolled_back",
+    ]  # fmt: skip

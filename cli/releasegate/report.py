@@ -212,7 +212,10 @@ def _pictures(result: Result, outcome: str) -> str:
     """The run drawn (Mermaid): its stages on a time line; a canary's weights and analysis."""
     from releasegate.core import pictures
 
-    drawn = pictures.stages_timeline(result.stages)
+    if result.clusters:  # several clusters: a row per cluster, not every cluster's every stage
+        drawn = pictures.clusters_timeline(result.stages, result.clusters)
+    else:
+        drawn = pictures.stages_timeline(result.stages)
     if result.weights:
         drawn += pictures.canary_weights(
             result.weights, promoted=result.weight == 100 and outcome == "success"

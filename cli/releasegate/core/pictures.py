@@ -30,6 +30,24 @@ def stages_timeline(stages: list[dict[str, Any]]) -> str:
     return _block(lines)
 
 
+def clusters_timeline(stages: list[dict[str, Any]], clusters: list[dict[str, Any]]) -> str:
+    """Several clusters: a section per wave, one bar per cluster from its first stage to its last,
+    named with its outcome."""
+    lines = ["gantt", "  title Clusters, wave by wave", "  dateFormat x", "  axisFormat %M:%S"]
+    for wave in sorted({int(c["wave"]) for c in clusters}):
+        lines.append(f"  section wave {wave}")
+        for cluster in (c for c in clusters if int(c["wave"]) == wave):
+            own = [s for s in stages if s.get("cluster") == cluster["name"]]
+            if not own:
+                continue
+            start = min(round(float(s.get("started", 0.0)) * 1000) for s in own)
+            end = max(round((float(s.get("started", 0.0)) + float(s["seconds"])) * 1000) for s in own)
+            seconds = (end - start) / 1000
+            name = _label(f"{cluster['name']} {cluster['outcome']}")
+            lines.append(f"  {name} ({seconds:.1f} s) : {start}, {max(end, start + 1)}")
+    return _block(lines) if any(" : " in line for line in lines) else ""
+
+
 def canary_weights(steps: list[int], promoted: bool) -> str:
     """A bar per step: the canary's weight, and 100 once promoted."""
     weights = [*steps, 100] if promoted else list(steps)

@@ -55,6 +55,10 @@ class Notification:
         quoted in a failure would become a link or a mention), and the run as a link."""
         facts = f"environment `{_slack(self.env)}` · tag `{_slack(self.tag or '-')}` · outcome *{self.event}*"
         link = f" · <{self.run_url}|the run>" if self.run_url else ""
+        if clusters := self.result.get("clusters"):  # one notification for every cluster of the run
+            facts += " · clusters " + ", ".join(
+                f"{_slack(c['name'])} {_slack(c['outcome'])}" for c in clusters
+            )
         return f"{_slack(self.line)}\n{facts}{link}"
 
     def body_for(self, kind: str) -> dict[str, Any]:
