@@ -4,9 +4,11 @@ the shape the deploy contract needs is there."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +215,40 @@ def test_a_paused_release_is_promoted_behind_the_environment_gate_and_aborted_wi
             "${{" not in main["run"]
             and main["run"].strip() == f'exec releasegate {action} --env "$RELEASEGATE_ENV"'
         )
+
+
+def test_the_deploy_tools_write_a_context_per_cluster_of_the_environment(tmp_path: Path) -> None:
+    """The action's kubeconfig step, with a stand-in `aws` recording its argv (no shell between)."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "k8s", project / "k8s")
+    shutil.copy(ROOT / "releasegate.yaml", project / "releasegate.yaml")
+    nonprod = project / "k8s" / "environments" / "nonprod.yaml"
+    nonprod.write_text(nonprod.read_text().replace("kube_context: null", "") + yaml.safe_dump({"clusters": [
+        {"name": "eu-west-1", "kube_context": "eks-eu-west-1", "wave": 1},
+        {"name": "us-east-1", "kube_context": "eks-us-east-1", "aws_region": "us-east-1", "wave": 2},
+    ]}))  # fmt: skip
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(f'#!/bin/sh\nprintf "%s|" "$@" >> {calls}\necho >> {calls}\n')
+    (bin_dir / "aws").chmod(0o755)
+    steps = [s for s in deploy_tools_steps() if "kubeconfig_contexts.py" in str(s.get("run", ""))]
+    assert len(steps) == 1 and steps[0]["env"]["RELEASEGATE_ENV"] == "${{ inputs.environment }}"
+    deploy_job = workflow("deploy.yml")["jobs"]["deploy"]
+    tools = next(s for s in deploy_job["steps"] if "deploy-tools" in str(s.get("uses", "")))
+    assert tools["with"]["environment"] == "${{ needs.target.outputs.environment }}"
+
+    def written(env_name: str) -> list[str]:
+        calls.write_text("")
+        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "EKS_CLUSTER_NAME": "model-api",
+               "AWS_REGION": "eu-west-1", "RELEASEGATE_ENV": env_name,
+               "GITHUB_REPOSITORY": "acme/model-api"}  # fmt: skip
+        script = ROOT / "scripts" / "kubeconfig_contexts.py"
+        subprocess.run([sys.executable, str(script)], cwd=project, env=env, check=True, capture_output=True)
+        return calls.read_text().splitlines()
+
+    base = "eks|update-kubeconfig|--name|model-api|--region|"
+    assert written("nonprod") == [
+        base + "eu-west-1|--alias|eks-eu-west-1|",
+        base + "us-east-1|--alias|eks-us-east-1|",
+    ]
+    assert written("prod") == [base + "eu-west-1|"]  # one cluster: as before
