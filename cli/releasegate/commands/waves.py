@@ -12,7 +12,6 @@ Layer: commands (above the strategies; the CLI calls them).
 
 from __future__ import annotations
 
-import ctypes
 import threading
 import time
 import uuid
@@ -53,19 +52,24 @@ UNTOUCHED, UNKNOWN = "untouched", "unknown"
 
 @dataclass
 class ClusterProgress:
-    """A cluster's progress lines, each naming the cluster (several run at once)."""
+    """A cluster's progress lines, each naming the cluster (several run at once). Every line is
+    also where a stop asked of the cluster's thread takes effect (``Member.interrupt``)."""
 
     inner: Progress
     cluster: str
+    checkpoint: Callable[[], None] = lambda: None
 
     def stage(self, name: str, message: str, seconds: float) -> None:
         self.inner.stage(f"[{self.cluster}] {name}", message, seconds)
+        self.checkpoint()
 
     def detail(self, source: str, text: str) -> None:
         self.inner.detail(f"[{self.cluster}] {source}", text)
+        self.checkpoint()
 
     def warning(self, text: str) -> None:
         self.inner.warning(f"[{self.cluster}] {text}")
+        self.checkpoint()
 
     def secret(self, value: str) -> None:
         self.inner.secret(value)
@@ -86,31 +90,35 @@ class Member:
     outcome: str = UNTOUCHED
     message: str = ""
     held: ExitStack = field(default_factory=ExitStack)  # its deploy lock, to the end of the run
-    # The thread putting the release in service or baking it (None: none is), and a lock so that
-    # an interrupt reaches it only there, not in the middle of the restore after a failure.
+    # The thread putting the release in service or baking it (None: none is), and whether the
+    # run was interrupted: SIGINT reaches only the main thread, so the cluster's own thread
+    # raises KeyboardInterrupt at its next progress line (a rollout says where it stands every
+    # few seconds), where a signal could have reached a deploy to one cluster too.
     worker: int | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
     guard: threading.Lock = field(default_factory=threading.Lock)
 
     def interruptible(self, work: Callable[[], T]) -> T:
-        """``work``, where an interrupt of the run may stop it (``interrupt``)."""
+        """``work``, where an interrupt of the run stops it (``interrupt``)."""
         with self.guard:
             self.worker = threading.get_ident()
         try:
+            self.checkpoint()
             return work()
         finally:
             with self.guard:
                 self.worker = None
 
     def interrupt(self) -> None:
-        """What SIGINT does to a deploy to one cluster, in this cluster's thread: raise
-        KeyboardInterrupt there (at its next check, within the check interval), so that
-        go_live puts the cluster back."""
+        self.stop.set()
+
+    def checkpoint(self) -> None:
+        """In the cluster's own thread, while interruptible: stop if the run was interrupted."""
         with self.guard:
-            if self.worker is not None:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(self.worker), ctypes.py_object(KeyboardInterrupt)
-                )
-                self.worker = None
+            if not self.stop.is_set() or self.worker != threading.get_ident():
+                return
+            self.worker = None  # once: the restore that follows must not be stopped
+        raise KeyboardInterrupt
 
     @property
     def name(self) -> str:
@@ -129,10 +137,7 @@ def deploy_in_waves(
     result = Result(command="deploy", outcome="failed", env=env.name, namespace=env.namespace, tag=tag_text)
     result.strategy = env.strategy.type
     progress.notify_with(env.notify)
-    members = [
-        Member(t, Run.start("deploy", project, env.for_cluster(t), ClusterProgress(progress, t.name)))
-        for t in env.clusters
-    ]
+    members = [_member(project, env, target, progress) for target in env.clusters]
     try:
         with ExitStack() as locks:
             for member in members:
@@ -149,6 +154,13 @@ def deploy_in_waves(
     where = ", ".join(f"{m.name} ({m.entry()['revision']})" for m in members)
     result.message = f"{tag_text} is live in {env.name}: every cluster, wave by wave: {where}"
     return result
+
+
+def _member(project: Project, env: Environment, target: ClusterTarget, progress: Progress) -> Member:
+    lines = ClusterProgress(progress, target.name)
+    member = Member(target, Run.start("deploy", project, env.for_cluster(target), lines))
+    lines.checkpoint = member.checkpoint
+    return member
 
 
 def _preflight(members: list[Member], tag_text: str, options: DeployOptions) -> None:
@@ -194,6 +206,8 @@ def _release(members: list[Member], env: Environment, options: DeployOptions, pr
 def _go(member: Member, options: DeployOptions, rollout: str) -> None:
     run, plan = member.run, member.plan
     assert plan is not None
+    if member.stop.is_set():  # interrupted while it waited for its turn: it stays untouched
+        raise KeyboardInterrupt
     draining.carry_out_pending(run, wait=True)  # what an earlier run left draining
     member.attempt = begin(run, plan, member.current, rollout)
     try:
