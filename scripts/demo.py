@@ -5,7 +5,9 @@ blue/green: a release goes to the idle slot, is tested there and switched
 to, and a bad one is caught in preview while the live slot keeps serving; each release's
 answers are compared with the live one's on k8s/smoke/compare-requests.jsonl before the switch
 (one within the tolerance passes, a retrained model whose answers differ is blocked), and every
-end is announced to a local Slack-like receiver (notify:).
+end is announced to a local Slack-like receiver (notify:). Last, a project whose nonprod has two
+clusters (two Kubernetes emulators) releases in two waves, and a release failing in wave 2 is
+put back in both.
 
 Starts the GitHub, ECR (moto), Kubernetes emulators and the skaffold stand-in, publishes a
 few releases, and runs the real `releasegate` command as a person would, showing its output.
@@ -176,6 +178,38 @@ def move_to_canary(stack: Stack, prometheus: PrometheusEmulator) -> None:
     )
 
 
+WAVES_STEPS = [
+    ("Several clusters: v2.0.0 to eu-west-1 (wave 1), then us-east-1 (wave 2)",
+     ["deploy", "--env", "nonprod", "--tag", "v2.0.0"], 0),
+    ("v2.1.0 crash-loops in wave 2: us-east-1 restored, and eu-west-1 (wave 1, already live) put back",
+     ["deploy", "--env", "nonprod", "--tag", "v2.1.0", "--timeout", "60"], 4),
+    ("What serves in every cluster", ["status", "--env", "nonprod"], 0),
+]  # fmt: skip
+
+
+def several_clusters(ecr: EcrEmulator, workdir: Path) -> list[bool]:
+    """A fresh project whose nonprod has two clusters (two Kubernetes emulators, ECR in each
+    cluster's region), released to in two waves."""
+    from tests.emulators.fleet import Fleet
+    from tests.test_smoke import quick_checks
+
+    stack = Stack(ecr, workdir)
+    clusters = [("eu-west-1", "eu-west-1", 1), ("us-east-1", "us-east-1", 2)]
+    fleet = Fleet(stack, clusters, {"on_failure": "rollback"})
+    try:
+        quick_checks(stack)
+        fleet.publish("v2.0.0")
+        fleet.publish("v2.1.0")
+        fleet.member("us-east-1").kube.controller.scenarios["v2.1.0"] = "crashloop"
+        print(f"\n{BOLD}A new project: nonprod lists two clusters, each its own Kubernetes emulator{RESET}")
+        text = (stack.project / "k8s" / "environments" / "nonprod.yaml").read_text()
+        print("clusters:\n" + text.split("clusters:\n", 1)[1])
+        return [step(stack, title, *args, expect=expect) for title, args, expect in WAVES_STEPS]
+    finally:
+        fleet.stop()
+        stack.stop()
+
+
 def main() -> int:
     chart = "--chart" in sys.argv[1:]
     canary = "--canary" in sys.argv[1:]
@@ -244,6 +278,8 @@ def main() -> int:
             print(f"\n{BOLD}What the team's Slack channel got (notify:){RESET}:")
             for body in receiver.bodies("slack"):
                 print("  " + body["text"].replace("\n", "\n    "))
+            if not chart and not canary:
+                results += several_clusters(ecr, Path(workdir) / "clusters")
         finally:
             stack.stop()
             ecr.stop()

@@ -151,5 +151,7 @@ def _combined(
         combined.smoke += [{**check, "cluster": target.name} for check in result.smoke]
         combined.tag = combined.tag or result.tag
         combined.failed_tag = combined.failed_tag or result.failed_tag
-    combined.message = "\n".join(f"[{c['name']}] {c['message']}" for c in combined.clusters)
+    combined.message = "\n".join(
+        f"[{c['name']}] {line}" for c in combined.clusters for line in str(c["message"]).splitlines()
+    )
     return combined

@@ -274,7 +274,8 @@ def _put_back_after(
                 if going:
                     progress.warning(f"putting back {', '.join(m.name for m in going)}: {cause}")
                     _each(going, lambda m: _put_back(m, options, cause), parallel=len(going), collect=False)
-    not_good = [m.name for m in wave + [m for g in finished for m in g] if m.outcome == UNKNOWN]
+    changed = [m for group in [*finished, wave] for m in group if m.outcome != UNTOUCHED]
+    not_good = [m.name for m in changed if m.outcome == UNKNOWN]
     if not options.rollback:
         not_good += [m.name for m in wave if m.outcome == FAILED]
     if interrupted:
@@ -288,7 +289,7 @@ def _put_back_after(
         ) from None
     raise RolledBack(
         f"{cause}; every changed cluster was put back and verified",
-        f"fix the release, then deploy again ({'; '.join(m.name + ': ' + m.outcome for m in wave)})",
+        f"fix the release, then deploy again ({', '.join(m.name + ': ' + m.outcome for m in changed)})",
         _details(error),
     ) from None
 
