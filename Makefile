@@ -89,6 +89,7 @@ deploy-nonprod: $(STAMP)
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/waves.py
 
 ## The same comparisons on the real control plane: releasegate beside kubectl and helm.
 bench-real: setup real

@@ -278,3 +278,21 @@ def test_one_notification_per_run_names_every_cluster(fleet: Fleet, receiver: We
     assert len(webhooks) == 2 and [c["outcome"] for c in webhooks[1]["clusters"]] == [
         "rolled_back", "failed", "rolled_back",
     ]  # fmt: skip
+
+
+def test_check_runs_every_clusters_pre_flight_and_changes_nothing(fleet: Fleet) -> None:
+    fleet.publish("v1.0.0", skip_regions=("us-east-1",))
+    fleet.stack.ecr.push("model-api", "v1.0.0", "us-east-1")  # there before the check asks
+    run = fleet.stack.releasegate("--json", "check", "--env", "nonprod", "--tag", "v1.0.0")
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(run.stdout)["outcome"] == "checked"
+    assert {line.split("]")[0] for line in run.stderr.splitlines() if line.startswith("✓ [")} == {
+        "✓ [eu-west-1", "✓ [us-east-1", "✓ [ap-southeast-1",
+    }  # fmt: skip
+    fleet.member("us-east-1").kube.stop()  # its API server goes away
+    down = fleet.stack.releasegate("check", "--env", "nonprod", "--tag", "v1.0.0")
+    assert down.exit_code == 3 and down.last_line.startswith("error: us-east-1: "), down.stderr
+    for member in fleet.members:
+        if member.name != "us-east-1":
+            assert member.kube.get("Lease", NS, "releasegate-model-api") is None
+            assert ledger_records_of(member.kube) == []

@@ -79,6 +79,10 @@ def check(ctx: typer.Context, env: EnvOption, tag: TagOption) -> None:
         from releasegate.commands import pipeline
 
         project, environment = load(ctx.obj, env)
+        if environment.clusters:
+            from releasegate.commands.waves import check_everywhere
+
+            return check_everywhere(project, environment, tag, console)
         return pipeline.check(project, environment, tag, console)
 
     run_command(ctx.obj, "check", run)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from releasegate.commands import recovery
-from releasegate.commands.waves import ClusterProgress
+from releasegate.commands.members import ClusterProgress
 from releasegate.core.clusters_config import ClusterTarget, require_contexts
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import BadInput, NeedsAttention, ReleasegateError

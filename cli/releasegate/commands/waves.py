@@ -12,18 +12,23 @@ Layer: commands (above the strategies; the CLI calls them).
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field
-from itertools import groupby
-from typing import Any, TypeVar
 
+from releasegate.commands.members import (
+    DEPLOYED,
+    FAILED,
+    ROLLED_BACK,
+    UNKNOWN,
+    UNTOUCHED,
+    ClusterProgress,
+    Member,
+    by_wave,
+    each,
+    summarised,
+)
 from releasegate.commands.pipeline import (
-    Attempt,
     admit,
     begin,
     go_live,
@@ -36,98 +41,11 @@ from releasegate.commands.recovery import interrupts_deferred, restore
 from releasegate.core.clusters_config import ClusterTarget, require_contexts
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import Interrupted, NeedsAttention, ReleasegateError, RolledBack, needs_attention
-from releasegate.core.notify_config import NotifyTarget
-from releasegate.kube.ledger import Record
-from releasegate.run import DeployOptions, Plan, Progress, Result, Run
+from releasegate.run import DeployOptions, Progress, Result, Run
 from releasegate.strategies import draining, strategy_of
 
-T = TypeVar("T")
 # Seconds an image may still be replicating to a cluster's region before the deploy is refused.
 REPLICATION_SECONDS = 120.0
-# A cluster's outcome: the release verified there; failed there (and its earlier release restored);
-# put back after a failure elsewhere; never changed; not known-good.
-DEPLOYED, FAILED, ROLLED_BACK = "deployed", "failed", "rolled_back"
-UNTOUCHED, UNKNOWN = "untouched", "unknown"
-
-
-@dataclass
-class ClusterProgress:
-    """A cluster's progress lines, each naming the cluster (several run at once). Every line is
-    also where a stop asked of the cluster's thread takes effect (``Member.interrupt``)."""
-
-    inner: Progress
-    cluster: str
-    checkpoint: Callable[[], None] = lambda: None
-
-    def stage(self, name: str, message: str, seconds: float) -> None:
-        self.inner.stage(f"[{self.cluster}] {name}", message, seconds)
-        self.checkpoint()
-
-    def detail(self, source: str, text: str) -> None:
-        self.inner.detail(f"[{self.cluster}] {source}", text)
-        self.checkpoint()
-
-    def warning(self, text: str) -> None:
-        self.inner.warning(f"[{self.cluster}] {text}")
-        self.checkpoint()
-
-    def secret(self, value: str) -> None:
-        self.inner.secret(value)
-
-    def notify_with(self, targets: tuple[NotifyTarget, ...]) -> None:
-        self.inner.notify_with(targets)
-
-
-@dataclass
-class Member:
-    """One cluster of the deploy, and how far the release got in it."""
-
-    target: ClusterTarget
-    run: Run
-    plan: Plan | None = None
-    current: Record | None = None  # what served before: what putting it back restores
-    attempt: Attempt | None = None  # set once this cluster has been changed
-    outcome: str = UNTOUCHED
-    message: str = ""
-    held: ExitStack = field(default_factory=ExitStack)  # its deploy lock, to the end of the run
-    # The thread putting the release in service or baking it (None: none is), and whether the
-    # run was interrupted: SIGINT reaches only the main thread, so the cluster's own thread
-    # raises KeyboardInterrupt at its next progress line (a rollout says where it stands every
-    # few seconds), where a signal could have reached a deploy to one cluster too.
-    worker: int | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    guard: threading.Lock = field(default_factory=threading.Lock)
-
-    def interruptible(self, work: Callable[[], T]) -> T:
-        """``work``, where an interrupt of the run stops it (``interrupt``)."""
-        with self.guard:
-            self.worker = threading.get_ident()
-        try:
-            self.checkpoint()
-            return work()
-        finally:
-            with self.guard:
-                self.worker = None
-
-    def interrupt(self) -> None:
-        self.stop.set()
-
-    def checkpoint(self) -> None:
-        """In the cluster's own thread, while interruptible: stop if the run was interrupted."""
-        with self.guard:
-            if not self.stop.is_set() or self.worker != threading.get_ident():
-                return
-            self.worker = None  # once: the restore that follows must not be stopped
-        raise KeyboardInterrupt
-
-    @property
-    def name(self) -> str:
-        return self.target.name
-
-    def entry(self) -> dict[str, Any]:
-        revision = self.run.result.revision
-        return {"name": self.name, "wave": self.target.wave, "outcome": self.outcome,
-                "revision": revision, "message": self.message}  # fmt: skip
 
 
 def deploy_in_waves(
@@ -147,18 +65,36 @@ def deploy_in_waves(
                 return _planned(result, members, env)
             _release(members, env, options, progress)
     except ReleasegateError as error:
-        error.result = _summarised(result, members)
+        error.result = summarised(result, members)
         raise
-    _summarised(result, members)
+    summarised(result, members)
     result.outcome = "deployed"
     where = ", ".join(f"{m.name} ({m.entry()['revision']})" for m in members)
     result.message = f"{tag_text} is live in {env.name}: every cluster, wave by wave: {where}"
     return result
 
 
-def _member(project: Project, env: Environment, target: ClusterTarget, progress: Progress) -> Member:
+def check_everywhere(project: Project, env: Environment, tag_text: str, progress: Progress) -> Result:
+    """`check` with several clusters: every cluster's pre-flight, concurrently; nothing changes."""
+    require_contexts(project.environments_dir / f"{env.name}.yaml", env.clusters)
+    result = Result(command="check", outcome="failed", env=env.name, namespace=env.namespace, tag=tag_text)
+    members = [_member(project, env, target, progress, "check") for target in env.clusters]
+    try:
+        _preflight(members, tag_text, DeployOptions(dry_run=True))
+    except ReleasegateError as error:
+        error.result = summarised(result, members)
+        raise
+    summarised(result, members)
+    result.outcome = "checked"
+    result.message = f"{tag_text} can be deployed to {env.name}: {', '.join(m.name for m in members)}"
+    return result
+
+
+def _member(
+    project: Project, env: Environment, target: ClusterTarget, progress: Progress, command: str = "deploy"
+) -> Member:
     lines = ClusterProgress(progress, target.name)
-    member = Member(target, Run.start("deploy", project, env.for_cluster(target), lines))
+    member = Member(target, Run.start(command, project, env.for_cluster(target), lines))
     lines.checkpoint = member.checkpoint
     return member
 
@@ -184,20 +120,20 @@ def _preflight(members: list[Member], tag_text: str, options: DeployOptions) -> 
         member.held.enter_context(run.locked())
         member.current = admit(run, member.plan, options)
 
-    _each(members, check, parallel=len(members))
+    each(members, check, parallel=len(members))
 
 
 def _release(members: list[Member], env: Environment, options: DeployOptions, progress: Progress) -> None:
     rollout = uuid.uuid4().hex[:12]
     finished: list[list[Member]] = []
-    waves = [wave for _, wave in _by_wave(members)]
+    waves = [wave for _, wave in by_wave(members)]
     for number, wave in enumerate(waves, 1):
         names = ", ".join(m.name for m in wave)
         progress.detail("waves", f"wave {wave[0].target.wave} ({number} of {len(waves)}): {names}")
         try:
-            _each(wave, lambda m: _go(m, options, rollout), parallel=env.waves.max_parallel or len(wave))
+            each(wave, lambda m: _go(m, options, rollout), parallel=env.waves.max_parallel or len(wave))
             if env.waves.bake and number < len(waves):
-                _each(wave, lambda m: _bake(m, env.waves.bake), parallel=len(wave))
+                each(wave, lambda m: _bake(m, env.waves.bake), parallel=len(wave))
         except (ReleasegateError, KeyboardInterrupt) as error:
             _put_back_after(error, wave, finished, env, options, progress)
         finished.append(wave)
@@ -273,7 +209,7 @@ def _put_back_after(
                     member.run.must_end_now = interrupted  # done once traffic is back
                 if going:
                     progress.warning(f"putting back {', '.join(m.name for m in going)}: {cause}")
-                    _each(going, lambda m: _put_back(m, options, cause), parallel=len(going), collect=False)
+                    each(going, lambda m: _put_back(m, options, cause), parallel=len(going), collect=False)
     changed = [m for group in [*finished, wave] for m in group if m.outcome != UNTOUCHED]
     not_good = [m.name for m in changed if m.outcome == UNKNOWN]
     if not options.rollback:
@@ -314,69 +250,11 @@ def _details(error: BaseException) -> tuple[str, ...]:
     return error.details if isinstance(error, ReleasegateError) else ()
 
 
-def _each(members: list[Member], work: Callable[[Member], None], parallel: int, collect: bool = True) -> None:
-    """``work`` on every member, ``parallel`` at once; the first failure (in the members'
-    order, naming its cluster) is raised once every one has ended. An interrupt (SIGINT,
-    SIGTERM) reaches every cluster putting a release in service, as it would a deploy to one
-    cluster, and is raised here once each has put its cluster back."""
-    errors: dict[str, BaseException] = {}
-
-    def one(member: Member) -> None:
-        try:
-            work(member)
-        except BaseException as error:  # raised below, in the calling thread
-            errors[member.name] = error
-
-    pool = ThreadPoolExecutor(max_workers=max(parallel, 1), thread_name_prefix="cluster")
-    running = [pool.submit(one, member) for member in members]
-    try:
-        wait(running)
-    except KeyboardInterrupt:
-        with interrupts_deferred(members[0].run.progress):
-            for member in members:
-                member.interrupt()
-            wait(running)
-        raise
-    finally:
-        pool.shutdown(wait=True)
-    if not collect:
-        return
-    for member in members:
-        if member.name in errors:
-            raise _named(member.name, errors[member.name])
-
-
-def _named(cluster: str, error: BaseException) -> BaseException:
-    """``error`` with the cluster it happened in at the front of its cause."""
-    if isinstance(error, ReleasegateError) and not error.cause.startswith(f"{cluster}:"):
-        error.cause = f"{cluster}: {error.cause}"  # its own class keeps its exit code and fields
-    return error
-
-
 def _planned(result: Result, members: list[Member], env: Environment) -> Result:
-    _summarised(result, members)
+    summarised(result, members)
     result.outcome = "planned"
     plan = members[0].plan
     described = strategy_of(members[0].run).describe(plan) if plan is not None else ""
-    order = "; ".join(f"wave {w}: {', '.join(m.name for m in ms)}" for w, ms in _by_wave(members))
+    order = "; ".join(f"wave {w}: {', '.join(m.name for m in ms)}" for w, ms in by_wave(members))
     result.message = f"dry run: {described} in {env.name}, {order}; nothing was changed"
-    return result
-
-
-def _by_wave(members: list[Member]) -> Iterator[tuple[int, list[Member]]]:
-    for wave, group in groupby(sorted(members, key=lambda m: m.target.wave), lambda m: m.target.wave):
-        yield wave, list(group)
-
-
-def _summarised(result: Result, members: list[Member]) -> Result:
-    """The run's one result: every cluster's entry and stages; the image as the first wave pins it."""
-    result.clusters = [m.entry() for m in members]
-    for member in members:
-        result.stages += [{**stage, "cluster": member.name} for stage in member.run.result.stages]
-        result.smoke += [{**check, "cluster": member.name} for check in member.run.result.smoke]
-    planned = next((m.plan for m in members if m.plan is not None), None)
-    if planned is not None:
-        result.image, result.digest = planned.image, planned.image.partition("@")[2]
-    ready = [m.run.result.pods_ready for m in members if m.outcome == DEPLOYED and m.run.result.pods_ready]
-    result.pods_ready = ", ".join(ready) or None
     return result
