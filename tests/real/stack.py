@@ -63,13 +63,7 @@ class RealStack(Project):
         self.kubeconfig = plane.write_kubeconfig(workdir / "kubeconfig", plane.deployer)
 
     def _prepare(self, namespace: str) -> None:
-        documents: list[dict[str, Any]] = [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-        ]
-        for document in readme_role():
-            document = {**document, "metadata": {**document["metadata"], "namespace": namespace}}
-            documents.append(document)
-        self.plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
+        prepare_namespace(self.plane, namespace)
 
     def stop(self) -> None:
         super().stop()
@@ -96,3 +90,14 @@ class RealStack(Project):
 
     def deployment(self, env: str, name: str = "model-api") -> dict[str, Any] | None:
         return self.plane.get(f"/apis/apps/v1/namespaces/{self.namespaces[env]}/deployments/{name}")
+
+
+def prepare_namespace(plane: ControlPlane, namespace: str) -> None:
+    """``namespace``, with the README's Role bound to the deployer identity, created as admin."""
+    documents: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    ]
+    for document in readme_role():
+        document = {**document, "metadata": {**document["metadata"], "namespace": namespace}}
+        documents.append(document)
+    plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
