@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -296,3 +297,68 @@ def test_check_runs_every_clusters_pre_flight_and_changes_nothing(fleet: Fleet) 
         if member.name != "us-east-1":
             assert member.kube.get("Lease", NS, "releasegate-model-api") is None
             assert ledger_records_of(member.kube) == []
+
+
+def test_a_cluster_unreachable_mid_wave_is_named_exit_5_and_the_others_put_back(fleet: Fleet) -> None:
+    old = fleet.publish("v1.0.0")
+    assert deploy(fleet, "v1.0.0").exit_code == 0
+    fleet.publish("v1.1.0")
+    gone = fleet.member("us-east-1").kube
+    gone.controller.scenarios["v1.1.0"], gone.controller.slow_seconds = "slow", 30.0
+    process = subprocess.Popen(
+        fleet.stack.argv("--json", "deploy", "--env", "nonprod", "--tag", "v1.1.0"),
+        env=fleet.stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("  [us-east-1] rollout |"):
+            gone.stop()  # its API server goes away mid-rollout
+            break
+    out, rest = process.communicate(timeout=120)
+    assert process.returncode == 5, rest
+    assert "not known-good: us-east-1" in rest.strip().splitlines()[-1]
+    assert outcomes(json.loads(out)) == {"eu-west-1": "rolled_back", "us-east-1": "unknown",
+                                         "ap-southeast-1": "rolled_back"}  # fmt: skip
+    for name in ("eu-west-1", "ap-southeast-1"):
+        assert image_in(fleet, name) == pinned(fleet.member(name).region, old)
+
+
+def test_max_parallel_one_deploys_a_waves_clusters_one_after_the_other(fleet: Fleet) -> None:
+    path = fleet.stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text().replace("max_parallel: 0", "max_parallel: 1"))
+    fleet.publish("v1.0.0")
+    run = deploy(fleet, "v1.0.0")
+    assert run.exit_code == 0, run.stderr
+    lines = run.stderr.splitlines()
+    first_done = max(n for n, line in enumerate(lines) if line.startswith("✓ [us-east-1] prune"))
+    second_starts = min(n for n, line in enumerate(lines) if line.startswith("✓ [ap-southeast-1] deploy"))
+    assert first_done < second_starts
+
+
+def test_a_wave_failing_its_bake_is_put_back_and_the_next_wave_never_starts(fleet: Fleet) -> None:
+    path = fleet.stack.project / "k8s" / "environments" / "nonprod.yaml"
+    path.write_text(path.read_text().replace("max_parallel: 0", "max_parallel: 0\n  bake: 2"))
+    old = fleet.publish("v1.0.0")
+    assert deploy(fleet, "v1.0.0").exit_code == 0
+    new = fleet.publish("v1.1.0")
+    apps = fleet.member("eu-west-1").kube.proxy.apps
+    apps.behaviours["v1.1.0"], apps.degrade_after = "degrading", 2  # its deploy's 2 checks pass
+    run = deploy(fleet, "v1.1.0")
+    assert run.exit_code == 4, run.stderr
+    assert "while baking" in run.last_line
+    assert outcomes(json.loads(run.stdout)) == {"eu-west-1": "rolled_back", "us-east-1": "untouched",
+                                                "ap-southeast-1": "untouched"}  # fmt: skip
+    assert image_in(fleet, "eu-west-1") == pinned("eu-west-1", old)
+    assert image_in(fleet, "us-east-1") != pinned("us-east-1", new)
+
+
+def test_a_dry_run_plans_every_cluster_and_changes_nothing(fleet: Fleet) -> None:
+    fleet.publish("v1.0.0")
+    run = deploy(fleet, "v1.0.0", "--dry-run")
+    assert run.exit_code == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["outcome"] == "planned"
+    assert "wave 1: eu-west-1; wave 2: us-east-1, ap-southeast-1; nothing was changed" in result["message"]
+    for member in fleet.members:
+        assert member.kube.get("Deployment", NS, "model-api") is None
+        assert member.kube.get("Lease", NS, "releasegate-model-api") is None
