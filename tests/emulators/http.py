@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -40,6 +41,10 @@ class EmulatorServer:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        # Open client connections: stop() closes them, as a server that goes away does (its
+        # keep-alive connections and watches end; the next connect is refused).
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,6 +68,16 @@ class EmulatorServer:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
+            def setup(self) -> None:
+                super().setup()
+                with emulator._connections_lock:
+                    emulator._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with emulator._connections_lock:
+                    emulator._connections.discard(self.connection)
+                super().finish()
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
@@ -82,6 +97,11 @@ class EmulatorServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        with self._connections_lock:
+            open_now = list(self._connections)
+        for connection in open_now:
+            with contextlib.suppress(OSError):  # the client closed it first
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle(self, request: Request) -> Response:
         raise NotImplementedError

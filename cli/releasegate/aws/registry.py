@@ -59,9 +59,16 @@ class Image:
 class Registry:
     """One ECR region. The boto3 client is created on first use."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, session: Any = None) -> None:
         self.region = region
         self._client: Any = None
+        self._session = session  # shared by the registries of one run's clusters (None: its own)
+
+    def in_region(self, region: str) -> Registry:
+        """This account's ECR in another region, through the same boto3 session (its service
+        model is loaded once, not once per cluster)."""
+        self._ecr()
+        return Registry(region, self._session)
 
     def _ecr(self) -> Any:
         if self._client is None:
@@ -73,7 +80,9 @@ class Registry:
             config = Config(
                 retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=15
             )
-            self._client = boto3.session.Session().client("ecr", region_name=self.region, config=config)
+            if self._session is None:
+                self._session = boto3.session.Session()
+            self._client = self._session.client("ecr", region_name=self.region, config=config)
         return self._client
 
     def prepare(self) -> None:

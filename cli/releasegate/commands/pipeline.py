@@ -84,12 +84,15 @@ def preflight(
     early_cluster_checks: bool = False,
     validated: tuple[ReleaseTag, Release] | None = None,
     image_wait: float = 0.0,
+    schemas: bool = True,
 ) -> Plan:
     """Every check that needs no change: the tag, the release, the image, the manifests.
     ``early_cluster_checks``: once the release and its image are known good (a refused release
     asks the cluster nothing), the access reviews start in the background, beside the render.
     ``validated``: the tag and release already checked (one check for several clusters);
-    ``image_wait``: seconds to wait for an image ECR is still replicating to this region."""
+    ``image_wait``: seconds to wait for an image ECR is still replicating to this region;
+    ``schemas`` False: the same templates and values were checked against the schemas for
+    another cluster of the environment (only the image's registry host differs)."""
     project, env, clients = run.project, run.env, run.clients
     tag, release = validated or validate(run, tag_text)
     with run.stages.run("image") as done:
@@ -100,11 +103,11 @@ def preflight(
         run.start_cluster_checks()
     with run.stages.run("render") as done:
         slots = strategy_of(run).target(run)  # blue/green, canary: reads what serves (no write)
-        manifests = renderer.render(project, env, tag, image.pinned, slots)
+        manifests = renderer.render(project, env, tag, image.pinned, slots, validate=schemas)
         done.append(
             f"{len(manifests)} objects from {renderer.describe(project, env)} for {env.namespace}"
             + _placement(slots)
-            + f", valid against Kubernetes {renderer.KUBERNETES_VERSION} schemas"
+            + (f", valid against Kubernetes {renderer.KUBERNETES_VERSION} schemas" if schemas else "")
         )
     describe(run.result, tag.text, image.pinned)
     run.result.slot = slots.target if isinstance(slots, placement.Slots) else None

@@ -102,16 +102,20 @@ def _member(
 def _preflight(members: list[Member], tag_text: str, options: DeployOptions) -> None:
     """Every cluster's checks and lock, concurrently, before any cluster changes."""
     first = members[0].run
+    first_registry = first.clients.registry
     for member in members:  # the SDKs imported here, not by several threads at once
         member.run.clients.cluster.prepare()
+        member.run.clients.registry = first_registry.in_region(member.target.aws_region)
         member.run.clients.registry.prepare()
     validated = validate(first, tag_text)  # one release, one answer from GitHub
 
     def check(member: Member) -> None:
         run = member.run
+        # The schemas are checked for the first cluster only: the others render the same
+        # templates and values, their image's registry host aside.
         member.plan = preflight(
             run, tag_text, early_cluster_checks=not options.dry_run, validated=validated,
-            image_wait=REPLICATION_SECONDS,
+            image_wait=REPLICATION_SECONDS, schemas=member is members[0],
         )  # fmt: skip
         promotion(run, member.plan, options.skip_promotion_check)
         run.check_cluster(create_namespace=not options.dry_run)
