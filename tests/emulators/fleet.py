@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -26,6 +27,15 @@ class Member:
         return f"eks-{self.name}"
 
 
+def list_clusters(project: Path, clusters: list[tuple[str, str, str, int]], waves: dict[str, Any]) -> None:
+    """nonprod's ``clusters:`` (name, kube_context, aws_region, wave) and ``waves:``, in its file."""
+    path = project / "k8s" / "environments" / "nonprod.yaml"
+    entries = [{"name": name, "kube_context": context, "aws_region": region, "wave": wave}
+               for name, context, region, wave in clusters]  # fmt: skip
+    text = path.read_text().replace("kube_context: null", "")
+    path.write_text(text + yaml.safe_dump({"clusters": entries, "waves": waves}, sort_keys=False))
+
+
 class Fleet:
     """``clusters`` as (name, region, wave): the first one is the stack's own emulator."""
 
@@ -44,11 +54,7 @@ class Fleet:
             stack.ecr.create_repository(REPOSITORY, region)
         stack.kubeconfig = stack.workdir / "kubeconfig-fleet"
         stack.kubeconfig.write_text(json.dumps(self.kubeconfig()))
-        path = stack.project / "k8s" / "environments" / "nonprod.yaml"
-        entries = [{"name": m.name, "kube_context": m.context, "aws_region": m.region, "wave": m.wave}
-                   for m in self.members]  # fmt: skip
-        text = path.read_text().replace("kube_context: null", "")
-        path.write_text(text + yaml.safe_dump({"clusters": entries, "waves": waves}, sort_keys=False))
+        list_clusters(stack.project, [(m.name, m.context, m.region, m.wave) for m in self.members], waves)
 
     def kubeconfig(self) -> dict[str, Any]:
         return {

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tests.emulators.fleet import list_clusters
 from tests.emulators.stack import REPOSITORY
 
 from .controlplane import ControlPlane, running
@@ -67,11 +66,7 @@ class RealFleet:
                 real.ecr.create_repository(REPOSITORY, region)
         real.kubeconfig = real.workdir / "kubeconfig-fleet"
         real.kubeconfig.write_text(json.dumps(self._kubeconfig()))
-        path = real.project / "k8s" / "environments" / "nonprod.yaml"
-        entries = [{"name": m.name, "kube_context": m.context, "aws_region": m.region, "wave": m.wave}
-                   for m in self.members]  # fmt: skip
-        text = path.read_text().replace("kube_context: null", "")
-        path.write_text(text + yaml.safe_dump({"clusters": entries, "waves": waves}, sort_keys=False))
+        list_clusters(real.project, [(m.name, m.context, m.region, m.wave) for m in self.members], waves)
 
     @staticmethod
     def regions_with_repository(real: RealStack) -> set[str]:
