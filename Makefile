@@ -42,7 +42,7 @@ lint: $(STAMP)
 ## The whole suite: lint, types, unit, conformance and end-to-end tests; then the tests that
 ## cover every SDK call again at the lowest dependency versions pyproject.toml allows.
 test: setup lint
-	$(VENV)/bin/pytest -n 2 -q
+	$(VENV)/bin/pytest -n 2 -q --durations=15
 	$(MAKE) --no-print-directory test-lowest
 
 # Every SDK call at least once: the adapters' own tests, the whole pipeline (test_e2e), server-side
@@ -64,7 +64,7 @@ real:
 ## The real tier: the end-to-end scenarios against a real control plane, real skaffold and kubectl.
 ## One control plane for the run (it takes seconds to start), so the tests run one at a time.
 test-real: setup real
-	RELEASEGATE_TIER=real $(VENV)/bin/pytest -q tests/real
+	RELEASEGATE_TIER=real $(VENV)/bin/pytest -q --durations=15 tests/real
 
 ## A real control plane to try things by hand: prints the admin and deployer KUBECONFIGs.
 cluster-up: setup real
