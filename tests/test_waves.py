@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,10 +104,8 @@ def test_a_crash_loop_in_wave_two_puts_back_wave_two_and_wave_one(fleet: Fleet) 
         assert image_in(fleet, member.name) == pinned(member.region, old)
         assert member.kube.get("Lease", NS, "releasegate-model-api") is None
     put_back = [line for line in run.stderr.splitlines() if "putting back" in line]
-    assert [line.split(":")[0] for line in put_back] == [
-        "! putting back us-east-1",
-        "! putting back eu-west-1",
-    ]
+    # wave 2's other cluster (put back after the failure, or stopped mid-rollout), then wave 1
+    assert put_back[-1].startswith("! putting back eu-west-1:"), put_back
 
 
 def test_on_failure_halt_leaves_the_earlier_waves_on_the_release(fleet: Fleet) -> None:
@@ -362,3 +361,27 @@ def test_a_dry_run_plans_every_cluster_and_changes_nothing(fleet: Fleet) -> None
     for member in fleet.members:
         assert member.kube.get("Deployment", NS, "model-api") is None
         assert member.kube.get("Lease", NS, "releasegate-model-api") is None
+
+
+def test_a_failure_stops_the_waves_other_clusters_mid_rollout(fleet: Fleet) -> None:
+    old = fleet.publish("v1.0.0")
+    assert deploy(fleet, "v1.0.0").exit_code == 0
+    fleet.publish("v1.1.0")
+    slow = fleet.member("us-east-1").kube.controller
+    slow.scenarios["v1.1.0"], slow.slow_seconds = "slow", 60.0  # would still be rolling out
+    fleet.member("ap-southeast-1").kube.controller.scenarios["v1.1.0"] = "crashloop"
+    started = time.monotonic()
+    run = deploy(fleet, "v1.1.0")
+    assert run.exit_code == 4, run.stderr
+    assert time.monotonic() - started < 40  # not the 60 s us-east-1's rollout would take
+    result = json.loads(run.stdout)
+    assert outcomes(result) == {
+        "eu-west-1": "rolled_back",
+        "us-east-1": "rolled_back",
+        "ap-southeast-1": "failed",
+    }
+    stopped = next(c for c in result["clusters"] if c["name"] == "us-east-1")
+    assert stopped["message"].startswith("stopped when ap-southeast-1: v1.1.0 did not become Ready")
+    assert run.last_line.startswith("error: ap-southeast-1: ")
+    for member in fleet.members:
+        assert image_in(fleet, member.name) == pinned(member.region, old)

@@ -109,18 +109,35 @@ class Member:
                 "revision": revision, "message": self.message}  # fmt: skip
 
 
-def each(members: list[Member], work: Callable[[Member], None], parallel: int, collect: bool = True) -> None:
-    """``work`` on every member, ``parallel`` at once; the first failure (in the members'
-    order, naming its cluster) is raised once every one has ended. An interrupt (SIGINT,
-    SIGTERM) reaches every cluster putting a release in service, as it would a deploy to one
-    cluster, and is raised here once each has put its cluster back."""
+def each(
+    members: list[Member],
+    work: Callable[[Member], None],
+    parallel: int,
+    collect: bool = True,
+    stop_on_failure: bool = False,
+) -> None:
+    """``work`` on every member, ``parallel`` at once; the first failure is raised, naming its
+    cluster, once every one has ended. ``stop_on_failure``: a failure stops the others at their
+    next progress line (each puts its cluster back, as on an interrupt; one not started yet
+    stays untouched). An interrupt (SIGINT, SIGTERM) reaches every cluster putting a release in
+    service, as it would a deploy to one cluster, and is raised here once each is back."""
     errors: dict[str, BaseException] = {}
+    first: list[str] = []  # the cluster whose failure stopped the others
+    lock = threading.Lock()
 
     def one(member: Member) -> None:
         try:
             work(member)
         except BaseException as error:  # raised below, in the calling thread
-            errors[member.name] = error
+            with lock:
+                errors[member.name] = error
+                stopping = stop_on_failure and not first and not member.stop.is_set()
+                if stopping:
+                    first.append(member.name)
+            if stopping:
+                for other in members:
+                    if other is not member:
+                        other.interrupt()
 
     pool = ThreadPoolExecutor(max_workers=max(parallel, 1), thread_name_prefix="cluster")
     running = [pool.submit(one, member) for member in members]
@@ -136,9 +153,9 @@ def each(members: list[Member], work: Callable[[Member], None], parallel: int, c
         pool.shutdown(wait=True)
     if not collect:
         return
-    for member in members:
-        if member.name in errors:
-            raise named(member.name, errors[member.name])
+    for name in first + [m.name for m in members]:
+        if name in errors:
+            raise named(name, errors[name])
 
 
 def named(cluster: str, error: BaseException) -> BaseException:

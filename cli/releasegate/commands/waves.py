@@ -135,7 +135,8 @@ def _release(members: list[Member], env: Environment, options: DeployOptions, pr
         names = ", ".join(m.name for m in wave)
         progress.detail("waves", f"wave {wave[0].target.wave} ({number} of {len(waves)}): {names}")
         try:
-            each(wave, lambda m: _go(m, options, rollout), parallel=env.waves.max_parallel or len(wave))
+            go = lambda m: _go(m, options, rollout)  # noqa: E731
+            each(wave, go, parallel=env.waves.max_parallel or len(wave), stop_on_failure=True)
             if env.waves.bake and number < len(waves):
                 each(wave, lambda m: _bake(m, env.waves.bake), parallel=len(wave))
         except (ReleasegateError, KeyboardInterrupt) as error:
@@ -205,6 +206,9 @@ def _put_back_after(
     interrupted = isinstance(error, KeyboardInterrupt)
     cause = error.cause if isinstance(error, ReleasegateError) else "interrupted"
     to_put_back = [wave] + (list(reversed(finished)) if env.waves.on_failure == "rollback" else [])
+    for member in wave:  # stopped mid-attempt by the failure, and put back by go_live
+        if not interrupted and member.outcome == ROLLED_BACK and member.current is not None:
+            member.message = f"stopped when {cause}; {member.current.tag} put back and verified"
     if options.rollback:
         with interrupts_deferred(progress) if interrupted else nullcontext():
             for group in to_put_back:
