@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from releasegate.aws.registry import Image
@@ -96,8 +97,9 @@ def preflight(
     project, env, clients = run.project, run.env, run.clients
     tag, release = validated or validate(run, tag_text)
     with run.stages.run("image") as done:
-        waiting = lambda text: run.progress.detail("image", text)  # noqa: E731
-        image: Image = clients.registry.find_image(env.ecr_repository, tag.text, image_wait, waiting)
+        image: Image = clients.registry.find_image(
+            env.ecr_repository, tag.text, image_wait, partial(run.progress.detail, "image")
+        )
         done.append(f"{image.repository_uri}:{tag} is {image.digest}")
     if early_cluster_checks:
         run.start_cluster_checks()

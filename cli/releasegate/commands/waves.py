@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from contextlib import ExitStack, nullcontext
+from functools import partial
 
 from releasegate.commands.members import (
     DEPLOYED,
@@ -135,7 +136,7 @@ def _release(members: list[Member], env: Environment, options: DeployOptions, pr
         names = ", ".join(m.name for m in wave)
         progress.detail("waves", f"wave {wave[0].target.wave} ({number} of {len(waves)}): {names}")
         try:
-            go = lambda m: _go(m, options, rollout)  # noqa: E731
+            go = partial(_go, options=options, rollout=rollout)
             each(wave, go, parallel=env.waves.max_parallel or len(wave), stop_on_failure=True)
             if env.waves.bake and number < len(waves):
                 each(wave, lambda m: _bake(m, env.waves.bake), parallel=len(wave))
