@@ -44,6 +44,17 @@ def deploy(fleet: Fleet, tag: str, *args: str, **env: str) -> Any:
     return fleet.stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", tag, *args, **env)
 
 
+def v1_live_then_v1_1_slow_in(fleet: Fleet, name: str, seconds: float) -> str:
+    """v1.0.0 live everywhere (its digest returned); v1.1.0 published, its pods in cluster
+    ``name`` Ready only ``seconds`` after they start."""
+    old = fleet.publish("v1.0.0")
+    assert deploy(fleet, "v1.0.0").exit_code == 0
+    fleet.publish("v1.1.0")
+    slow = fleet.member(name).kube.controller
+    slow.scenarios["v1.1.0"], slow.slow_seconds = "slow", seconds
+    return old
+
+
 def image_in(fleet: Fleet, name: str) -> str:
     deployment = fleet.member(name).kube.get("Deployment", NS, "model-api")
     return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
@@ -181,11 +192,7 @@ def test_a_malformed_cluster_list_is_exit_2_naming_the_key(fleet: Fleet, edit: A
 
 
 def test_sigint_in_wave_two_puts_back_every_cluster_and_exits_130(fleet: Fleet) -> None:
-    old = fleet.publish("v1.0.0")
-    assert deploy(fleet, "v1.0.0").exit_code == 0
-    fleet.publish("v1.1.0")
-    slow = fleet.member("ap-southeast-1").kube.controller
-    slow.scenarios["v1.1.0"], slow.slow_seconds = "slow", 30.0  # still rolling out when interrupted
+    old = v1_live_then_v1_1_slow_in(fleet, "ap-southeast-1", 30.0)  # still rolling out when interrupted
     run = interrupted(
         fleet.stack, ["--json", "deploy", "--env", "nonprod", "--tag", "v1.1.0"],
         when=lambda line: line.startswith("  [ap-southeast-1] rollout |"),
@@ -228,11 +235,7 @@ def test_status_history_smoke_and_rollback_answer_for_every_cluster_or_one(fleet
 
 
 def test_recover_after_sigkill_puts_back_every_cluster_the_killed_run_changed(fleet: Fleet) -> None:
-    old = fleet.publish("v1.0.0")
-    assert deploy(fleet, "v1.0.0").exit_code == 0
-    fleet.publish("v1.1.0")
-    slow = fleet.member("ap-southeast-1").kube.controller
-    slow.scenarios["v1.1.0"], slow.slow_seconds = "slow", 30.0
+    old = v1_live_then_v1_1_slow_in(fleet, "ap-southeast-1", 30.0)
     killed = interrupted(  # a cancelled Actions run: its `if: cancelled()` step recovers in the same run
         fleet.stack, ["deploy", "--env", "nonprod", "--tag", "v1.1.0"],
         when=lambda line: line.startswith("  [ap-southeast-1] rollout |"), sent=signal.SIGKILL, **SAME_RUN,
@@ -299,11 +302,8 @@ def test_check_runs_every_clusters_pre_flight_and_changes_nothing(fleet: Fleet) 
 
 
 def test_a_cluster_unreachable_mid_wave_is_named_exit_5_and_the_others_put_back(fleet: Fleet) -> None:
-    old = fleet.publish("v1.0.0")
-    assert deploy(fleet, "v1.0.0").exit_code == 0
-    fleet.publish("v1.1.0")
+    old = v1_live_then_v1_1_slow_in(fleet, "us-east-1", 30.0)
     gone = fleet.member("us-east-1").kube
-    gone.controller.scenarios["v1.1.0"], gone.controller.slow_seconds = "slow", 30.0
     process = subprocess.Popen(
         fleet.stack.argv("--json", "deploy", "--env", "nonprod", "--tag", "v1.1.0"),
         env=fleet.stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -364,11 +364,7 @@ def test_a_dry_run_plans_every_cluster_and_changes_nothing(fleet: Fleet) -> None
 
 
 def test_a_failure_stops_the_waves_other_clusters_mid_rollout(fleet: Fleet) -> None:
-    old = fleet.publish("v1.0.0")
-    assert deploy(fleet, "v1.0.0").exit_code == 0
-    fleet.publish("v1.1.0")
-    slow = fleet.member("us-east-1").kube.controller
-    slow.scenarios["v1.1.0"], slow.slow_seconds = "slow", 60.0  # would still be rolling out
+    old = v1_live_then_v1_1_slow_in(fleet, "us-east-1", 60.0)  # would still be rolling out
     fleet.member("ap-southeast-1").kube.controller.scenarios["v1.1.0"] = "crashloop"
     started = time.monotonic()
     run = deploy(fleet, "v1.1.0")
