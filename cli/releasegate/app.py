@@ -16,15 +16,25 @@ import typer
 from releasegate.core.errors import BadInput
 from releasegate.invocation import (
     ClusterOption,
+    ConfirmOption,
+    DeployTimeoutOption,
+    DowngradeOption,
+    DryRunOption,
     EnvOption,
     EventEnvOption,
     EventTagOption,
     Globals,
     LocalProdOption,
+    NoRollbackOption,
+    OverrideFreezeOption,
+    SkipPromotionOption,
     TagOption,
     confirm_value,
     confirmed,
+    freeze_gate,
     from_event,
+    frozen_fails,
+    frozen_said,
     load,
     outside_ci_allowed,
     run_app,
@@ -82,8 +92,8 @@ def check(ctx: typer.Context, env: EnvOption, tag: TagOption) -> None:
         if environment.clusters:
             from releasegate.commands.waves import check_everywhere
 
-            return check_everywhere(project, environment, tag, console)
-        return pipeline.check(project, environment, tag, console)
+            return frozen_fails(project, environment, check_everywhere(project, environment, tag, console))
+        return frozen_fails(project, environment, pipeline.check(project, environment, tag, console))
 
     run_command(ctx.obj, "check", run)
 
@@ -111,42 +121,14 @@ def deploy(
     ctx: typer.Context,
     env: EventEnvOption = None,
     tag: EventTagOption = None,
-    confirm: Annotated[
-        str | None,
-        typer.Option(
-            "--confirm",
-            envvar="RELEASEGATE_CONFIRM",
-            help="y: deploy; n: skip cleanly (exit 0). Protected environments need y without a terminal.",
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check and render, print the skaffold command.")
-    ] = False,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout",
-            min=1,
-            help="Seconds each wait for pods may take (skaffold and the rollout, a canary's "
-            "re-scale, its promotion, a restore); a canary's pauses come on top.",
-        ),
-    ] = 600,
-    allow_local_prod: Annotated[
-        bool, typer.Option("--allow-local-prod", help="Allow a protected environment outside CI.")
-    ] = False,
-    no_rollback: Annotated[
-        bool,
-        typer.Option("--no-rollback", help="On failure leave the cluster as it is, for debugging (exit 5)."),
-    ] = False,
-    allow_downgrade: Annotated[
-        bool, typer.Option("--allow-downgrade", help="Allow a lower version than the one serving.")
-    ] = False,
-    skip_promotion_check: Annotated[
-        bool,
-        typer.Option(
-            "--skip-promotion-check", help="Deploy even if the tag was not verified in promote_from."
-        ),
-    ] = False,
+    confirm: ConfirmOption = None,
+    dry_run: DryRunOption = False,
+    timeout: DeployTimeoutOption = 600,
+    allow_local_prod: LocalProdOption = False,
+    no_rollback: NoRollbackOption = False,
+    allow_downgrade: DowngradeOption = False,
+    skip_promotion_check: SkipPromotionOption = False,
+    override_freeze: OverrideFreezeOption = None,
 ) -> None:
     """Deploy TAG to ENV: validate, render, ECR, skaffold deploy, verify; restore the last good
     release if it fails."""
@@ -162,6 +144,7 @@ def deploy(
         answer = confirm_value(confirm_text)
         environment = load_environment(project, env_name)
         parse_tag(tag_text, project.tag_prefix)  # bad input is exit 2 whatever the answer
+        override = freeze_gate(project, environment, override_freeze, console) if answer != "n" else None
         if answer == "n" or (not dry_run and not confirmed(environment, tag_text, answer, allow_local_prod)):
             return Result(
                 command="deploy",
@@ -177,6 +160,7 @@ def deploy(
             rollback=not no_rollback,
             allow_downgrade=allow_downgrade,
             skip_promotion_check=skip_promotion_check,
+            freeze_override=override,
         )
         if environment.clusters:  # several clusters, in waves
             from releasegate.commands.waves import deploy_in_waves
@@ -215,7 +199,9 @@ def status(ctx: typer.Context, env: EnvOption, cluster: ClusterOption = None) ->
     def run(console: Console) -> Result:
         from releasegate.commands import fleet, recovery
 
-        return fleet.each_cluster(*load(ctx.obj, env), cluster, console, recovery.status)
+        project, environment = load(ctx.obj, env)
+        return frozen_said(project, environment, fleet.each_cluster(project, environment, cluster, console,
+                                                                    recovery.status))  # fmt: skip
 
     run_command(ctx.obj, "status", run)
 
@@ -272,6 +258,7 @@ def promote(
         ),
     ] = 600,
     allow_local_prod: LocalProdOption = False,
+    override_freeze: OverrideFreezeOption = None,
 ) -> None:
     """Go on with the release paused in ENV (blue/green: switch traffic to its slot, then check
     it there; canary: check it again, then the next steps); if it fails, what served before is
@@ -282,8 +269,10 @@ def promote(
         from releasegate.run import DeployOptions
 
         project, environment = load(ctx.obj, env)
+        override = freeze_gate(project, environment, override_freeze, console)
         outside_ci_allowed(environment, allow_local_prod)
-        return promote(project, environment, DeployOptions(timeout=timeout), console)
+        options = DeployOptions(timeout=timeout, freeze_override=override)
+        return promote(project, environment, options, console)
 
     run_command(ctx.obj, "promote", run)
 
@@ -338,6 +327,25 @@ def compare(ctx: typer.Context, env: EnvOption) -> None:
         return compare(*load(ctx.obj, env), console)
 
     run_command(ctx.obj, "compare", run)
+
+
+@app.command()
+def freeze(
+    ctx: typer.Context,
+    env: EnvOption,
+    at: Annotated[
+        str | None, typer.Option("--at", help="A date and time with its offset (default: now).")
+    ] = None,
+) -> None:
+    """Whether ENV is in a freeze window (freeze: in releasegate.yaml) now or --at a time, until
+    when, and when the next one opens. Reads the file only."""
+
+    def run(console: Console) -> Result:
+        from releasegate.commands.freeze import freeze
+
+        return freeze(*load(ctx.obj, env), at)
+
+    run_command(ctx.obj, "freeze", run)
 
 
 @app.command("ecr-login")

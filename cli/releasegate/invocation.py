@@ -22,6 +22,7 @@ from releasegate.core.errors import BadInput, Refused, ReleasegateError
 
 if TYPE_CHECKING:
     from releasegate.core.config import Environment, Project
+    from releasegate.core.freeze import Override
     from releasegate.report import Console
     from releasegate.run import Result
 
@@ -57,6 +58,46 @@ ClusterOption = Annotated[
 ]
 LocalProdOption = Annotated[
     bool, typer.Option("--allow-local-prod", help="Allow a protected environment outside CI.")
+]
+OverrideFreezeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--override-freeze",
+        metavar="REASON",
+        help="Go ahead during a freeze window (freeze: in releasegate.yaml); the reason is recorded in "
+        "the ledger, the JSON result, the GitHub deployment and the notification.",
+    ),
+]
+# deploy's own options, declared here to keep app.py a list of commands
+ConfirmOption = Annotated[
+    str | None,
+    typer.Option(
+        "--confirm",
+        envvar="RELEASEGATE_CONFIRM",
+        help="y: deploy; n: skip cleanly (exit 0). Protected environments need y without a terminal.",
+    ),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Check and render, print the skaffold command.")
+]
+DeployTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=1,
+        help="Seconds each wait for pods may take (skaffold and the rollout, a canary's "
+        "re-scale, its promotion, a restore); a canary's pauses come on top.",
+    ),
+]
+NoRollbackOption = Annotated[
+    bool, typer.Option("--no-rollback", help="On failure leave the cluster as it is, for debugging (exit 5).")
+]
+DowngradeOption = Annotated[
+    bool, typer.Option("--allow-downgrade", help="Allow a lower version than the one serving.")
+]
+SkipPromotionOption = Annotated[
+    bool,
+    typer.Option("--skip-promotion-check", help="Deploy even if the tag was not verified in promote_from."),
 ]
 
 
@@ -114,6 +155,49 @@ def confirmed(environment: Environment, tag: str, answer: str | None, allow_loca
             "pass --confirm y (or RELEASEGATE_CONFIRM=y)",
         )
     return typer.confirm(f"Deploy {tag} to {environment.name} ({environment.namespace})?", default=False)
+
+
+def freeze_gate(
+    project: Project, environment: Environment, reason: str | None, console: Console
+) -> Override | None:
+    """Before any network call: refuse a frozen environment (exit 3), or let it through with
+    --override-freeze and say so."""
+    from datetime import UTC, datetime
+
+    from releasegate.core.freeze import gate
+
+    override = gate(project.freeze, environment.name, datetime.now(UTC), reason)
+    if override is not None:
+        console.warning(f"{environment.name} is frozen by {override.window} until {override.until}: "
+                        f"going ahead, --override-freeze {override.reason!r}")  # fmt: skip
+    return override
+
+
+def frozen_fails(project: Project, environment: Environment, checked: Result) -> Result:
+    """`check`: every check passed, but a deploy now would be refused (exit 3, saying until when)."""
+    held = frozen_said(project, environment, checked)
+    if held.freeze is None:
+        return checked
+    failure = Refused(
+        f"{checked.tag} passes every check, but {environment.name} is frozen by {held.freeze['window']} "
+        f"until {held.freeze['until']}",
+        'deploy after it ends, or with --override-freeze "REASON"',
+    )
+    failure.result = checked
+    raise failure
+
+
+def frozen_said(project: Project, environment: Environment, result: Result) -> Result:
+    """`status`, `check`: the freeze ENV is in now, in the JSON result and the message."""
+    from datetime import UTC, datetime
+
+    from releasegate.core.freeze import frozen
+
+    held = frozen(project.freeze, environment.name, datetime.now(UTC))
+    if held is not None:
+        result.freeze = held.as_json()
+        result.message += f"; {held.describe()}"
+    return result
 
 
 def outside_ci_allowed(environment: Environment, allow_local_prod: bool) -> None:

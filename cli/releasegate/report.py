@@ -106,6 +106,8 @@ class Console:
             payload.update({"env": result.env, "tag": result.failed_tag or result.tag})
             if result.failed_tag:
                 payload["restored"] = result.tag
+            payload.update({k: v for k, v in (("freeze", result.freeze),
+                                              ("freeze_override", result.freeze_override)) if v})  # fmt: skip
         if self.as_json:
             self._print(sys.stdout, json_text.dumps(payload, sort_keys=True))
         if result is not None:

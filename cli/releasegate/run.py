@@ -25,6 +25,7 @@ from releasegate.core import placement
 from releasegate.core.applyset import members
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import NeedsAttention, Refused, ReleasegateError
+from releasegate.core.freeze import Override
 from releasegate.core.notify_config import NotifyTarget
 from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.deploy import render as renderer
@@ -81,6 +82,8 @@ class Result:
     clusters: list[dict[str, Any]] = field(default_factory=list)  # several clusters: one entry each
     message: str = ""
     failed_tag: str | None = None  # a failure restored: the release that failed (tag: the one restored)
+    freeze_override: dict[str, str] | None = None  # deployed during a freeze: window, until, reason
+    freeze: dict[str, str] | None = None  # check, status: the freeze the environment is in now
 
 
 @dataclass
@@ -118,6 +121,7 @@ class DeployOptions:
     rollback: bool = True
     allow_downgrade: bool = False
     skip_promotion_check: bool = False
+    freeze_override: Override | None = None  # let through a freeze window, with the reason
 
 
 class Stages:

@@ -34,8 +34,15 @@ def promote(project: Project, env: Environment, options: DeployOptions, progress
         # Pending while it goes on: a promote killed past the runner's grace period is then
         # unfinished work that `releasegate recover` puts back, not a release still paused at a
         # step its traffic has already left.
-        promoting = run.ledger().mark(waiting, PENDING, f"promoting from {waiting.step}")
+        override = options.freeze_override
+        overridden = override.text() if override else waiting.freeze_override
+        promoting = run.ledger().mark(
+            waiting, PENDING, f"promoting from {waiting.step}", freeze_override=overridden
+        )
         attempt = Attempt(promoting, previous, _github(run, waiting))
+        if override:
+            run.result.freeze_override = override.as_json()
+            attempt.github.status("in_progress", f"promoting {waiting.tag}; {override.text()}")
         go_live(run, attempt, options, lambda: strategy_of(run).promote(run, waiting, options.timeout))
     return outcome_of(run, waiting.tag)
 

@@ -30,6 +30,7 @@ from releasegate.core.errors import (
     RolledBack,
     needs_attention,
 )
+from releasegate.core.freeze import Override
 from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.deploy import render as renderer
 from releasegate.deployers import Rendered, skaffold_spec
@@ -205,7 +206,7 @@ def deploy(
         with run.locked():
             current = admit(run, plan, options)
             draining.carry_out_pending(run, wait=True)  # what an earlier run left draining
-            attempt = begin(run, plan, current)
+            attempt = begin(run, plan, current, override=options.freeze_override)
             go_live(
                 run, attempt, options, lambda: strategy_of(run).put_in_service(run, plan, options.timeout)
             )
@@ -225,9 +226,13 @@ def admit(run: Run, plan: Plan, options: DeployOptions) -> Record | None:
     return current
 
 
-def begin(run: Run, plan: Plan, current: Record | None, rollout: str = "") -> Attempt:
-    """The first change: the ledger's pending record, and the GitHub deployment started."""
+def begin(
+    run: Run, plan: Plan, current: Record | None, rollout: str = "", override: Override | None = None
+) -> Attempt:
+    """The first change: the ledger's pending record, and the GitHub deployment started
+    (``override``: a freeze let through, recorded in both)."""
     env = run.env
+    run.result.freeze_override = override.as_json() if override else None
     record = run.ledger().append(
         tag=plan.tag.text,
         image=plan.image,
@@ -238,11 +243,13 @@ def begin(run: Run, plan: Plan, current: Record | None, rollout: str = "") -> At
         slot=plan.slots.target if isinstance(plan.slots, placement.Slots) else "",
         values=recorded_values(env),
         rollout=rollout,
+        freeze_override=override.text() if override else "",
     )
     run.result.revision = record.revision
     github = DeploymentRecord(run.clients.releases, run.progress.warning)
     if run.clients.releases.has_token:
-        github.start(plan.tag.text, env.github_environment, production=env.protected)
+        github.start(plan.tag.text, env.github_environment, production=env.protected,
+                     note=override.text() if override else "")  # fmt: skip
     return Attempt(record, current, github)
 
 

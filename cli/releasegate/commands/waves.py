@@ -55,6 +55,7 @@ def deploy_in_waves(
     require_contexts(project.environments_dir / f"{env.name}.yaml", env.clusters)
     result = Result(command="deploy", outcome="failed", env=env.name, namespace=env.namespace, tag=tag_text)
     result.strategy = env.strategy.type
+    result.freeze_override = options.freeze_override.as_json() if options.freeze_override else None
     progress.notify_with(env.notify)
     members = [_member(project, env, target, progress) for target in env.clusters]
     try:
@@ -151,7 +152,7 @@ def _go(member: Member, options: DeployOptions, rollout: str) -> None:
     if member.stop.is_set():  # interrupted while it waited for its turn: it stays untouched
         raise KeyboardInterrupt
     draining.carry_out_pending(run, wait=True)  # what an earlier run left draining
-    member.attempt = begin(run, plan, member.current, rollout)
+    member.attempt = begin(run, plan, member.current, rollout, options.freeze_override)
     try:
         go_live(run, member.attempt, options, lambda: member.interruptible(
             lambda: strategy_of(run).put_in_service(run, plan, options.timeout)))  # fmt: skip

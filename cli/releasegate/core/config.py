@@ -19,6 +19,7 @@ from releasegate.core.clusters_config import ClusterTarget, Waves, read_clusters
 from releasegate.core.compare_config import Compare, read_compare
 from releasegate.core.config_reader import DNS_LABEL, Reader, read_mapping
 from releasegate.core.errors import BadInput
+from releasegate.core.freeze import Window, read_freeze
 from releasegate.core.notify_config import NotifyTarget, read_notify
 from releasegate.core.strategy_config import StrategySettings, read_strategy
 from releasegate.core.version import PrefixPolicy
@@ -36,7 +37,7 @@ DEPLOYERS = ("skaffold", "apply")
 
 # Every key the files may hold: anything else is a typo that would otherwise be ignored
 # silently (`protectd: true` leaving prod unprotected).
-PROJECT_KEYS = ("app", "github_repository", "tag_prefix", "notify")
+PROJECT_KEYS = ("app", "github_repository", "tag_prefix", "notify", "freeze")
 ENVIRONMENT_KEYS = (
     "namespace",
     "create_namespace",
@@ -72,6 +73,7 @@ class Project:
     github_repository: str
     tag_prefix: PrefixPolicy
     notify: tuple[NotifyTarget, ...] = ()  # every environment's notifications
+    freeze: tuple[Window, ...] = ()  # when deploys and promotions are refused
 
     @property
     def environments_dir(self) -> Path:
@@ -172,6 +174,7 @@ def load_project(root: Path) -> Project:
         github_repository=repository,
         tag_prefix=cast(PrefixPolicy, prefix),
         notify=read_notify(reader),
+        freeze=read_freeze(reader, sorted(p.stem for p in (root / "k8s" / "environments").glob("*.yaml"))),
     )
 
 

@@ -23,12 +23,14 @@ class DeploymentRecord:
         self._deployment: Any = None
         self._disabled = False
 
-    def start(self, tag: str, environment: str, production: bool) -> None:
+    def start(self, tag: str, environment: str, production: bool, note: str = "") -> None:
+        """``note``: said after the description (a freeze overridden, and why)."""
+
         def create() -> None:
             self._deployment = self.source.repository_api().create_deployment(
                 ref=tag,
                 environment=environment,
-                description=f"releasegate deploy of {tag} to {environment}",
+                description=f"releasegate deploy of {tag} to {environment}" + (f"; {note}" if note else ""),
                 auto_merge=False,
                 required_contexts=[],
                 production_environment=production,

@@ -58,6 +58,7 @@ class Record:
     # they were kept): a restore renders the release as it was, not with today's values.
     values: str = ""
     rollout: str = ""  # one deploy across several clusters: the id its records share
+    freeze_override: str = ""  # deployed during a freeze: the window and the reason given
 
     @property
     def digest(self) -> str:

@@ -59,6 +59,8 @@ class Notification:
             facts += " · clusters " + ", ".join(
                 f"{_slack(c['name'])} {_slack(c['outcome'])}" for c in clusters
             )
+        if override := self.result.get("freeze_override"):  # deployed during a freeze: say who decided why
+            facts += f" · freeze {_slack(override['window'])} overridden: {_slack(override['reason'])}"
         return f"{_slack(self.line)}\n{facts}{link}"
 
     def body_for(self, kind: str) -> dict[str, Any]:
