@@ -226,3 +226,47 @@ def test_a_token_without_deployments_permission_warns_once_and_deploys(stack: St
     assert run.exit_code == 0, run.stderr
     assert run.stderr.count("could not record a GitHub deployment (403)") == 1
     assert "deployments: write" in run.stderr
+
+
+def dispatched(client_payload: Any, event_type: str = "deploy") -> dict[str, Any]:
+    """A repository_dispatch payload as GitHub sends it: the event_type is the action."""
+    return {"action": event_type, "branch": "main", "client_payload": client_payload,
+            "repository": REPOSITORY, "sender": SENDER, "installation": {"id": 7}}  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_a_registry_dispatch_deploys_the_tag_to_the_environment_it_names(stack: Stack) -> None:
+    stack.publish("v1.4.2")
+    event = dispatched({"tag": "v1.4.2", "environment": "nonprod"})
+    decided = stack.releasegate("event", **actions_env(stack, "repository_dispatch", event, "main"))
+    assert decided.exit_code == 0, decided.stderr
+    assert outputs(stack) == {"environment": "nonprod", "tag": "v1.4.2", "confirm": "y"}
+    run = stack.releasegate("deploy", **actions_env(stack, "repository_dispatch", event, "main"))
+    assert run.exit_code == 0, run.stderr
+    assert "repository_dispatch deploy: v1.4.2 to nonprod" in run.stderr
+    assert len(stack.kube.list("Pod", "model-api-nonprod")) == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("event", "said"),
+    [
+        (dispatched({"tag": "v1.4.2", "environment": "nonprod"}, "ping"), "event_type 'ping'"),
+        (dispatched(None), "must hold exactly tag and environment, not NoneType"),
+        (dispatched({"tag": "v1.4.2"}), "must hold exactly tag and environment, not ['tag']"),
+        (dispatched({"tag": "v1.4.2", "environment": "nonprod", "run": "x"}), "not ['environment', 'run'"),
+        (dispatched({"tag": "v1.4.2", "environment": "staging"}), "environment 'staging' is not one of"),
+        (dispatched({"tag": "v1.4.2", "environment": ["prod"]}), "environment list is not one of"),
+        (dispatched({"tag": "v1.4.2; rm -rf /", "environment": "nonprod"}), "is not a semantic version"),
+        (dispatched({"tag": "$(id)", "environment": "nonprod"}), "is not a semantic version"),
+        (dispatched({"tag": "v1.4.2\nconfirm=y", "environment": "nonprod"}), "must be a release tag"),
+        (dispatched({"tag": 142, "environment": "nonprod"}), "must be a release tag"),
+    ],
+)
+def test_a_malformed_dispatch_is_exit_2_and_reaches_nothing(stack: Stack, event: Any, said: str) -> None:
+    for command in ("event", "deploy"):
+        run = stack.releasegate(command, **actions_env(stack, "repository_dispatch", event, "main"))
+        assert run.exit_code == 2, run.stderr
+        assert said in run.stderr
+    assert (stack.workdir / "output.txt").read_text() == ""  # no step output for the deploy job
+    assert stack.github.requests == [] and stack.kube.requests == []

@@ -77,6 +77,7 @@ def test_deploy_workflow_inputs_triggers_and_gate() -> None:
     assert inputs["confirm"]["type"] == "choice" and inputs["confirm"]["options"] == ["n", "y"]
     assert inputs["confirm"]["default"] == "n" and inputs["tag"]["required"] is True
     assert triggers["release"]["types"] == ["published"]
+    assert triggers["repository_dispatch"]["types"] == ["deploy"]  # a model registry's webhook
     job = deploy["jobs"]["deploy"]
     assert job["environment"] == "${{ needs.target.outputs.environment }}"  # GitHub environment protection
     assert job["concurrency"]["cancel-in-progress"] is False

@@ -31,6 +31,7 @@ from releasegate.invocation import (
     TagOption,
     confirm_value,
     confirmed,
+    decide_event,
     freeze_gate,
     from_event,
     frozen_fails,
@@ -176,20 +177,7 @@ def event(ctx: typer.Context) -> None:
     """In GitHub Actions: the environment, tag and confirmation this run's event asks for
     (also written to GITHUB_OUTPUT, for a job's `environment:`)."""
 
-    def run(console: Console) -> Result:
-        from releasegate.core.config import load_environments, load_project
-        from releasegate.github.actions import ActionsReport, decide_from_environment, in_actions
-        from releasegate.run import Result
-
-        if not in_actions():
-            raise BadInput("`releasegate event` reads a GitHub Actions event", "run it inside GitHub Actions")
-        decision = decide_from_environment(load_environments(load_project(ctx.obj.project_dir)))
-        chosen = {"environment": decision.env, "tag": decision.tag, "confirm": decision.confirm}
-        ActionsReport().outputs(chosen)
-        message = f"{decision.reason}: {decision.tag} to {decision.env} (confirm {decision.confirm})"
-        return Result(command="event", outcome="decided", env=decision.env, tag=decision.tag, message=message)
-
-    run_command(ctx.obj, "event", run)
+    run_command(ctx.obj, "event", lambda console: decide_event(ctx.obj))
 
 
 @app.command()

@@ -157,6 +157,24 @@ def confirmed(environment: Environment, tag: str, answer: str | None, allow_loca
     return typer.confirm(f"Deploy {tag} to {environment.name} ({environment.namespace})?", default=False)
 
 
+def decide_event(options: Globals) -> Result:
+    """`releasegate event`: what this Actions run's event asks for, as step outputs."""
+    from releasegate.core.config import load_environments, load_project
+    from releasegate.core.version import parse_tag
+    from releasegate.github.actions import ActionsReport, decide_from_environment, in_actions
+    from releasegate.run import Result
+
+    if not in_actions():
+        raise BadInput("`releasegate event` reads a GitHub Actions event", "run it inside GitHub Actions")
+    project = load_project(options.project_dir)
+    decision = decide_from_environment(load_environments(project))
+    parse_tag(decision.tag, project.tag_prefix)  # a malformed tag never reaches the outputs
+    chosen = {"environment": decision.env, "tag": decision.tag, "confirm": decision.confirm}
+    ActionsReport().outputs(chosen)
+    message = f"{decision.reason}: {decision.tag} to {decision.env} (confirm {decision.confirm})"
+    return Result(command="event", outcome="decided", env=decision.env, tag=decision.tag, message=message)
+
+
 def freeze_gate(
     project: Project, environment: Environment, reason: str | None, console: Console
 ) -> Override | None:

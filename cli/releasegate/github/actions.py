@@ -60,10 +60,46 @@ def decide(event: str, payload: dict[str, Any], branch: str, environments: list[
             [e for e in environments if e.deploy_on_release], "a published release", "deploy_on_release"
         )
         return Decision(env.name, str(release.get("tag_name", "")), "y", "release published")
+    if event == "repository_dispatch":
+        return _dispatched(payload, environments)
     raise BadInput(
         f"the {event or 'unknown'} event does not say what to deploy",
-        "trigger with workflow_dispatch or release: published, or pass --env and --tag",
+        "trigger with workflow_dispatch, release: published or repository_dispatch (event_type deploy), "
+        "or pass --env and --tag",
     )
+
+
+# What a repository_dispatch's client_payload may hold (a model registry's webhook sends it).
+DISPATCH_KEYS = ("tag", "environment")
+DISPATCH_HINT = (
+    'send POST /repos/OWNER/REPO/dispatches {"event_type": "deploy", '
+    '"client_payload": {"tag": "v1.4.2", "environment": "ENV"}}'
+)
+
+
+def _dispatched(payload: dict[str, Any], environments: list[Environment]) -> Decision:
+    """``POST /repos/{owner}/{repo}/dispatches`` with event_type ``deploy``: GitHub puts the
+    event_type in ``action``. Every field is checked here, so nothing malformed reaches a shell
+    or the step outputs; the tag itself is checked like any other (strict semver)."""
+    if payload.get("action") != "deploy":
+        raise BadInput(
+            f"repository_dispatch with event_type {str(payload.get('action'))[:40]!r}", DISPATCH_HINT
+        )
+    client = payload.get("client_payload")
+    if not isinstance(client, dict) or set(client) != set(DISPATCH_KEYS):
+        keys = sorted(map(str, client))[:5] if isinstance(client, dict) else type(client).__name__
+        said = f"repository_dispatch client_payload must hold exactly tag and environment, not {keys}"
+        raise BadInput(said, DISPATCH_HINT)
+    tag, name = client["tag"], client["environment"]
+    known = {e.name: e for e in environments}
+    if not isinstance(name, str) or name not in known:
+        shown = repr(name[:40]) if isinstance(name, str) else type(name).__name__
+        raise BadInput(
+            f"repository_dispatch environment {shown} is not one of {', '.join(known)}", DISPATCH_HINT
+        )
+    if not isinstance(tag, str) or not tag.isprintable() or len(tag) > 128:
+        raise BadInput("repository_dispatch tag must be a release tag such as v1.4.2", DISPATCH_HINT)
+    return Decision(name, tag, "y", "repository_dispatch deploy")
 
 
 def _single(found: list[Environment], what: str, key: str) -> Environment:
