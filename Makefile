@@ -52,7 +52,7 @@ LOWEST_TESTS := tests/test_releases.py tests/test_registry.py tests/test_kube.py
 	tests/test_lock.py tests/test_ledger.py tests/test_render.py tests/test_config.py tests/test_version.py \
 	tests/test_skaffold.py tests/test_chart.py tests/test_actions.py tests/test_report.py tests/test_e2e.py \
 	tests/test_serverside.py tests/test_pruning.py tests/test_analysis.py tests/test_notify.py \
-	tests/test_freeze.py
+	tests/test_freeze.py tests/test_metrics.py
 test-lowest: $(LOWEST_STAMP) $(HELM) $(NODE)
 	PATH="$(CURDIR)/$(LOWEST)/bin:$$PATH" $(LOWEST)/bin/pytest -n 2 -q $(LOWEST_TESTS)
 

@@ -9,6 +9,7 @@ from releasegate.kube.api import Cluster
 from releasegate.kube.ledger import (
     DEPLOYED,
     FAILED,
+    KEEP,
     PENDING,
     Ledger,
     Record,
@@ -46,11 +47,11 @@ def ledger(kube: KubeEmulator, monkeypatch: pytest.MonkeyPatch) -> Ledger:
     return Ledger(Cluster(None), "model-api-prod", "model-api")
 
 
-def test_append_numbers_revisions_and_keeps_the_last_twenty(ledger: Ledger) -> None:
-    for n in range(23):
+def test_append_numbers_revisions_and_keeps_the_last_hundred(ledger: Ledger) -> None:
+    for n in range(KEEP + 3):
         ledger.append(tag=f"v1.0.{n}", image=IMAGE, commit="", outcome=DEPLOYED, manifest_hash="sha256:00")
     revisions = [r.revision for r in ledger.records()]
-    assert revisions == list(range(23, 3, -1))
+    assert KEEP == 100 and revisions == list(range(KEEP + 3, 3, -1))
     assert ledger.records()[0].actor == "octocat"
 
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from releasegate.core.errors import BadInput
 from releasegate.invocation import (
     ClusterOption,
     ConfirmOption,
@@ -336,6 +335,23 @@ def freeze(
     run_command(ctx.obj, "freeze", run)
 
 
+@app.command()
+def metrics(
+    ctx: typer.Context,
+    env: EnvOption,
+    since: Annotated[str, typer.Option("--since", help="How far back: 30d, 12h, 2w.")] = "30d",
+) -> None:
+    """The four DORA keys of ENV (every cluster), from the ledger and the tags' commits on GitHub:
+    deployment frequency, lead time for changes, change failure rate, time to restore."""
+
+    def run(console: Console) -> Result:
+        from releasegate.commands.metrics import measure
+
+        return measure(*load(ctx.obj, env), since, console)
+
+    run_command(ctx.obj, "metrics", run)
+
+
 @app.command("ecr-login")
 def ecr_login(
     ctx: typer.Context,
@@ -346,12 +362,8 @@ def ecr_login(
     Deploys need none: the cluster's nodes pull with their own role."""
 
     def run(console: Console) -> Result:
-        from releasegate.commands.login import TOOLS, ecr_login
+        from releasegate.commands.login import ecr_login
 
-        if tool not in TOOLS:
-            raise BadInput(
-                f"--tool must be docker or helm, not {tool[:20]!r}", "pass --tool docker or --tool helm"
-            )
         return ecr_login(*load(ctx.obj, env), tool, console)
 
     run_command(ctx.obj, "ecr-login", run)

@@ -130,6 +130,8 @@ class Console:
         send(self._notify, said, self.warning, lambda text: self.detail("notify", text), budget)
 
     def _to_actions(self, result: Result, outcome: str, cause: str) -> None:
+        if self.actions.enabled and result.command == "metrics" and not cause:
+            self.actions.summary(metrics_summary(result))
         if not self.actions.enabled or result.command not in ("deploy", "rollback", "promote", "abort"):
             return
         values = {"tag": result.tag or "", "digest": result.digest or "", "namespace": result.namespace or "",
@@ -194,6 +196,26 @@ def step_summary(result: Result, outcome: str, cause: str, seconds: float) -> st
     if result.compare:
         summary += _compare_table(result.compare)
     return summary + _pictures(result, outcome)
+
+
+def metrics_summary(result: Result) -> str:
+    """`metrics` in Actions: the four keys as a table, each with its DORA band."""
+    frequency, lead = result.deployment_frequency or {}, result.lead_time_hours or {}
+    failures, restore = result.change_failure_rate or {}, result.time_to_restore_hours or {}
+    window = result.window or {}
+    rate = failures.get("rate")
+    rows = [
+        ("Deployment frequency", f"{frequency.get('per_week')} / week ({frequency.get('verified')} verified)",
+         frequency.get("band")),
+        ("Lead time for changes", f"median {lead.get('median')} h, p90 {lead.get('p90')} h",
+         lead.get("band")),
+        ("Change failure rate", f"{rate:.0%} ({failures.get('failed')} of {failures.get('deploys')})"
+         if rate is not None else "-", failures.get("band")),
+        ("Time to restore", f"median {restore.get('median')} h", restore.get("band")),
+    ]  # fmt: skip
+    table = "\n".join(f"| {name} | {value} | {band or '-'} |" for name, value, band in rows)
+    return (f"### releasegate metrics: {result.env}\n\n{window.get('covered_from')} → {window.get('to')}\n\n"
+            f"| Key | Value | DORA band |\n|---|---|---|\n{table}\n\n")  # fmt: skip
 
 
 def _compare_table(found: dict[str, Any]) -> str:

@@ -84,6 +84,13 @@ class Result:
     failed_tag: str | None = None  # a failure restored: the release that failed (tag: the one restored)
     freeze_override: dict[str, str] | None = None  # deployed during a freeze: window, until, reason
     freeze: dict[str, str] | None = None  # check, status: the freeze the environment is in now
+    # metrics: the four DORA keys, the window they cover, and the deploys counted
+    deployment_frequency: dict[str, Any] | None = None
+    lead_time_hours: dict[str, Any] | None = None
+    change_failure_rate: dict[str, Any] | None = None
+    time_to_restore_hours: dict[str, Any] | None = None
+    window: dict[str, Any] | None = None
+    deploys: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """GitHub REST emulator: releases (list with Link pagination, by tag, latest, by id) and
-the repository, with drafts, prereleases, 401, 403 rate limits, 404 and injected 5xx.
+the repository, with drafts, prereleases, 401, 403 rate limits, 404 and injected 5xx; and the
+GraphQL API's refs (``github_graphql.py``) for the tags' commit times.
 
 Response bodies follow GitHub's OpenAPI description (``tests/test_github_conformance.py``
 checks them against ``../shared/reference/github/`` when it is present).
@@ -7,12 +8,15 @@ checks them against ``../shared/reference/github/`` when it is present).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
+from . import github_graphql
+from .github_graphql import TagData
 from .http import EmulatorServer, Request, Response
 
 DOCS = "https://docs.github.com/rest"
@@ -38,15 +42,34 @@ class GitHubEmulator(EmulatorServer):
         self.releases: list[dict[str, Any]] = []  # newest first, as GitHub lists them
         self.deployments: list[dict[str, Any]] = []  # newest first
         self.statuses: dict[int, list[dict[str, Any]]] = {}  # deployment id -> statuses, newest first
+        self.tags: dict[str, TagData] = {}  # git tags: each release's, with its commit
         self.faults = Faults()
         self._next_id = 1000
 
     # Set-up helpers for tests.
-    def add_release(self, tag: str, *, draft: bool = False, prerelease: bool = False) -> dict[str, Any]:
+    def add_release(
+        self,
+        tag: str,
+        *,
+        draft: bool = False,
+        prerelease: bool = False,
+        committed: str | None = None,
+        annotated: bool = False,
+    ) -> dict[str, Any]:
+        """A release and its git tag; ``committed``: the tag's commit time (default: an hour
+        before the release), ``annotated``: a tag object pointing at the commit."""
         self._next_id += 1
         release = self._release_object(self._next_id, tag, draft, prerelease)
         self.releases.insert(0, release)
+        when = committed or time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_699_996_400 + self._next_id * 60)
+        )
+        sha = hashlib.sha1(tag.encode()).hexdigest()  # noqa: S324 (a git object id, not security)
+        self.tags[tag] = TagData(name=tag, sha=sha, committed=when, annotated=annotated)
         return release
+
+    def graphql_requests(self) -> list[Request]:
+        return [r for r in self.requests if r.path == "/graphql"]
 
     def fail_next(self, status: int, times: int = 1) -> None:
         self.faults.status_queue.extend([status] * times)
@@ -69,6 +92,11 @@ class GitHubEmulator(EmulatorServer):
         if self.faults.secondary_limited:
             self.faults.secondary_limited -= 1
             return self._secondary_limited()
+        if request.path == "/graphql" and request.method == "POST":
+            if not self._authenticated(request):
+                return _error(401, "This endpoint requires you to be authenticated.")
+            status, body = github_graphql.execute(self.repository, self.tags, request.json())
+            return Response(status, body, self._rate_headers())
         prefix = f"/repos/{self.repository}"
         path = unquote(request.path)
         if path.startswith(f"{prefix}/deployments"):

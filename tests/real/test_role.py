@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.real, pytest.mark.last]
 # skaffold lists the Nodes to learn their platforms and carries on without them.
 OPTIONAL = {("", "namespaces", "get"), ("", "nodes", "list")}
 # Granted for paths no real-tier test takes, each covered by a fast-tier test instead: the
-# ledger's pruning past 20 records, and its read-back after a create that answered 409.
+# ledger's pruning past its 100 records, and its read-back after a create that answered 409.
 NOT_EXERCISED_HERE = {("", "configmaps", "delete"), ("", "configmaps", "get")}
 
 

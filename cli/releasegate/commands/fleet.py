@@ -18,7 +18,7 @@ from releasegate.commands.members import ClusterProgress
 from releasegate.core.clusters_config import ClusterTarget, require_contexts
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import BadInput, NeedsAttention, ReleasegateError
-from releasegate.kube.ledger import DEPLOYED, FINISHED, Record
+from releasegate.kube.ledger import DEPLOYED, FINISHED, RECOVER, Record
 from releasegate.run import DeployOptions, Progress, Result, Run
 
 # Which of several clusters' errors decides the exit: one not known-good first.
@@ -118,7 +118,7 @@ def _recover_one(
                     f"a person must look: `releasegate status --env {env.name} --cluster {env.cluster}`",
                 )
             note = f"recovered: the run {newest.rollout} that deployed {newest.tag} did not finish elsewhere"
-            record = recovery.restore(run, before, options.timeout, note)
+            record = recovery.restore(run, before, options.timeout, note, RECOVER)
         run.result.revision, run.result.outcome = record.revision, "recovered"
         run.result.failed_tag = newest.tag
         run.result.message = f"{newest.tag} was put back: {before.tag} restored and verified in {env.name}"

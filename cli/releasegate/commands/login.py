@@ -13,6 +13,7 @@ from pathlib import Path
 
 from releasegate.aws.registry import Registry
 from releasegate.core.config import Environment, Project
+from releasegate.core.errors import BadInput
 from releasegate.deploy.process import require_program, run_program
 from releasegate.run import Progress, Result
 
@@ -26,6 +27,10 @@ def login_argv(tool: str, registry: str, username: str) -> list[str]:
 
 
 def ecr_login(project: Project, env: Environment, tool: str, progress: Progress) -> Result:
+    if tool not in TOOLS:
+        raise BadInput(
+            f"--tool must be docker or helm, not {tool[:20]!r}", "pass --tool docker or --tool helm"
+        )
     require_program(tool)
     login = Registry(env.aws_region).login()
     progress.secret(login.password)

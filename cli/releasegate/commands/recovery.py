@@ -23,10 +23,13 @@ from releasegate.core.errors import Interrupted, NeedsAttention, Refused, Rolled
 from releasegate.core.rollout import is_ready
 from releasegate.core.version import parse_tag
 from releasegate.kube.ledger import (
+    AFTER_FAILURE,
     DEPLOYED,
     FINISHED,
     INTERRUPTED,
     PENDING,
+    RECOVER,
+    ROLLBACK,
     Record,
     paused,
     serving,
@@ -61,6 +64,7 @@ def recover(
                 current,
                 options.timeout,
                 f"restored after revision {failed.revision} ({failed.tag}) failed",
+                AFTER_FAILURE,
             )
     except Exception as error:  # whatever stopped the restore, the cluster is not known-good
         restore_failure = needs_attention(error)
@@ -76,9 +80,10 @@ def recover(
     raise RolledBack(f"{cause}; {current.tag} was restored and verified", next_step, details)
 
 
-def restore(run: Run, record: Record, timeout: float, note: str) -> Record:
+def restore(run: Run, record: Record, timeout: float, note: str, why: str) -> Record:
     """Make the exact image of ``record`` serve again (the strategy's way: a redeploy, or a
-    switch back to a slot that still runs it), verified, and add it to the ledger."""
+    switch back to a slot that still runs it), verified, and add it to the ledger (``why``: one
+    of RESTORES, for `metrics`)."""
     describe(run.result, record.tag, record.image)
     placed = strategy_of(run).put_back(run, record, timeout)
     run.result.pods_ready, run.result.slot = placed.pods_ready, placed.slot or None
@@ -97,6 +102,7 @@ def restore(run: Run, record: Record, timeout: float, note: str) -> Record:
         strategy=strategy_of(run).name,
         slot=placed.slot,
         values=record.values,
+        restore=why,
     )
 
 
@@ -120,7 +126,11 @@ def rollback(
                 )
             target = _rollback_target(records, to_tag, env)  # again: it may have moved
             record = restore(
-                run, target, options.timeout, f"rollback to {target.tag} (revision {target.revision})"
+                run,
+                target,
+                options.timeout,
+                f"rollback to {target.tag} (revision {target.revision})",
+                ROLLBACK,
             )
         run.result.revision = record.revision
         run.result.outcome = "rolled-back"
@@ -157,7 +167,7 @@ def recover_unfinished(
                     unfinished, INTERRUPTED, "the deploy was killed; put back by `releasegate recover`"
                 )
             record = restore(run, good, options.timeout, f"recovered after revision {unfinished.revision} "
-                             f"({unfinished.tag}) did not finish")  # fmt: skip
+                             f"({unfinished.tag}) did not finish", RECOVER)  # fmt: skip
         run.result.revision = record.revision
         run.result.outcome = "recovered"
         run.result.failed_tag = unfinished.tag  # the notification names the release that did not finish
@@ -237,9 +247,12 @@ def status(project: Project, env: Environment, progress: Progress) -> Result:
     return result
 
 
+HISTORY = 20  # records `history` shows: the ledger keeps more, for `metrics`
+
+
 def history(project: Project, env: Environment, progress: Progress) -> Result:
     run = Run.start("history", project, env, progress)
-    run.result.history = [asdict(r) for r in run.ledger().records()]
+    run.result.history = [asdict(r) for r in run.ledger().records()[:HISTORY]]
     run.result.outcome = "history"
     run.result.message = f"{len(run.result.history)} records in the {env.name} ledger (newest first)"
     return run.result

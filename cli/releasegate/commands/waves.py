@@ -42,6 +42,7 @@ from releasegate.commands.recovery import interrupts_deferred, restore
 from releasegate.core.clusters_config import ClusterTarget, require_contexts
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import Interrupted, NeedsAttention, ReleasegateError, RolledBack, needs_attention
+from releasegate.kube.ledger import PUT_BACK
 from releasegate.run import DeployOptions, Progress, Result, Run
 from releasegate.strategies import draining, strategy_of
 
@@ -246,7 +247,7 @@ def _put_back(member: Member, options: DeployOptions, cause: str) -> None:
         member.outcome, member.message = UNKNOWN, f"{cause}; {member.name} had no earlier good release"
         return
     try:
-        restore(run, member.current, options.timeout, f"put back: {cause}")
+        restore(run, member.current, options.timeout, f"put back: {cause}", PUT_BACK)
     except Exception as error:  # whatever stopped it, this cluster is not known-good
         why = needs_attention(error).cause
         member.outcome, member.message = UNKNOWN, f"putting back {member.current.tag} failed: {why}"

@@ -29,12 +29,17 @@ if TYPE_CHECKING:
     from releasegate.core.placement import Manifest
     from releasegate.kube.api import Cluster
 
-KEEP = 20
+# Records kept per environment (per cluster): a month of several deploys a day, for `metrics`.
+# Every deploy reads them in one list (about 1 KB each), so the count stays bounded.
+KEEP = 100
 LABEL = "releasegate.dev/ledger"
 PENDING, DEPLOYED, FAILED, INTERRUPTED = "pending", "deployed", "failed", "interrupted"
 # A release stopped on purpose (`pause_before_switch`, a canary approval step) until `promote`
 # goes on or `abort` puts back what served before; aborted is where an abort leaves it.
 PAUSED, ABORTED = "paused", "aborted"
+# Why a record puts an earlier release back (Record.restore): a failed deploy restored at once,
+# `rollback`, `recover` after a killed run, put back when another cluster of the wave failed.
+AFTER_FAILURE, ROLLBACK, RECOVER, PUT_BACK = "after-failure", "rollback", "recover", "put-back"
 # Outcomes that end an attempt: anything else left newest in the ledger is unfinished work.
 FINISHED = (DEPLOYED, PAUSED, ABORTED)
 
@@ -59,6 +64,10 @@ class Record:
     values: str = ""
     rollout: str = ""  # one deploy across several clusters: the id its records share
     freeze_override: str = ""  # deployed during a freeze: the window and the reason given
+    finished: str = ""  # UTC, ISO 8601: when it got its outcome (deployed: verified)
+    # A record putting an earlier release back: why (rollback, restore after a failure,
+    # recover, put back after another cluster failed); empty for a release's own deploy.
+    restore: str = ""
 
     @property
     def digest(self) -> str:
@@ -140,7 +149,9 @@ class Ledger:
         self.before_write()
         existing = self.records()
         revision = (existing[0].revision if existing else 0) + 1
-        record = Record(revision=revision, actor=actor(), at=now(), **values)
+        at = now()
+        record = Record(revision=revision, actor=actor(), at=at, finished=at if values.get("restore") else "",
+                        **values)  # fmt: skip
         with translated_errors("cannot write the release ledger in", self.namespace, NeedsAttention):
             self._create(to_config_map(record, self.app, self.namespace))
             for old in existing[KEEP - 1 :]:
@@ -149,7 +160,7 @@ class Ledger:
 
     def mark(self, record: Record, outcome: str, note: str = "", **changes: Any) -> Record:
         self.before_write()
-        updated = replace(record, outcome=outcome, note=note or record.note, **changes)
+        updated = replace(record, outcome=outcome, note=note or record.note, finished=now(), **changes)
         path = f"{self.path}/{config_map_name(self.app, record.revision)}"
         with translated_errors("cannot write the release ledger in", self.namespace, NeedsAttention):
             # A whole replacement without a resourceVersion: repeating it is harmless.
