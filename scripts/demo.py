@@ -5,7 +5,9 @@ blue/green: a release goes to the idle slot, is tested there and switched
 to, and a bad one is caught in preview while the live slot keeps serving; each release's
 answers are compared with the live one's on k8s/smoke/compare-requests.jsonl before the switch
 (one within the tolerance passes, a retrained model whose answers differ is blocked), and every
-end is announced to a local Slack-like receiver (notify:). Last, a project whose nonprod has two
+end is announced to a local Slack-like receiver (notify:). A freeze window refuses nonprod for a
+moment (`check` says why and until when), and `metrics` measures the DORA keys of the history the
+demo made. Last, a project whose nonprod has two
 clusters (two Kubernetes emulators) releases in two waves, and a release failing in wave 2 is
 put back in both.
 
@@ -120,6 +122,35 @@ CANARY_STEPS = [
     ),
     ("Stable is still v1.7.0", ["status", "--env", "nonprod"], 0),
 ]
+
+
+FREEZE_STEPS = [
+    (
+        "A freeze window (freeze: in releasegate.yaml) holds nonprod now: check passes every check "
+        "and still says no, naming the window and its end",
+        ["check", "--env", "nonprod", "--tag", "v1.4.2"],
+        3,
+    ),
+    ("When the freeze ends (reads the file only)", ["freeze", "--env", "nonprod"], 0),
+]
+
+METRICS_STEPS = [
+    ("The four DORA keys from nonprod's ledger and the tags' commits", ["metrics", "--env", "nonprod"], 0),
+]
+
+
+def freeze_now(stack: Stack) -> str:
+    """A freeze window for nonprod from an hour ago to two hours from now; the file as it was."""
+    from datetime import UTC, datetime, timedelta
+
+    path = stack.project / "releasegate.yaml"
+    before = path.read_text()
+    now = datetime.now(UTC).replace(microsecond=0)
+    window = (f"freeze:\n  - name: release-review\n    from: {(now - timedelta(hours=1)).isoformat()}\n"
+              f"    to: {(now + timedelta(hours=2)).isoformat()}\n    environments: [nonprod]\n")  # fmt: skip
+    path.write_text(before + window)
+    print(f"\n{BOLD}releasegate.yaml gains a freeze window{RESET}:\n{window}")
+    return before
 
 
 NOTIFY = """notify:
@@ -248,6 +279,9 @@ def main() -> int:
             print(f"{BOLD}Emulators up{RESET}: GitHub {stack.github.url}, ECR (moto) {ecr.url}, "
                   f"Kubernetes {stack.kube.url}; skaffold stand-in at {stack.bin}/skaffold")  # fmt: skip
             results = [step(stack, title, *args, expect=expect) for title, args, expect in STEPS]
+            unfrozen = freeze_now(stack)
+            results += [step(stack, title, *args, expect=expect) for title, args, expect in FREEZE_STEPS]
+            (stack.project / "releasegate.yaml").write_text(unfrozen)  # the window lifted again
             if canary:
                 stack.kube.proxy.apps.behaviours.pop("v1.8.0")  # its checks pass: its metrics do not
                 move_to_canary(stack, prometheus)
@@ -265,6 +299,7 @@ def main() -> int:
                 results += [
                     step(stack, title, *args, expect=expect) for title, args, expect in BLUEGREEN_STEPS
                 ]
+            results += [step(stack, title, *args, expect=expect) for title, args, expect in METRICS_STEPS]
             print(f"\n{BOLD}Pods in model-api-nonprod now{RESET}:")
             for pod in stack.kube.list("Pod", "model-api-nonprod"):
                 labels = pod["metadata"]["labels"]
