@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 HELM    := tools/bin/helm
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test test-lowest test-real real cluster-up bench-real lint lock demo bench clean deploy-nonprod
+.PHONY: setup test docs test-lowest test-real real cluster-up bench-real lint lock demo bench clean deploy-nonprod
 
 NODE    := node_modules/.installed
 
@@ -41,9 +41,16 @@ lint: $(STAMP)
 
 ## The whole suite: lint, types, unit, conformance and end-to-end tests; then the tests that
 ## cover every SDK call again at the lowest dependency versions pyproject.toml allows.
-test: setup lint
+test: setup lint docs
 	$(VENV)/bin/pytest -n 2 -q --durations=15
 	$(MAKE) --no-print-directory test-lowest
+
+## The documentation site (docs/ + mkdocs.yml) into build/site/, strictly: a broken link or anchor,
+## or a page missing from the navigation, fails. The CLI reference is generated from the Typer app.
+docs: $(STAMP)
+	$(VENV)/bin/typer releasegate.app utils docs --name releasegate --title "CLI reference" \
+		--output docs/cli.md
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # Every SDK call at least once: the adapters' own tests, the whole pipeline (test_e2e), server-side
 # apply and pruning (the client's apply-patch content type), the analysis (SigV4) and notifications

@@ -1,4 +1,4 @@
-"""`make bench`: the figures the README quotes, measured side by side in one run.
+"""`make bench`: the figures docs/performance.md quotes, measured side by side in one run.
 
 1. start-up: `releasegate --help` beside `helm version` and `python -c pass` (medians);
 2. GitHub requests per tag validation with 1,000 releases in the emulator;

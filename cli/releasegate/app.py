@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from releasegate.run import Result
 
 app = typer.Typer(
-    help="Deploy a published, semver-tagged release to Kubernetes with Skaffold, and prove it is Ready.",
+    help="Deploy a published, semver-tagged release to Kubernetes (with Skaffold or server-side apply), "
+    "prove it is Ready, and put the last good release back when it is not.",
     rich_markup_mode=None,  # plain help: no rich import, fast start-up
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -187,8 +188,9 @@ def status(ctx: typer.Context, env: EnvOption, cluster: ClusterOption = None) ->
         from releasegate.commands import fleet, recovery
 
         project, environment = load(ctx.obj, env)
-        return frozen_said(project, environment, fleet.each_cluster(project, environment, cluster, console,
-                                                                    recovery.status))  # fmt: skip
+        answered = fleet.each_cluster(project, environment, cluster, console, recovery.status)
+        frozen_said(project, environment, answered)
+        return answered
 
     run_command(ctx.obj, "status", run)
 

@@ -22,7 +22,7 @@ from releasegate.core.errors import BadInput, Refused, ReleasegateError
 
 if TYPE_CHECKING:
     from releasegate.core.config import Environment, Project
-    from releasegate.core.freeze import Override
+    from releasegate.core.freeze import Frozen, Override
     from releasegate.report import Console
     from releasegate.run import Result
 
@@ -194,18 +194,17 @@ def freeze_gate(
 def frozen_fails(project: Project, environment: Environment, checked: Result) -> Result:
     """`check`: every check passed, but a deploy now would be refused (exit 3, saying until when)."""
     held = frozen_said(project, environment, checked)
-    if held.freeze is None:
+    if held is None:
         return checked
     failure = Refused(
-        f"{checked.tag} passes every check, but {environment.name} is frozen by {held.freeze['window']} "
-        f"until {held.freeze['until']}",
+        f"{checked.tag} passes every check, but {environment.name} is {held.describe()}",
         'deploy after it ends, or with --override-freeze "REASON"',
     )
     failure.result = checked
     raise failure
 
 
-def frozen_said(project: Project, environment: Environment, result: Result) -> Result:
+def frozen_said(project: Project, environment: Environment, result: Result) -> Frozen | None:
     """`status`, `check`: the freeze ENV is in now, in the JSON result and the message."""
     from datetime import UTC, datetime
 
@@ -215,7 +214,7 @@ def frozen_said(project: Project, environment: Environment, result: Result) -> R
     if held is not None:
         result.freeze = held.as_json()
         result.message += f"; {held.describe()}"
-    return result
+    return held
 
 
 def outside_ci_allowed(environment: Environment, allow_local_prod: bool) -> None:

@@ -6,7 +6,7 @@ API server answers with the identity's real authorization (RBAC, or EKS access e
 Role that lacks a verb is refused (exit 3, every missing verb named) before the first write,
 rather than failing half-way, e.g. every POST smoke check answering 403 after the rollout.
 
-The list is the README's Role, narrowed to what this environment uses: the proxied smoke
+The list is the documented Role (docs/eks.md), narrowed to what this environment uses: the proxied smoke
 checks only with ``smoke:`` (``create`` only for checks that do not GET), ``pods/proxy`` only
 with ``each_pod``, a canary's route kind, and an in-cluster Prometheus in its own namespace.
 """
@@ -114,7 +114,7 @@ def require(cluster: Cluster, env: Environment, lacking: list[Permission] | None
         names = ", ".join(str(p) for p in lacking)
         raise Refused(
             f"the kube-context may not do what a deploy to {env.name} needs: {names}",
-            "grant them (the README's Role lists every one), then deploy again",
+            "grant them (the Role in docs/eks.md lists every one), then deploy again",
         )
     return len(wanted)
 

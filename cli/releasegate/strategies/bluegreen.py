@@ -262,7 +262,7 @@ def _set_selector(run: Run, selector: dict[str, str]) -> None:
 
 
 def _point_preview_at(run: Run, slot: str) -> None:
-    """``<app>-preview`` selects ``slot`` (the one traffic just left), as the README's table
+    """``<app>-preview`` selects ``slot`` (the one traffic just left), as the table of docs/strategies.md
     says: the preview Service always shows the slot that is not live."""
     preview = slots.service(run, preview_service(run))
     if preview is None or (preview["spec"].get("selector") or {}).get(SLOT_LABEL) == slot:

@@ -294,7 +294,7 @@ class RouteWeights:
                     ) from exc
                 raise Refused(
                     f"{where} does not exist: a canary needs the route it weighs",
-                    "create it once (see the README's example), then deploy again",
+                    "create it once (see the example in docs/strategies.md), then deploy again",
                 ) from exc
 
 
