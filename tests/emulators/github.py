@@ -57,12 +57,13 @@ class GitHubEmulator(EmulatorServer):
         annotated: bool = False,
     ) -> dict[str, Any]:
         """A release and its git tag; ``committed``: the tag's commit time (default: an hour
-        before the release), ``annotated``: a tag object pointing at the commit."""
+        ago), ``annotated``: a tag object pointing at the commit."""
         self._next_id += 1
         release = self._release_object(self._next_id, tag, draft, prerelease)
         self.releases.insert(0, release)
         when = committed or time.strftime(
-            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_699_996_400 + self._next_id * 60)
+            "%Y-%m-%dT%H:%M:%SZ",
+            time.gmtime(time.time() - 3600),  # released an hour after its commit
         )
         sha = hashlib.sha1(tag.encode()).hexdigest()  # noqa: S324 (a git object id, not security)
         self.tags[tag] = TagData(name=tag, sha=sha, committed=when, annotated=annotated)
