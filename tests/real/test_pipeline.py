@@ -56,6 +56,13 @@ def test_crash_loop_is_diagnosed_and_the_previous_release_restored(real: RealSta
     history = real.releasegate("--json", "history", "--env", "nonprod")
     outcomes = [(r["tag"], r["outcome"]) for r in json.loads(history.stdout)["history"]]
     assert outcomes[:3] == [("v1.0.0", "deployed"), ("v1.1.0", "failed"), ("v1.0.0", "deployed")], outcomes
+    # The metrics read the same real ledger: the failure counted, and restored by the next record.
+    found = deploys_measured(real)
+    assert [(d["tag"], d["outcome"]) for d in found["deploys"]][-2:] == [
+        ("v1.0.0", "deployed"),
+        ("v1.1.0", "failed"),
+    ]
+    assert found["change_failure_rate"]["failed"] >= 1 and found["time_to_restore_hours"]["restored"] >= 1
 
 
 def test_rollback_and_status_answer_from_the_cluster(real: RealStack) -> None:
@@ -69,6 +76,14 @@ def test_rollback_and_status_answer_from_the_cluster(real: RealStack) -> None:
     status = real.releasegate("--json", "status", "--env", "nonprod")
     assert status.exit_code == 0, status.stderr
     assert json.loads(status.stdout)["tag"] == "v1.0.0", status.stdout
+    outcomes = [(d["tag"], d["outcome"]) for d in deploys_measured(real)["deploys"]]
+    assert outcomes[-2:] == [("v1.0.0", "deployed"), ("v1.1.0", "rolled-back")], outcomes
+
+
+def deploys_measured(real: RealStack) -> dict:
+    run = real.releasegate("--json", "metrics", "--env", "nonprod", "--since", "1d")
+    assert run.exit_code == 0, run.stderr
+    return json.loads(run.stdout)
 
 
 def test_each_pod_smoke_checks_reach_every_new_pod_through_the_pod_proxy(real: RealStack) -> None:
