@@ -164,6 +164,11 @@ def test_an_override_is_recorded_everywhere_and_rollback_is_never_frozen(
     back = stack.releasegate("--json", "rollback", "--env", "nonprod")
     assert back.exit_code == 0, back.stderr
     assert json.loads(back.stdout)["tag"] == "v1.0.0"
+    # recover and abort answer as they would outside a window: nothing unfinished, nothing paused
+    recover = stack.releasegate("recover", "--env", "nonprod")
+    assert recover.exit_code == 0 and "frozen" not in recover.stderr, recover.stderr
+    abort = stack.releasegate("abort", "--env", "nonprod")
+    assert abort.exit_code == 3 and "frozen" not in abort.stderr and "paused" in abort.stderr, abort.stderr
 
 
 @pytest.mark.e2e
