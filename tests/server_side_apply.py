@@ -128,3 +128,27 @@ def run_scenario(call: Call, namespace: str) -> None:
     status, live = call("PATCH", path, deployment(namespace, {"app": "ssa"}, replicas=None), APPLY,
                         fieldManager="releasegate", force="true")  # fmt: skip
     assert status == 200 and live["spec"]["replicas"] == 4  # a deploy leaves the autoscaler's count
+
+    annotations_map_survives_the_take_over(call, namespace)
+
+
+def annotations_map_survives_the_take_over(call: Call, namespace: str) -> None:
+    """A ConfigMap (no controller writes it): its client-side manager created the annotations
+    map and owns it (``.``); the take-over must not hand that to releasegate, or the next apply
+    without annotations removes the map and kubectl's annotation with it (the real API server
+    did, for a Deployment whose controller had not yet annotated it)."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps/ssa"
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"},
+              "metadata": {"name": "ssa", "namespace": namespace, "labels": {"app": "ssa"}}}  # fmt: skip
+    client_side = {
+        **config,
+        "metadata": {**config["metadata"], "annotations": {LAST_APPLIED: json.dumps(config)}},
+    }
+    status, live = call("POST", path.rsplit("/", 1)[0], client_side, "application/json",
+                        fieldManager="kubectl-client-side-apply")  # fmt: skip
+    assert status == 201
+    annotations = live["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"]["f:annotations"]
+    assert "." in annotations, annotations  # the creator owns the map itself
+    assert take_over_client_side(Cluster(call), path, live)
+    status, live = call("PATCH", path, config, APPLY, fieldManager="releasegate", force="true")
+    assert status == 200 and LAST_APPLIED in (live["metadata"].get("annotations") or {}), live["metadata"]

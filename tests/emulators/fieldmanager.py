@@ -92,12 +92,16 @@ def from_fields_v1(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
 
 
 def update(before: dict[str, Any] | None, after: dict[str, Any], manager: str, api: str) -> None:
-    """Record an update by ``manager`` that turned ``before`` into ``after`` (in place)."""
+    """Record an update by ``manager`` that turned ``before`` into ``after`` (in place). The
+    manager that creates a string map (labels, annotations, a ConfigMap's data) owns the map
+    itself too (``.``), as the API server records it."""
     entries = _entries(before)
     old, new = fields(before or {}), fields(after)
     changed = {p for p in new if p not in old or _value(after, p) != _value(before or {}, p)}
+    old_nodes, new_nodes = _map_nodes(before or {}), _map_nodes(after)
+    changed |= new_nodes - old_nodes
     for entry in entries.values():
-        entry["set"] = {p for p in entry["set"] if p in new} - changed
+        entry["set"] = {p for p in entry["set"] if p in new or p in new_nodes} - changed
     key = (manager, "Update")
     entries.setdefault(key, {"set": set(), "api": api})
     entries[key]["set"] |= changed
@@ -125,8 +129,12 @@ def apply(
             entry["set"].discard(path)
     mine = entries.get((manager, "Apply"), {"set": set()})["set"]
     still_owned = set().union(*(e["set"] for e in others.values())) if others else set()
-    # Whole list items first (their fields go with them), then single fields.
+    # Whole list items and maps first (what is in them goes with them), then single fields. A
+    # map owned as a whole (``.``) goes with every key in it, owned by nobody or not, unless a
+    # key of it is still applied or owned by another manager.
     for path in sorted(mine - applied - still_owned, key=lambda p: (p[-1] != ".", len(p))):
+        if _is_map_node(path) and _holds_any(path[:-1], (applied | still_owned) - {path}):
+            continue
         _remove(merged, path)
     _merge(merged, config, "")
     entries[(manager, "Apply")] = {"set": applied, "api": api}
@@ -192,8 +200,24 @@ def _matches(item: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(item.get(k, "TCP" if k == "protocol" else None) == v for k, v in wanted.items())
 
 
+STRING_MAPS: tuple[Path, ...] = (("f:metadata", "f:labels"), ("f:metadata", "f:annotations"), ("f:data",))
+
+
+def _map_nodes(obj: dict[str, Any]) -> set[Path]:
+    return {(*path, ".") for path in STRING_MAPS if isinstance(found := _value(obj, path), dict) and found}
+
+
+def _is_map_node(path: Path) -> bool:
+    """``f:…/.``: a map itself (``k:…/.`` is a list item)."""
+    return len(path) > 1 and path[-1] == "." and path[-2].startswith("f:")
+
+
+def _holds_any(prefix: Path, paths: set[Path]) -> bool:
+    return any(p[: len(prefix)] == prefix and len(p) > len(prefix) for p in paths)
+
+
 def _remove(obj: dict[str, Any], path: Path) -> None:
-    """Remove the field at ``path`` (a whole list item for ``.``), and maps left empty."""
+    """Remove the field at ``path`` (a whole list item, or a whole map, for ``.``)."""
     trail: list[Any] = [obj]
     for part in path[:-1]:
         node = _step(trail[-1], part)
@@ -201,6 +225,9 @@ def _remove(obj: dict[str, Any], path: Path) -> None:
             return
         trail.append(node)
     last = path[-1]
+    if _is_map_node(path) and isinstance(trail[-2], dict):
+        trail[-2].pop(path[-2][2:], None)
+        return
     if last == ".":
         parent_list = trail[-2]
         if isinstance(parent_list, list) and trail[-1] in parent_list:

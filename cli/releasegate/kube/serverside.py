@@ -181,9 +181,14 @@ def _take_over_patch(live: dict[str, Any]) -> list[dict[str, Any]] | None:
     # The annotation itself stays where it is, owned by nobody, as kubectl's migration leaves
     # it: removing it would change the object (a Deployment's generation follows its
     # annotations), and skaffold's kubectl reads it again if the environment moves back.
+    # Nor does it take the annotations map itself (``.``, which the client-side manager owns for
+    # having created it) when no other annotation comes with it: the sole owner of a map that
+    # stops applying it has the whole map removed, kubectl's annotation in it included (so the
+    # real API server does, as soon as no controller owns an annotation of its own there).
     metadata = fields.get("f:metadata") or {}
-    (metadata.get("f:annotations") or {}).pop(f"f:{LAST_APPLIED}", None)
-    if metadata.get("f:annotations") == {}:  # an empty node would own the whole map
+    annotations = metadata.get("f:annotations") or {}
+    annotations.pop(f"f:{LAST_APPLIED}", None)
+    if "f:annotations" in metadata and set(annotations) <= {"."}:
         del metadata["f:annotations"]
     target["fieldsV1"] = fields
     rest = [e for e in entries if e not in client_side and e is not ours]
