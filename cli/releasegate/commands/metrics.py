@@ -7,7 +7,7 @@ Layer: commands.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 
 from releasegate.core import metrics
@@ -36,7 +36,7 @@ def measure(project: Project, env: Environment, since: str, progress: Progress) 
     with first.stages.run("commits") as done:
         times = _commit_times(first, sorted({d.tag for d in found.deploys if d.verified}), progress)
         done.append(f"{len(times)} tag commits from GitHub")
-    found = metrics.measure(ledgers, times, window_from, now, full)
+    found = replace(found, commit_times=times)  # the deploys counted stay as they are
     result = first.result
     figures = found.as_json()
     for key in METRICS_FIELDS:
