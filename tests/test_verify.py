@@ -45,3 +45,38 @@ def test_never_ready_times_out_and_diagnosis_shows_the_probe(kube: KubeEmulator)
 def test_a_missing_deployment_needs_attention(kube: KubeEmulator) -> None:
     with pytest.raises(NeedsAttention, match="404"):
         wait_for_rollout(Cluster(None), NS, "model-api", IMAGE, 2, lambda _: None)
+
+
+def test_a_long_wait_says_where_it_stands_while_events_change_nothing(kube: KubeEmulator) -> None:
+    """The pods take 7 s; meanwhile the Deployment is written every 0.3 s (a controller's status,
+    a label) without changing what the rollout says. A "still waiting" line comes every 5 s all
+    the same: a run waiting that long must be seen to (and, with several clusters, stoppable at
+    it)."""
+    import threading
+
+    kube.controller.default_scenario, kube.controller.slow_seconds = "slow", 7.0
+    apply_release(kube)
+    done = threading.Event()
+
+    def touch() -> None:
+        n = 0
+        while not done.wait(0.3):
+            deployment = kube.get("Deployment", NS, "model-api")
+            if deployment is not None:
+                n += 1
+                deployment["metadata"].setdefault("annotations", {})["example.com/touched"] = str(n)
+                kube.put(deployment)
+
+    toucher = threading.Thread(target=touch, daemon=True)
+    toucher.start()
+    seen: list[tuple[float, str]] = []
+    started = time.monotonic()
+    try:
+        verdict = wait_for_rollout(Cluster(None), NS, "model-api", IMAGE, 30,
+                                   lambda line: seen.append((time.monotonic() - started, line)))  # fmt: skip
+    finally:
+        done.set()
+        toucher.join(timeout=5)
+    assert verdict.state == "complete", verdict.summary
+    waiting = [at for at, line in seen if line.startswith("still waiting:")]
+    assert waiting and waiting[0] < 6.5, seen

@@ -244,6 +244,10 @@ def _follow(
         if verdict.summary != shown:
             shown = verdict.summary
             on_progress(shown)
+            heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+        elif time.monotonic() >= heartbeat:  # events that change nothing said (status, bookmarks)
+            on_progress(f"still waiting: {verdict.summary}")  # must not silence a long wait
+            heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         if verdict.state != "progressing":
             return verdict
 
