@@ -128,13 +128,7 @@ class PodNetwork:
         if self._plane is None:
             return None
         query = urllib.parse.urlencode({"fieldSelector": f"status.podIP={address}"})
-        request = urllib.request.Request(
-            f"{self._plane.url}/api/v1/pods?{query}",
-            headers={"Authorization": f"Bearer {self._plane.admin.token}"},
-        )
-        context = ssl.create_default_context(cafile=str(self._plane.workdir / "ca.crt"))
-        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
-            items = json.load(answer)["items"]
+        items = self._plane.get(f"/api/v1/pods?{query}")["items"]
         going = self._terminating_namespaces()
         live = [
             p for p in items

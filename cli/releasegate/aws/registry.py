@@ -108,10 +108,17 @@ class Registry:
                 time.sleep(min(REPLICATION_POLL_SECONDS, max(left, 0.1)))  # ECR sends no event to wait for
 
     def _find_image(self, repository: str, tag: str) -> Image:
+        """The tag's digest and the repository's URI: two independent requests, made at once
+        (a boto3 client may be shared between threads once it is created)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         with self._translated_errors(repository, tag):
-            details = self._ecr().describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-            digest = details["imageDetails"][0]["imageDigest"]
-            uri = self._ecr().describe_repositories(repositoryNames=[repository])["repositories"][0]
+            ecr = self._ecr()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecr") as pool:
+                described = pool.submit(ecr.describe_repositories, repositoryNames=[repository])
+                details = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+                digest = details["imageDetails"][0]["imageDigest"]
+                uri = described.result()["repositories"][0]
         return Image(repository_uri=uri["repositoryUri"], tag=tag, digest=digest)
 
     def login(self) -> Login:

@@ -65,6 +65,7 @@ class Member:
     run: Run
     plan: Plan | None = None
     current: Record | None = None  # what served before: what putting it back restores
+    records: list[Record] = field(default_factory=list)  # its ledger, read under its lock
     attempt: Attempt | None = None  # set once this cluster has been changed
     outcome: str = UNTOUCHED
     message: str = ""

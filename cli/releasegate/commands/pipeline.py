@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
-from releasegate.aws.registry import Image
 from releasegate.commands import pruning
+from releasegate.commands.preflight import preflight, promotion
 from releasegate.commands.recovery import recover
 from releasegate.core import placement
 from releasegate.core.config import Environment, Project
@@ -35,7 +34,7 @@ from releasegate.core.version import ReleaseTag, parse_tag
 from releasegate.deploy import render as renderer
 from releasegate.deployers import Rendered, skaffold_spec
 from releasegate.github.deployments import DeploymentRecord
-from releasegate.github.releases import Release, ReleaseSource, list_releases, validate_release
+from releasegate.github.releases import ReleaseSource, list_releases
 from releasegate.kube.ledger import (
     DEPLOYED,
     FAILED,
@@ -49,7 +48,7 @@ from releasegate.kube.ledger import (
     serving,
 )
 from releasegate.kube.lock import LockLost
-from releasegate.run import DeployOptions, Plan, Progress, Result, Run, describe
+from releasegate.run import DeployOptions, Plan, Progress, Result, Run
 from releasegate.strategies import draining, strategy_of
 from releasegate.strategies.base import InService
 
@@ -68,55 +67,6 @@ def releases(project: Project, progress: Progress) -> Result:
     )
 
 
-def validate(run: Run, tag_text: str) -> tuple[ReleaseTag, Release]:
-    """The tag is strict semver and a published GitHub release (a prerelease only where allowed)."""
-    project, env = run.project, run.env
-    with run.stages.run("validate") as done:
-        tag, release = validate_release(
-            run.clients.releases, tag_text, project.tag_prefix, env.allow_prerelease, env.name
-        )
-        kind = "prerelease" if release.prerelease else "release"
-        done.append(f"{tag} is a published {kind} of {project.github_repository}")
-    return tag, release
-
-
-def preflight(
-    run: Run,
-    tag_text: str,
-    early_cluster_checks: bool = False,
-    validated: tuple[ReleaseTag, Release] | None = None,
-    image_wait: float = 0.0,
-    schemas: bool = True,
-) -> Plan:
-    """Every check that needs no change: the tag, the release, the image, the manifests.
-    ``early_cluster_checks``: once the release and its image are known good (a refused release
-    asks the cluster nothing), the access reviews start in the background, beside the render.
-    ``validated``: the tag and release already checked (one check for several clusters);
-    ``image_wait``: seconds to wait for an image ECR is still replicating to this region;
-    ``schemas`` False: the same templates and values were checked against the schemas for
-    another cluster of the environment (only the image's registry host differs)."""
-    project, env, clients = run.project, run.env, run.clients
-    tag, release = validated or validate(run, tag_text)
-    with run.stages.run("image") as done:
-        image: Image = clients.registry.find_image(
-            env.ecr_repository, tag.text, image_wait, partial(run.progress.detail, "image")
-        )
-        done.append(f"{image.repository_uri}:{tag} is {image.digest}")
-    if early_cluster_checks:
-        run.start_cluster_checks()
-    with run.stages.run("render") as done:
-        slots = strategy_of(run).target(run)  # blue/green, canary: reads what serves (no write)
-        manifests = renderer.render(project, env, tag, image.pinned, slots, validate=schemas)
-        done.append(
-            f"{len(manifests)} objects from {renderer.describe(project, env)} for {env.namespace}"
-            + _placement(slots)
-            + (f", valid against Kubernetes {renderer.KUBERNETES_VERSION} schemas" if schemas else "")
-        )
-    describe(run.result, tag.text, image.pinned)
-    run.result.slot = slots.target if isinstance(slots, placement.Slots) else None
-    return Plan(tag=tag, release=release, image=image.pinned, manifests=manifests, slots=slots)
-
-
 def _would_prune(run: Run, plan: Plan) -> None:
     """--dry-run: what pruning would delete once this release is good (JSON ``pruned``)."""
     with run.stages.run("prune") as done:
@@ -130,31 +80,6 @@ def _would_prune(run: Run, plan: Plan) -> None:
         done.append(
             f"would delete {', '.join(run.result.pruned)}" if run.result.pruned else "nothing to prune"
         )
-
-
-def _placement(slots: placement.Placement) -> str:
-    if isinstance(slots, placement.Slots):
-        return f" (slot {slots.target})"
-    if isinstance(slots, placement.Track):
-        return f" ({slots.name} track)"
-    return ""
-
-
-def promotion(run: Run, plan: Plan, skip: bool) -> None:
-    """Protected environments take only tags verified where they are promoted from."""
-    from releasegate.commands.promotion import require_promotion
-
-    if run.env.promote_from is None:
-        return
-    with run.stages.run("promote") as done:
-        if skip:
-            run.progress.warning(f"--skip-promotion-check: not checking that {plan.tag} was verified first")
-            done.append("skipped (--skip-promotion-check)")
-            return
-        where = require_promotion(
-            run.project, run.env, plan.tag.text, run.clients.releases, run.progress.warning
-        )
-        done.append(f"{plan.tag} was verified in {where}")
 
 
 def check(project: Project, env: Environment, tag_text: str, progress: Progress) -> Result:
@@ -204,18 +129,18 @@ def deploy(
 
         run.check_cluster()
         with run.locked():
-            current = admit(run, plan, options)
+            records = admit(run, plan, options)
             draining.carry_out_pending(run, wait=True)  # what an earlier run left draining
-            attempt = begin(run, plan, current, override=options.freeze_override)
+            attempt = begin(run, plan, records, override=options.freeze_override)
             go_live(
                 run, attempt, options, lambda: strategy_of(run).put_in_service(run, plan, options.timeout)
             )
         return outcome_of(run, plan.tag.text)
 
 
-def admit(run: Run, plan: Plan, options: DeployOptions) -> Record | None:
+def admit(run: Run, plan: Plan, options: DeployOptions) -> list[Record]:
     """With the lock held, before the first change: nothing paused, the live slot as planned,
-    no downgrade. Returns what serves now."""
+    no downgrade. Returns the ledger as read (``begin`` appends to it without reading it again)."""
     env = run.env
     records = run.ledger().records()
     refuse_while_paused(records, env)
@@ -223,17 +148,19 @@ def admit(run: Run, plan: Plan, options: DeployOptions) -> Record | None:
         raise Refused(f"the live slot of {env.name} changed since the pre-flight checks", "deploy again")
     current = serving(records)
     guard_downgrade(plan.tag, current, options.allow_downgrade, env, run.progress)
-    return current
+    return records
 
 
 def begin(
-    run: Run, plan: Plan, current: Record | None, rollout: str = "", override: Override | None = None
+    run: Run, plan: Plan, records: list[Record], rollout: str = "", override: Override | None = None
 ) -> Attempt:
-    """The first change: the ledger's pending record, and the GitHub deployment started
-    (``override``: a freeze let through, recorded in both)."""
+    """The first change: the ledger's pending record (``records``: the ledger as ``admit`` read
+    it, the lock held since), and the GitHub deployment started (``override``: a freeze let
+    through, recorded in both)."""
     env = run.env
     run.result.freeze_override = override.as_json() if override else None
     record = run.ledger().append(
+        read=records,
         tag=plan.tag.text,
         image=plan.image,
         commit=os.environ.get("GITHUB_SHA", ""),
@@ -250,7 +177,7 @@ def begin(
     if run.clients.releases.has_token:
         github.start(plan.tag.text, env.github_environment, production=env.protected,
                      note=override.text() if override else "")  # fmt: skip
-    return Attempt(record, current, github)
+    return Attempt(record, serving(records), github)
 
 
 @dataclass(frozen=True)

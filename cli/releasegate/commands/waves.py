@@ -29,20 +29,13 @@ from releasegate.commands.members import (
     each,
     summarised,
 )
-from releasegate.commands.pipeline import (
-    admit,
-    begin,
-    go_live,
-    outcome_of,
-    preflight,
-    promotion,
-    validate,
-)
+from releasegate.commands.pipeline import admit, begin, go_live, outcome_of
+from releasegate.commands.preflight import preflight, promotion, validate
 from releasegate.commands.recovery import interrupts_deferred, restore
 from releasegate.core.clusters_config import ClusterTarget, require_contexts
 from releasegate.core.config import Environment, Project
 from releasegate.core.errors import Interrupted, NeedsAttention, ReleasegateError, RolledBack, needs_attention
-from releasegate.kube.ledger import PUT_BACK
+from releasegate.kube.ledger import PUT_BACK, serving
 from releasegate.run import DeployOptions, Progress, Result, Run
 from releasegate.strategies import draining, strategy_of
 
@@ -125,7 +118,8 @@ def _preflight(members: list[Member], tag_text: str, options: DeployOptions) -> 
         if options.dry_run:
             return
         member.held.enter_context(run.locked())
-        member.current = admit(run, member.plan, options)
+        member.records = admit(run, member.plan, options)
+        member.current = serving(member.records)
 
     each(members, check, parallel=len(members))
 
@@ -153,7 +147,7 @@ def _go(member: Member, options: DeployOptions, rollout: str) -> None:
     if member.stop.is_set():  # interrupted while it waited for its turn: it stays untouched
         raise KeyboardInterrupt
     draining.carry_out_pending(run, wait=True)  # what an earlier run left draining
-    member.attempt = begin(run, plan, member.current, rollout, options.freeze_override)
+    member.attempt = begin(run, plan, member.records, rollout, options.freeze_override)
     try:
         go_live(run, member.attempt, options, lambda: member.interruptible(
             lambda: strategy_of(run).put_in_service(run, plan, options.timeout)))  # fmt: skip

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,11 @@ def write(manifests: list[Manifest], out_dir: Path) -> list[Path]:
     return paths
 
 
+@lru_cache(maxsize=16)
 def _jinja(templates_dir: Path) -> jinja2.Environment:
+    """One environment per templates folder for the process: each template is compiled once
+    (a deploy renders again to know what pruning keeps; clusters render the same templates),
+    and compiled again when its file changes (jinja checks the file's time)."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         undefined=jinja2.StrictUndefined,

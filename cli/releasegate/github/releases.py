@@ -74,6 +74,13 @@ class ReleaseSource:
             ).get_repo(self.repository)
         return self._repo
 
+    def prepare(self) -> None:
+        """Create the client (importing PyGithub and requests) now, in this thread: requests is
+        under both SDKs, and two threads importing it at once can see it half-initialised."""
+        import requests  # noqa: F401 (translated_errors')
+
+        self.repository_api()
+
     def published(self, tag: str) -> Release | None:
         """The published (non-draft) release for ``tag``, or None when there is none."""
         from github import UnknownObjectException

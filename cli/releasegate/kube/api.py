@@ -23,10 +23,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from releasegate.core.errors import NeedsAttention, Refused
 
@@ -37,6 +37,22 @@ EVENTS = "/api/v1/namespaces/{namespace}/events"
 NAMESPACES = "/api/v1/namespaces"
 RETRY_DELAYS = (0.2, 0.5, 1.0)  # seconds before each retry of a transient failure
 WATCH_SECONDS = 240  # the server-side timeout asked for one watch request
+REQUESTS_AT_ONCE = 8  # below the Kubernetes client's pool of 10 connections
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
+
+def at_once(request: Callable[[Item], Answer], items: Iterable[Item]) -> list[Answer]:
+    """``request`` for every item concurrently (a few at a time), the answers in the items'
+    order: independent requests cost one round trip, not one each. The first failure is
+    raised once all have ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    listed = list(items)
+    if len(listed) <= 1:
+        return [request(item) for item in listed]
+    with ThreadPoolExecutor(max_workers=min(len(listed), REQUESTS_AT_ONCE)) as pool:
+        return list(pool.map(request, listed))
 
 
 @dataclass(frozen=True)

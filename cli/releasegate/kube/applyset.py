@@ -23,11 +23,14 @@ Layer: adapter for the Kubernetes API (imports only core and kube/).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from releasegate.core.applyset import ID_LABEL, PARENT_KIND, PART_OF, Member, applyset_id, parent_name
 from releasegate.core.errors import NeedsAttention
+from releasegate.kube.api import at_once
 
 if TYPE_CHECKING:
     from releasegate.kube.api import Cluster
@@ -44,24 +47,32 @@ class ApplySet:
         self.path = f"/api/v1/namespaces/{namespace}/configmaps/{parent_name(app)}"
 
     def group_kinds(self) -> set[str]:
-        parent = self.cluster.get_or_none(self.path)
-        text = ((parent or {}).get("metadata", {}).get("annotations") or {}).get(GROUP_KINDS, "")
-        return {gk for gk in text.split(",") if gk}
+        return _group_kinds(self.cluster.get_or_none(self.path))
 
     def cover(self, kinds: set[str]) -> None:
         """The parent exists and names at least ``kinds`` (with what it named before)."""
-        self._write(self.group_kinds() | kinds)
+        self._write(lambda named: named | kinds)
 
     def prunable(self, wanted: set[Member], resources: Resources) -> list[tuple[Member, str]]:
-        """(member, its API path) of every object in the set that ``wanted`` does not hold."""
-        found = []
+        """(member, its API path) of every object in the set that ``wanted`` does not hold.
+        Each kind's members are listed at once (one round trip, not one per kind)."""
         by_kind = {m.group_kind: m for m in wanted}
-        for group_kind in sorted(self.group_kinds() | set(by_kind)):
-            kind, _, group = group_kind.partition(".")
-            api_version = _api_version(group, by_kind.get(group_kind), resources)
-            collection = resources.path(api_version, kind, self.namespace, "").rstrip("/")
-            listed = self.cluster.get(collection, labelSelector=f"{PART_OF}={self.id}").get("items") or []
-            for obj in listed:
+        group_kinds = sorted(self.group_kinds() | set(by_kind))
+        versions = at_once(
+            lambda gk: _api_version(gk.partition(".")[2], by_kind.get(gk), resources), group_kinds
+        )
+        resources.learn(versions)
+        kinds = [gk.partition(".")[0] for gk in group_kinds]
+        collections = [
+            resources.path(api_version, kind, self.namespace, "").rstrip("/")
+            for api_version, kind in zip(versions, kinds, strict=True)
+        ]
+        listings = at_once(
+            lambda collection: self.cluster.get(collection, labelSelector=f"{PART_OF}={self.id}"), collections
+        )
+        found = []
+        for api_version, kind, collection, listed in zip(versions, kinds, collections, listings, strict=True):
+            for obj in listed.get("items") or []:
                 member = Member(api_version, kind, obj["metadata"]["name"])
                 if member not in wanted and not obj["metadata"].get("deletionTimestamp"):
                     found.append((member, f"{collection}/{member.name}"))
@@ -69,16 +80,18 @@ class ApplySet:
 
     def narrow(self, kinds: set[str]) -> None:
         """After pruning: the parent names exactly the kinds the set has now."""
-        self._write(kinds)
+        self._write(lambda named: kinds)
 
-    def _write(self, kinds: set[str]) -> None:
-        """Create the parent, or write its label and annotations (409: read again, write again:
+    def _write(self, kinds_after: Callable[[set[str]], set[str]]) -> None:
+        """Create the parent, or write its label and annotations: the group-kinds
+        ``kinds_after`` makes of those it names now, read once (409: read again, write again:
         the deploy lock is held, so only a stray writer can be in between)."""
         from kubernetes.client.exceptions import ApiException
 
-        annotations = {TOOLING: f"releasegate/{_version()}", GROUP_KINDS: ",".join(sorted(kinds))}
         for _ in range(3):
             current = self.cluster.get_or_none(self.path)
+            kinds = kinds_after(_group_kinds(current))
+            annotations = {TOOLING: f"releasegate/{_version()}", GROUP_KINDS: ",".join(sorted(kinds))}
             if current is not None and _says(current, self.id, annotations):
                 return  # already so: no write
             parent: dict[str, Any] = copy.deepcopy(current) if current else self._new_parent()
@@ -101,6 +114,11 @@ class ApplySet:
         return {"apiVersion": "v1", "kind": PARENT_KIND, "metadata": meta}
 
 
+def _group_kinds(parent: dict[str, Any] | None) -> set[str]:
+    text = ((parent or {}).get("metadata", {}).get("annotations") or {}).get(GROUP_KINDS, "")
+    return {gk for gk in text.split(",") if gk}
+
+
 def _says(parent: dict[str, Any], set_id: str, annotations: dict[str, str]) -> bool:
     meta = parent.get("metadata") or {}
     have = meta.get("annotations") or {}
@@ -116,6 +134,7 @@ def _api_version(group: str, wanted: Member | None, resources: Resources) -> str
     return resources.preferred_version(group)
 
 
+@cache
 def _version() -> str:
     try:
         return version("releasegate")

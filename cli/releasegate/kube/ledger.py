@@ -145,9 +145,11 @@ class Ledger:
             items = self.cluster.get(self.path, labelSelector=f"{LABEL}={self.app}")["items"]
         return sorted((from_config_map(i) for i in items), key=lambda r: r.revision, reverse=True)
 
-    def append(self, **values: Any) -> Record:
+    def append(self, read: list[Record] | None = None, **values: Any) -> Record:
+        """A new newest record. ``read``: the records as read under the deploy lock that is
+        still held (no other writer since), so they are not read again."""
         self.before_write()
-        existing = self.records()
+        existing = self.records() if read is None else read
         revision = (existing[0].revision if existing else 0) + 1
         at = now()
         record = Record(revision=revision, actor=actor(), at=at, finished=at if values.get("restore") else "",

@@ -37,9 +37,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from releasegate.core.errors import NeedsAttention
+from releasegate.kube.api import at_once
 
 if TYPE_CHECKING:
     from releasegate.kube.api import Cluster
@@ -58,9 +60,16 @@ ORDER = (
     "PersistentVolumeClaim", "Service", "Deployment", "StatefulSet", "DaemonSet",
     "HorizontalPodAutoscaler", "PodDisruptionBudget",
 )  # fmt: skip
+# What may go at once: nothing in a tier refers to another of its tier (a RoleBinding needs its
+# Role, as the API server checks the binder holds what it binds); kinds not named: the last.
+TIERS = (
+    ("Namespace",),
+    ("ServiceAccount", "Role", "ConfigMap", "Secret", "PersistentVolumeClaim", "Service"),
+    ("RoleBinding",),
+    ("Deployment", "StatefulSet", "DaemonSet"),
+)
 SCALED = ("Deployment", "StatefulSet")
 TAKE_OVER_TRIES = 5
-READS_AT_ONCE = 8  # below the Kubernetes client's pool of 10 connections
 
 
 @dataclass(frozen=True)
@@ -81,29 +90,73 @@ def apply_objects(
     dry_run: bool = False,
     on_line: Callable[[str], None] = lambda line: None,
 ) -> Applied:
-    """Server-side apply of ``objects`` into ``namespace``, in dependency order."""
+    """Server-side apply of ``objects`` into ``namespace``, in dependency order: the objects of
+    one tier (``TIERS``) at once, the next tier once they are all applied."""
     resources = Resources(cluster)
-    applied = Applied()
-    ordered = sorted(objects, key=_rank)
+    ordered = sorted(objects, key=lambda o: (_tier(o), _rank(o)))
+    resources.learn({o["apiVersion"] for o in ordered})
     paths = [resources.path(o["apiVersion"], o["kind"], namespace, o["metadata"]["name"]) for o in ordered]
-    lives = _read_all(cluster, paths)  # one concurrent round, not a read before each apply
-    autoscaled = _live_autoscaled(cluster, namespace, resources, ordered)
-    for obj, path, live in zip(ordered, paths, lives, strict=True):
-        obj = _stamped(obj, run_id)
-        name = f"{obj['kind']}/{obj['metadata']['name']}"
-        if live is not None and not dry_run:
-            if take_over_client_side(cluster, path, live):
-                applied.taken_over.append(name)
-                live = _read(cluster, path) or live
-            if obj["kind"] in SCALED:
-                obj = _keep_live_count(cluster, path, obj, live, autoscaled, on_line)
-        written = _apply(cluster, path, obj, dry_run)
-        applied.objects.append(name)
-        if live is None or _content(written) != _content(live):
-            applied.changed.append(name)
-        verb = "created" if live is None else "configured" if name in applied.changed else "unchanged"
-        on_line(f"{name} {verb}{' (server dry run)' if dry_run else ''}")
+    # One concurrent round of reads (every live object, the live autoscalers), not one before each apply.
+    reads: list[Callable[[], Any]] = [partial(_read, cluster, path) for path in paths]
+    reads.append(partial(_live_autoscaled, cluster, namespace, resources, ordered))
+    *lives, autoscaled = at_once(lambda read: read(), reads)
+    one = partial(_apply_one, cluster, run_id=run_id, dry_run=dry_run, autoscaled=autoscaled, on_line=on_line)
+    applied = Applied()
+    for tier in _tiers(list(zip(ordered, paths, lives, strict=True))):
+        for outcome in at_once(lambda item: one(*item), tier):
+            applied.objects.append(outcome.name)
+            if outcome.changed:
+                applied.changed.append(outcome.name)
+            if outcome.taken_over:
+                applied.taken_over.append(outcome.name)
+            on_line(f"{outcome.name} {outcome.verb}{' (server dry run)' if dry_run else ''}")
     return applied
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    name: str  # Kind/name
+    verb: str  # created, configured, unchanged
+    changed: bool
+    taken_over: bool
+
+
+def _apply_one(
+    cluster: Cluster,
+    obj: dict[str, Any],
+    path: str,
+    live: dict[str, Any] | None,
+    *,
+    run_id: str,
+    dry_run: bool,
+    autoscaled: set[str],
+    on_line: Callable[[str], None],
+) -> _Outcome:
+    obj = _stamped(obj, run_id)
+    taken_over = False
+    if live is not None and not dry_run:
+        if take_over_client_side(cluster, path, live):
+            taken_over = True
+            live = _read(cluster, path) or live
+        if obj["kind"] in SCALED:
+            obj = _keep_live_count(cluster, path, obj, live, autoscaled, on_line)
+    written = _apply(cluster, path, obj, dry_run)
+    changed = live is None or _content(written) != _content(live)
+    verb = "created" if live is None else "configured" if changed else "unchanged"
+    return _Outcome(f"{obj['kind']}/{obj['metadata']['name']}", verb, changed, taken_over)
+
+
+def _tiers(
+    items: list[tuple[dict[str, Any], str, dict[str, Any] | None]],
+) -> list[list[tuple[dict[str, Any], str, dict[str, Any] | None]]]:
+    """``items`` (in dependency order) cut where the tier changes."""
+    tiers: list[list[tuple[dict[str, Any], str, dict[str, Any] | None]]] = []
+    for item in items:
+        if tiers and _tier(tiers[-1][-1][0]) == _tier(item[0]):
+            tiers[-1].append(item)
+        else:
+            tiers.append([item])
+    return tiers
 
 
 class Resources:
@@ -120,15 +173,20 @@ class Resources:
         found = self.cluster.get(f"/apis/{group}")
         return str(found["preferredVersion"]["groupVersion"])
 
-    def path(self, api_version: str, kind: str, namespace: str, name: str) -> str:
-        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-        if api_version not in self._known:
-            found = self.cluster.get(base)
+    def learn(self, api_versions: Iterable[str]) -> None:
+        """Discover the kinds of every one of ``api_versions`` not known yet, concurrently."""
+        unknown = sorted(set(api_versions) - set(self._known))
+        answers = at_once(lambda version: self.cluster.get(_base(version)), unknown)
+        for api_version, found in zip(unknown, answers, strict=True):
             self._known[api_version] = {
                 r["kind"]: (r["name"], bool(r.get("namespaced")))
                 for r in found.get("resources") or []
                 if "/" not in r["name"]  # subresources (deployments/scale) are not kinds
             }
+
+    def path(self, api_version: str, kind: str, namespace: str, name: str) -> str:
+        base = _base(api_version)
+        self.learn([api_version])
         if kind not in self._known[api_version]:
             raise NeedsAttention(
                 f"the cluster does not serve {kind} in {api_version}",
@@ -282,13 +340,6 @@ def _content(obj: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
 
 
-def _read_all(cluster: Cluster, paths: list[str]) -> list[dict[str, Any] | None]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(len(paths), READS_AT_ONCE) or 1) as pool:
-        return list(pool.map(lambda path: _read(cluster, path), paths))
-
-
 def _read(cluster: Cluster, path: str) -> dict[str, Any] | None:
     return cluster.get_or_none(path)
 
@@ -318,3 +369,12 @@ def _stamp(node: Any, run_id: str) -> None:
 def _rank(obj: dict[str, Any]) -> int:
     kind = obj.get("kind", "")
     return ORDER.index(kind) if kind in ORDER else len(ORDER)
+
+
+def _tier(obj: dict[str, Any]) -> int:
+    kind = obj.get("kind", "")
+    return next((n for n, kinds in enumerate(TIERS) if kind in kinds), len(TIERS))
+
+
+def _base(api_version: str) -> str:
+    return f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
