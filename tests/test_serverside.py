@@ -6,10 +6,13 @@ move between deployers, the autoscaler's count never touched, and the server-sid
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from typing import Any
 
 import pytest
 
+from releasegate.kube.ledger import LABEL as LEDGER
 from releasegate.kube.serverside import owners
 from tests.emulators.stack import Stack
 
@@ -74,8 +77,29 @@ def test_deployer_apply_puts_the_release_in_with_server_side_apply_and_no_skaffo
     assert live["spec"]["template"]["metadata"]["labels"]["skaffold.dev/run-id"] == "releasegate-nonprod"
     order = [(r.method, r.path.rsplit("/", 2)[-2]) for r in stack.kube.writes() if r.method == "PATCH"]
     kinds = [plural for _, plural in order]
-    assert kinds.index("serviceaccounts") < kinds.index("services") < kinds.index("deployments")
-    assert kinds.index("deployments") < kinds.index("horizontalpodautoscalers")
+    # Dependency tiers: what the pods refer to, at once; then the workload; then what refers to it.
+    assert max(kinds.index("serviceaccounts"), kinds.index("services")) < kinds.index("deployments")
+    assert kinds.index("deployments") < min(
+        kinds.index("horizontalpodautoscalers"), kinds.index("poddisruptionbudgets")
+    )
+
+
+@pytest.mark.e2e
+def test_a_deploy_asks_the_api_server_nothing_twice(stack: Stack) -> None:
+    """The ledger is read once (under the lock), the ApplySet parent once before the apply and
+    once for the prune, and each group/version's discovery once for the whole run."""
+    use_deployer(stack, "apply")
+    assert deploy(stack, "v1.4.2").exit_code == 0
+    stack.kube.requests.clear()
+    run = deploy(stack, "v1.4.3")
+    assert run.exit_code == 0, run.stderr
+    reads = [r for r in stack.kube.requests if r.method == "GET"]
+    listed = [r for r in reads if r.path.endswith("/configmaps")]
+    ledger = [r for r in listed if LEDGER in r.query.get("labelSelector", "")]
+    parent = [r for r in reads if r.path == f"/api/v1/namespaces/{NS}/configmaps/{APP}-applyset"]
+    discovery = Counter(r.path for r in reads if re.fullmatch(r"/api/v1|/apis/[^/]+/[^/]+", r.path))
+    assert (len(ledger), len(parent)) == (1, 2), [r.path for r in reads]
+    assert discovery and set(discovery.values()) == {1}, discovery
 
 
 @pytest.mark.e2e

@@ -69,6 +69,8 @@ class Cluster:
         self.context = context
         self._client: Any = None
         self._creating = threading.Lock()  # checks run in a thread beside the pre-flight
+        # Each group/version's kinds, as discovery listed them (serverside.Resources fills it).
+        self.discovered: dict[str, dict[str, tuple[str, bool]]] = {}
 
     def _api(self) -> Any:
         with self._creating:

@@ -45,9 +45,14 @@ class ApplySet:
         self.cluster, self.namespace, self.app = cluster, namespace, app
         self.id = applyset_id(app, namespace)
         self.path = f"/api/v1/namespaces/{namespace}/configmaps/{parent_name(app)}"
+        # The parent as ``group_kinds`` read it, for the next write's first try: the deploy lock
+        # is held, and the write carries its resourceVersion (a stale copy is a 409, read again).
+        self._read: tuple[dict[str, Any] | None] | None = None
 
     def group_kinds(self) -> set[str]:
-        return _group_kinds(self.cluster.get_or_none(self.path))
+        parent = self.cluster.get_or_none(self.path)
+        self._read = (parent,)
+        return _group_kinds(parent)
 
     def cover(self, kinds: set[str]) -> None:
         """The parent exists and names at least ``kinds`` (with what it named before)."""
@@ -89,7 +94,8 @@ class ApplySet:
         from kubernetes.client.exceptions import ApiException
 
         for _ in range(3):
-            current = self.cluster.get_or_none(self.path)
+            current = self._read[0] if self._read else self.cluster.get_or_none(self.path)
+            self._read = None
             kinds = kinds_after(_group_kinds(current))
             annotations = {TOOLING: f"releasegate/{_version()}", GROUP_KINDS: ",".join(sorted(kinds))}
             if current is not None and _says(current, self.id, annotations):

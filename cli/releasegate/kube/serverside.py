@@ -160,11 +160,12 @@ def _tiers(
 
 
 class Resources:
-    """Where each kind lives: the API server's discovery, one request per group/version."""
+    """Where each kind lives: the API server's discovery, one request per group/version for
+    the whole run (what the apply learned, the prune does not ask again)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self._known: dict[str, dict[str, tuple[str, bool]]] = {}
+        self._known: dict[str, dict[str, tuple[str, bool]]] = cluster.discovered
 
     def preferred_version(self, group: str) -> str:
         """``group``'s preferred ``group/version`` (``v1`` for the core group)."""
