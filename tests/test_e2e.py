@@ -585,3 +585,19 @@ def test_pods_no_node_can_take_are_named_at_once_and_fail_the_rollout(
     assert time.monotonic() - started < 30, "waited for the timeout"
     assert "cannot be scheduled: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu." in run.stderr
     assert words in run.stderr and "v1.0.0 was restored" in run.last_line
+
+
+@pytest.mark.e2e
+def test_a_slow_github_holds_no_step_of_the_deploy_back(stack: Stack) -> None:
+    """The GitHub deployment and its statuses are posted in the background, in order: with every
+    write there taking 1 s, the apply follows the lock at once, and every status is posted by
+    the time the process ends."""
+    stack.github.faults.deployment_write_seconds = 1.0
+    stack.publish("v1.4.2")
+    run = stack.releasegate("--json", "deploy", "--env", "nonprod", "--tag", "v1.4.2")
+    assert run.exit_code == 0, run.stderr
+    stages = {s["name"]: s for s in json.loads(run.stdout)["stages"]}
+    locked = stages["lock"]["started"] + stages["lock"]["seconds"]
+    assert stages["deploy"]["started"] - locked < 0.5  # not the 2 s of the deployment and its first status
+    posted = stack.github.statuses[stack.github.deployments[0]["id"]]
+    assert [s["state"] for s in reversed(posted)] == ["in_progress", "success"]

@@ -240,7 +240,8 @@ def run_command(options: Globals, command: str, body: Callable[[Console], Result
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        console.result(body(console))
+        result = _settled(body, console)
+        console.result(result)
     except ReleasegateError as error:
         console.failure(error, command, error.result if isinstance(error.result, PipelineResult) else None)
         raise typer.Exit(error.exit_code) from None
@@ -258,6 +259,17 @@ def run_command(options: Globals, command: str, body: Callable[[Console], Result
             command,
         )
         raise typer.Exit(1) from None
+
+
+def _settled(body: Callable[[Console], Result], console: Console) -> Result:
+    """``body``'s result, once every GitHub deployment status it posts in the background has
+    been posted (or has failed with a warning): what is reported is what GitHub shows."""
+    from releasegate.github.deployments import settle_all
+
+    try:
+        return body(console)
+    finally:
+        settle_all()
 
 
 def interrupt(signum: int, frame: object) -> None:

@@ -30,6 +30,7 @@ class Faults:
     delay_seconds: float = 0.0
     deployments_forbidden: bool = False  # a token without `deployments: write`
     deployments_unavailable: bool = False  # reading deployments answers 503
+    deployment_write_seconds: float = 0.0  # each deployment or status written takes this long
 
 
 class GitHubEmulator(EmulatorServer):
@@ -119,6 +120,8 @@ class GitHubEmulator(EmulatorServer):
         return _error(404, "Not Found")
 
     def _deployments(self, request: Request, rest: str) -> Response:
+        if request.method == "POST" and self.faults.deployment_write_seconds:
+            time.sleep(self.faults.deployment_write_seconds)  # github.com's writes are slow
         if request.method == "POST" and self.faults.deployments_forbidden:
             return _error(403, "Resource not accessible by integration")
         if rest == "" and request.method == "POST":
