@@ -96,6 +96,8 @@ def deploys(stack: RealStack, deployer: str, first: int) -> None:
         f"  kubectl apply + kubectl rollout status, same manifests: median {statistics.median(theirs):.2f} s"
     )
     print(f"  ratio releasegate deploy (deployer: {deployer}) / kubectl apply + rollout status: {ratio:.2f}x")
+    added = statistics.median(ours) - statistics.median(theirs)
+    print(f"  releasegate's own time on top (the same whatever the rollout's length): {added:.2f} s")
     print(
         f"  where releasegate's time goes (median s): {where_the_time_goes(results, statistics.median(ours))}"
     )

@@ -183,3 +183,18 @@ def test_without_autoscaling_the_deployment_sets_replicas_and_no_autoscaler_is_r
     rendered = {m.kind: m.obj for m in render.render(project, env, parse_tag("v1.4.2"), IMAGE)}
     assert "HorizontalPodAutoscaler" not in rendered
     assert rendered["Deployment"]["spec"]["replicas"] == 3
+
+
+def test_compiled_templates_are_kept_and_a_changed_template_is_compiled_again(
+    project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next run (a new process: no environment in memory) reads the compiled templates from
+    the cache folder; a template changed since is compiled again, never served stale."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert objects(project, "nonprod")["Service"]["spec"]["type"] == "ClusterIP"
+    kept = sorted((tmp_path / "cache" / "releasegate" / "templates").glob("__jinja2_*.cache"))
+    assert len(kept) >= 6  # every template rendered, and the macros they import
+    render._jinja.cache_clear()  # what a new process starts with
+    service = project.templates_dir / "service.yaml.j2"
+    service.write_text(service.read_text().replace("type: ClusterIP", "type: NodePort"))
+    assert objects(project, "nonprod")["Service"]["spec"]["type"] == "NodePort"
