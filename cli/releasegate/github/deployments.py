@@ -93,7 +93,8 @@ class DeploymentRecord:
         """``call`` after every request asked for before it, in the record's thread."""
         if self._poster is None:
             self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="github-deployment")
-            with _OPEN_LOCK:
+        with _OPEN_LOCK:
+            if self not in _OPEN:  # again after a settle_all: the next one waits for this too
                 _OPEN.append(self)
         self._posted.append(self._poster.submit(self._carry_out, call))
 

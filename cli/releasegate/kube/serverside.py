@@ -3,9 +3,10 @@
 
 Every object is sent whole as an apply patch (``application/apply-patch+yaml``) with field
 manager ``releasegate`` and ``force``: the deploy's objects are authoritative, so a field another
-manager set is taken over rather than reported as a conflict. Objects go in dependency order
-(ServiceAccounts, ConfigMaps and Secrets, Services, workloads, then autoscalers, disruption
-budgets and routes), through the official client's API, one request each.
+manager set is taken over rather than reported as a conflict. Objects go in dependency order,
+a tier at a time (ServiceAccounts, Roles, ConfigMaps, Secrets and Services together; then
+RoleBindings; then workloads; then autoscalers, disruption budgets and routes), through the
+official client's API, one request each, the requests of one tier at once.
 
 What server-side apply changes, and how it is handled:
 - Objects last applied client-side (``skaffold deploy``'s kubectl, ``kubectl apply``) keep their
